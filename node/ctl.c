@@ -1,0 +1,426 @@
+/*
+ * ctl.c - icrootctl, the operator's tool. The offline verbs work on a
+ * node's data directory; the same verbs reach a running node over the
+ * network once the node speaks XMPP.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "ic_node.h"
+
+#define GRAPH_PREFIX "urn:icroot:graph:"
+
+/* A node data directory is new (missing or empty) or holds our store/. */
+static int check_data_dir(const char *dir, bool create, char *why,
+                          size_t why_len)
+{
+    struct stat sb;
+    struct dirent *e;
+    bool has_store = false, other = false;
+    char first[256] = "";
+    DIR *d;
+
+    if (stat(dir, &sb) != 0) {
+        if (errno == ENOENT && create) {
+            if (mkdir(dir, 0750) == 0)
+                return 0;
+        }
+        snprintf(why, why_len, "%s: %s", dir, strerror(errno));
+        return errno == ENOENT ? IC_ENOTFOUND : IC_EIO;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(why, why_len, "%s: not a directory", dir);
+        return IC_ENOTOURS;
+    }
+    d = opendir(dir);
+    if (d == NULL) {
+        snprintf(why, why_len, "%s: %s", dir, strerror(errno));
+        return IC_EIO;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (strcmp(e->d_name, "store") == 0) {
+            has_store = true;
+        } else if (!other) {
+            other = true;
+            snprintf(first, sizeof first, "%s", e->d_name);
+        }
+    }
+    closedir(d);
+    if (other && !has_store) {
+        snprintf(why, why_len,
+                 "%s is not an icroot data directory (it holds '%s' and no "
+                 "store/)",
+                 dir, first);
+        return IC_ENOTOURS;
+    }
+    if (!has_store && !create) {
+        snprintf(why, why_len, "%s: no store here (load something first)",
+                 dir);
+        return IC_ENOTFOUND;
+    }
+    return 0;
+}
+
+int ic_node_store_open(const char *dir,
+                       bool create,
+                       bool read_only,
+                       struct ic_store **out,
+                       char *why,
+                       size_t why_len)
+{
+    struct ic_store_opts o = {0};
+    char path[4096];
+    int rc = check_data_dir(dir, create, why, why_len);
+
+    if (rc != 0)
+        return rc;
+    snprintf(path, sizeof path, "%s/store", dir);
+    o.create = create;
+    o.read_only = read_only;
+    if (getenv("ICROOT_MAP_SIZE") != NULL)
+        o.map_size = strtoull(getenv("ICROOT_MAP_SIZE"), NULL, 10);
+    return ic_store_open(path, &o, out, why, why_len);
+}
+
+int ic_node_load(struct ic_store *st,
+                 const char *file,
+                 const char *graph,
+                 bool merge,
+                 struct ic_load_result *res)
+{
+    struct ic_load_opts o = {0};
+    struct ic_txn *txn;
+    char gbuf[1024];
+    const char *base = strrchr(file, '/');
+    size_t bl;
+    int rc;
+
+    base = base ? base + 1 : file;
+    bl = strcspn(base, ".");
+    snprintf(gbuf, sizeof gbuf, GRAPH_PREFIX "%.*s", (int)bl, base);
+    o.graph = graph ? graph : gbuf;
+    o.graphs = graph ? IC_LOAD_ONE_GRAPH : IC_LOAD_BY_SUBJECT;
+    o.replace = !merge;
+    rc = ic_store_txn_begin(st, true, &txn);
+    if (rc != 0) {
+        snprintf(res->error, sizeof res->error, "%s", ic_strerror(rc));
+        return rc;
+    }
+    rc = ic_store_load_file(txn, file, &o, res);
+    if (rc != 0) {
+        ic_store_txn_abort(txn);
+        return rc;
+    }
+    rc = ic_store_txn_commit(txn);
+    if (rc != 0)
+        snprintf(res->error, sizeof res->error, "%s: commit: %s", file,
+                 ic_strerror(rc));
+    return rc;
+}
+
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: icrootctl --data-dir DIR COMMAND [ARGS]\n"
+        "\n"
+        "Offline commands on a node's data directory:\n"
+        "  load FILE [--graph IRI] [--merge]\n"
+        "        load Turtle, TriG, N-Triples or N-Quads (by extension) in\n"
+        "        one transaction. Clouds' statements (xmpp: subjects) go to\n"
+        "        each cloud's own graph, the rest to urn:icroot:graph:NAME;\n"
+        "        --graph puts everything into IRI. The graphs written are\n"
+        "        replaced unless --merge. A syntax error changes nothing.\n"
+        "  dump [--graph IRI] [--format ttl|nt|nq|trig]\n"
+        "        write the catalog (default: TriG) to standard output\n"
+        "  query ATTRIBUTE=VALUE ... | query --xml FILE\n"
+        "        run a constraint query (the seed paper's\n"
+        "        constraint_catalog_resources); FILE ('-' for standard\n"
+        "        input) holds a <constraints> payload. Prints the matching\n"
+        "        clouds, one per line.\n"
+        "  stats [--json]\n"
+        "        quads, triples, terms, graphs, bytes used\n"
+        "\n"
+        "Options:\n"
+        "  -d, --data-dir DIR   node data directory (the store is DIR/store)\n"
+        "  -h, --help           this text\n",
+        f);
+}
+
+static int cmd_load(struct ic_store *st, int argc, char **argv)
+{
+    const char *graph = NULL, *file = NULL;
+    bool merge = false;
+    struct ic_load_result res = {0};
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--graph") == 0 && i + 1 < argc)
+            graph = argv[++i];
+        else if (strcmp(argv[i], "--merge") == 0)
+            merge = true;
+        else if (file == NULL && argv[i][0] != '-')
+            file = argv[i];
+        else {
+            fprintf(stderr, "icrootctl load: unexpected '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (file == NULL) {
+        fprintf(stderr, "icrootctl load: no file given\n");
+        return 2;
+    }
+    rc = ic_node_load(st, file, graph, merge, &res);
+    if (rc != 0) {
+        fprintf(stderr, "icrootctl: %s\n", res.error);
+        fprintf(stderr, "icrootctl: nothing was loaded\n");
+        return 1;
+    }
+    printf("loaded %llu statements into %llu graph(s) from %s\n",
+           (unsigned long long)res.quads, (unsigned long long)res.graphs,
+           file);
+    return 0;
+}
+
+static int cmd_dump(struct ic_store *st, int argc, char **argv)
+{
+    const char *graph = NULL, *fmt = "trig";
+    enum ic_rdf_syntax syn;
+    struct ic_txn *txn;
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--graph") == 0 && i + 1 < argc)
+            graph = argv[++i];
+        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
+            fmt = argv[++i];
+        else {
+            fprintf(stderr, "icrootctl dump: unexpected '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    syn = strcmp(fmt, "ttl") == 0    ? IC_RDF_TURTLE
+          : strcmp(fmt, "nt") == 0   ? IC_RDF_NTRIPLES
+          : strcmp(fmt, "nq") == 0   ? IC_RDF_NQUADS
+          : strcmp(fmt, "trig") == 0 ? IC_RDF_TRIG
+                                     : 0;
+    if (syn == 0) {
+        fprintf(stderr, "icrootctl dump: unknown format '%s'\n", fmt);
+        return 2;
+    }
+    rc = ic_store_txn_begin(st, false, &txn);
+    if (rc == 0) {
+        rc = ic_store_dump(txn, graph, syn, stdout);
+        ic_store_txn_abort(txn);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "icrootctl dump: %s\n", ic_strerror(rc));
+        return 1;
+    }
+    return 0;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    size_t cap = 65536, n = 0, r;
+    char *buf;
+
+    if (f == NULL)
+        return NULL;
+    buf = ic_malloc(cap);
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            if (cap >= (16u << 20))
+                break;
+            cap *= 2;
+            buf = ic_realloc(buf, cap);
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    *len = n;
+    return buf;
+}
+
+static int run_query(struct ic_store *st, const struct ic_constraint *c,
+                     size_t n)
+{
+    struct ic_match_result res;
+    struct ic_txn *txn;
+    int rc = ic_store_txn_begin(st, false, &txn);
+
+    if (rc != 0) {
+        fprintf(stderr, "icrootctl query: %s\n", ic_strerror(rc));
+        return 1;
+    }
+    rc = ic_store_match(txn, c, n, &res);
+    if (rc == 0)
+        for (size_t i = 0; i < res.n; i++)
+            printf("%s\n", res.names[i]);
+    else
+        fprintf(stderr, "icrootctl query: %s\n", res.error);
+    ic_match_result_free(&res);
+    ic_store_txn_abort(txn);
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_query(struct ic_store *st, int argc, char **argv)
+{
+    struct ic_constraint *c;
+    struct ic_constraints_doc doc;
+    size_t n = 0, len;
+    char *xml;
+    int rc;
+
+    if (argc == 2 && strcmp(argv[0], "--xml") == 0) {
+        xml = read_all(argv[1], &len);
+        if (xml == NULL) {
+            fprintf(stderr, "icrootctl query: %s: %s\n", argv[1],
+                    strerror(errno));
+            return 1;
+        }
+        rc = ic_constraints_parse(xml, len, &doc);
+        ic_free(xml);
+        if (rc != 0) {
+            fprintf(stderr, "icrootctl query: %s: %s\n", argv[1], doc.error);
+            return 1;
+        }
+        rc = run_query(st, doc.c, doc.n);
+        ic_constraints_doc_free(&doc);
+        return rc;
+    }
+    c = ic_calloc((size_t)argc + 1, sizeof *c);
+    for (int i = 0; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (eq == NULL) {
+            fprintf(stderr, "icrootctl query: '%s' is not ATTRIBUTE=VALUE\n",
+                    argv[i]);
+            ic_free(c);
+            return 2;
+        }
+        *eq = '\0';
+        c[n].attribute = argv[i];
+        c[n].value = eq + 1;
+        n++;
+    }
+    rc = run_query(st, c, n);
+    ic_free(c);
+    return rc;
+}
+
+static int cmd_stats(struct ic_store *st, int argc, char **argv)
+{
+    struct ic_store_stats s;
+    struct ic_txn *txn;
+    bool json = argc == 1 && strcmp(argv[0], "--json") == 0;
+    int rc = ic_store_txn_begin(st, false, &txn);
+
+    if (rc == 0) {
+        rc = ic_store_stats(txn, &s);
+        ic_store_txn_abort(txn);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "icrootctl stats: %s\n", ic_strerror(rc));
+        return 1;
+    }
+    if (json) {
+        json_t *o = json_pack(
+            "{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "format", s.format,
+            "quads", (json_int_t)s.quads, "triples", (json_int_t)s.triples,
+            "terms", (json_int_t)s.terms, "graphs", (json_int_t)s.graphs,
+            "used_bytes", (json_int_t)s.used_bytes, "map_size",
+            (json_int_t)s.map_size, "applied_index",
+            (json_int_t)s.applied_index);
+        char *txt = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", txt);
+        free(txt);
+        json_decref(o);
+        return 0;
+    }
+    printf("format        %u\nquads         %llu\ntriples       %llu\n"
+           "terms         %llu\ngraphs        %llu\nused bytes    %llu\n"
+           "bytes/quad    %.1f\napplied index %llu\n",
+           s.format, (unsigned long long)s.quads,
+           (unsigned long long)s.triples, (unsigned long long)s.terms,
+           (unsigned long long)s.graphs, (unsigned long long)s.used_bytes,
+           s.quads ? (double)s.used_bytes / (double)s.quads : 0.0,
+           (unsigned long long)s.applied_index);
+    return 0;
+}
+
+int ic_ctl_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = getenv("ICROOT_DATA_DIR");
+    struct ic_store *st;
+    char why[512];
+    const char *cmd;
+    bool write;
+    int opt, rc;
+
+    while ((opt = getopt_long(argc, argv, "+d:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    cmd = argv[optind++];
+    if (strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (dir == NULL) {
+        fprintf(stderr, "icrootctl: no data directory (--data-dir DIR)\n");
+        return 2;
+    }
+    write = strcmp(cmd, "load") == 0;
+    if (!write && strcmp(cmd, "dump") != 0 && strcmp(cmd, "query") != 0 &&
+        strcmp(cmd, "stats") != 0) {
+        fprintf(stderr, "icrootctl: unknown command '%s' (see --help)\n",
+                cmd);
+        return 2;
+    }
+    rc = ic_node_store_open(dir, write, false, &st, why, sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "icrootctl: %s\n", why);
+        return 1;
+    }
+    argc -= optind;
+    argv += optind;
+    if (write)
+        rc = cmd_load(st, argc, argv);
+    else if (strcmp(cmd, "dump") == 0)
+        rc = cmd_dump(st, argc, argv);
+    else if (strcmp(cmd, "query") == 0)
+        rc = cmd_query(st, argc, argv);
+    else
+        rc = cmd_stats(st, argc, argv);
+    ic_store_close(st);
+    return rc;
+}

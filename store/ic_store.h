@@ -1,0 +1,245 @@
+/*
+ * ic_store.h - the Intercloud Root's store: one LMDB environment per node
+ * holding the RDF catalog (dictionary-encoded quads) and the named key/value
+ * databases that other modules keep their state in.
+ *
+ * Layout (format version 1, see docs/architecture.md):
+ *   meta       magic, format version, id counters, applied Raft index
+ *   hash2id    64-bit hash of a term's encoding -> term ids (dups)
+ *   id2term    term id -> term encoding
+ *   spo        s -> p|o            (triple level, 8-byte big-endian ids)
+ *   pos        p -> o|s            (triple level)
+ *   osp        o -> s|p|g          (quad level)
+ *   gspo       g -> s|p|o          (quad level; replaces a graph at once)
+ *   kv.*       named key/value databases (accounts, rosters, presence,
+ *              delegations, cluster) for later modules
+ *
+ * Term ids carry a tag in their top 4 bits. Numeric literals (xsd:integer,
+ * xsd:decimal, xsd:double, xsd:float and the integer subtypes) and
+ * xsd:dateTime get ids whose order follows their value, so a comparison is
+ * a range scan of `pos`; booleans are inlined.
+ *
+ * Memory: any pointer the store hands out (term text, key/value data) lives
+ * until the next write in the same transaction or the transaction's end,
+ * whichever comes first, as in LMDB.
+ *
+ * Errors: functions return 0 or a negative IC_E* code (ic_common.h).
+ */
+#ifndef IC_STORE_H
+#define IC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ic_common.h"
+
+#define IC_STORE_FORMAT 1
+
+struct ic_store;
+struct ic_txn;
+
+struct ic_store_opts {
+    uint64_t map_size; /* bytes; 0 means the default (64 GiB) */
+    bool no_sync;      /* MDB_NOSYNC: for nodes whose Raft log is durable */
+    bool read_only;
+    bool create;       /* create the directory and store when missing */
+};
+
+/* Opens (or creates) the store in directory DIR. Refuses, with IC_ENOTOURS,
+ * a directory holding other files than ours and a database without our
+ * magic, and with IC_EFORMAT one of a newer format. On failure, *why (if not
+ * NULL) gets a one-line reason. */
+int ic_store_open(const char *dir,
+                  const struct ic_store_opts *opts,
+                  struct ic_store **out,
+                  char *why,
+                  size_t why_len);
+/* Closes the store; no transaction may be open. ic_store_close(NULL) is a
+ * no-op. */
+void ic_store_close(struct ic_store *st);
+
+/* Transactions. A write transaction is one LMDB write transaction: all or
+ * nothing. After any error inside a write transaction, abort it. */
+int ic_store_txn_begin(struct ic_store *st, bool write, struct ic_txn **out);
+int ic_store_txn_commit(struct ic_txn *txn);
+void ic_store_txn_abort(struct ic_txn *txn);
+
+/* Terms */
+
+enum ic_term_kind {
+    IC_TERM_IRI = 1,
+    IC_TERM_BLANK,
+    IC_TERM_LITERAL,
+};
+
+struct ic_term {
+    enum ic_term_kind kind;
+    const char *value; /* IRI, blank label or lexical form */
+    size_t len;
+    const char *datatype; /* literal datatype IRI or NULL (xsd:string) */
+    const char *lang;     /* literal language tag or NULL */
+};
+
+#define IC_XSD "http://www.w3.org/2001/XMLSchema#"
+#define IC_RDF "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+#define IC_RDFS "http://www.w3.org/2000/01/rdf-schema#"
+
+/* Convenience initialisers for struct ic_term. */
+struct ic_term ic_term_iri(const char *iri);
+struct ic_term ic_term_literal(const char *lex, const char *datatype);
+
+/* Looks a term up, or adds it to the dictionary when CREATE (write
+ * transactions only). IC_ENOTFOUND when absent and not CREATE. */
+int ic_store_term_id(struct ic_txn *txn,
+                     const struct ic_term *term,
+                     bool create,
+                     uint64_t *id);
+/* Decodes term ID. The strings point into the transaction's memory, or into
+ * BUF (which must hold 64 bytes) for inlined values. */
+int ic_store_term_get(struct ic_txn *txn,
+                      uint64_t id,
+                      struct ic_term *out,
+                      char *buf);
+
+/* Quads: s, p, o, g. The graph is always named (an IRI). */
+
+int ic_store_quad_add(struct ic_txn *txn, const struct ic_term *q[4]);
+int ic_store_quad_remove(struct ic_txn *txn, const struct ic_term *q[4]);
+int ic_store_quad_add_ids(struct ic_txn *txn, const uint64_t q[4]);
+int ic_store_quad_remove_ids(struct ic_txn *txn, const uint64_t q[4]);
+/* Removes every quad of graph G (no error when G is unknown or empty). */
+int ic_store_graph_clear(struct ic_txn *txn, const char *graph_iri);
+
+/* Pattern iteration: a 0 in PATTERN is a wildcard. Quads come out with their
+ * graph; the best index is chosen from the bound positions. */
+struct ic_store_iter;
+int ic_store_iter_new(struct ic_txn *txn,
+                      const uint64_t pattern[4],
+                      struct ic_store_iter **out);
+/* 0 and the next quad, IC_EEND when done, or an error. */
+int ic_store_iter_next(struct ic_store_iter *it, uint64_t quad[4]);
+void ic_store_iter_free(struct ic_store_iter *it);
+
+struct ic_store_stats {
+    unsigned format;
+    uint64_t quads;
+    uint64_t triples;
+    uint64_t terms;
+    uint64_t graphs;
+    uint64_t map_size;
+    uint64_t used_bytes; /* pages in use times page size */
+    uint64_t applied_index;
+};
+int ic_store_stats(struct ic_txn *txn, struct ic_store_stats *out);
+
+/* The Raft index last applied to this store (0 for none). */
+int ic_store_applied_get(struct ic_txn *txn, uint64_t *index);
+int ic_store_applied_set(struct ic_txn *txn, uint64_t index);
+
+/* RDF input and output through serd. */
+
+enum ic_rdf_syntax {
+    IC_RDF_TURTLE = 1,
+    IC_RDF_NTRIPLES,
+    IC_RDF_NQUADS,
+    IC_RDF_TRIG,
+};
+
+/* Guesses the syntax from a file name's extension; 0 when unknown. */
+enum ic_rdf_syntax ic_rdf_syntax_from_name(const char *name);
+
+enum ic_load_graphs {
+    /* every triple into opts.graph (named graphs of TriG/N-Quads kept) */
+    IC_LOAD_ONE_GRAPH = 0,
+    /* a triple whose subject is an xmpp: IRI goes into the graph named by
+     * that IRI without its fragment (the cloud's own graph); any other
+     * into opts.graph */
+    IC_LOAD_BY_SUBJECT,
+};
+
+struct ic_load_opts {
+    enum ic_rdf_syntax syntax;
+    const char *graph;    /* default graph IRI (required) */
+    const char *base_uri; /* for relative IRIs; NULL: the file's URI */
+    enum ic_load_graphs graphs;
+    bool replace; /* clear every graph the input writes to, first */
+    const char *name; /* input name used in error messages */
+};
+
+struct ic_load_result {
+    uint64_t quads;  /* quads read */
+    uint64_t graphs; /* distinct graphs written */
+    char error[512]; /* "name:line:col: message" on failure */
+};
+
+/* Loads RDF into the store inside TXN (a write transaction). On any error,
+ * including a syntax error anywhere in the input, nothing is written as far
+ * as the caller aborts TXN, which it must. */
+int ic_store_load_file(struct ic_txn *txn,
+                       const char *path,
+                       const struct ic_load_opts *opts,
+                       struct ic_load_result *res);
+int ic_store_load_buffer(struct ic_txn *txn,
+                         const char *data,
+                         size_t len,
+                         const struct ic_load_opts *opts,
+                         struct ic_load_result *res);
+
+/* Writes graph GRAPH_IRI (or every graph when NULL) as N-Quads, TriG,
+ * N-Triples or Turtle (the last two drop graph names) to OUT. */
+int ic_store_dump(struct ic_txn *txn,
+                  const char *graph_iri,
+                  enum ic_rdf_syntax syntax,
+                  FILE *out);
+
+/* The constraint matcher (match.c): the semantics of each attribute come
+ * from the catalog itself (ontology/constraints.ttl loaded into it). */
+
+struct ic_constraint {
+    const char *attribute;
+    const char *value;
+};
+
+struct ic_match_result {
+    char **names; /* the matching clouds' names, sorted */
+    size_t n;
+    char error[256]; /* names the attribute or value at fault */
+};
+
+/* Runs a conjunction of constraints. IC_EUNKNOWN for an unknown attribute,
+ * IC_EVALUE for a value that does not parse, with res->error set. */
+int ic_store_match(struct ic_txn *txn,
+                   const struct ic_constraint *c,
+                   size_t n,
+                   struct ic_match_result *res);
+void ic_match_result_free(struct ic_match_result *res);
+
+/* Named key/value databases for other modules' state. */
+
+enum ic_kv_db {
+    IC_KV_ACCOUNTS = 0,
+    IC_KV_ROSTERS,
+    IC_KV_PRESENCE,
+    IC_KV_DELEGATIONS,
+    IC_KV_CLUSTER,
+    IC_KV__COUNT,
+};
+
+struct ic_kv {
+    const void *data;
+    size_t len;
+};
+
+int ic_store_kv_get(struct ic_txn *txn,
+                    enum ic_kv_db db,
+                    struct ic_kv key,
+                    struct ic_kv *val);
+int ic_store_kv_put(struct ic_txn *txn,
+                    enum ic_kv_db db,
+                    struct ic_kv key,
+                    struct ic_kv val);
+int ic_store_kv_del(struct ic_txn *txn, enum ic_kv_db db, struct ic_kv key);
+
+#endif /* IC_STORE_H */

@@ -1,0 +1,652 @@
+/*
+ * match.c - the constraint matcher behind the seed paper's
+ * constraint_catalog_resources query.
+ *
+ * Each (attribute, value) pair is looked up in the attribute map kept in the
+ * catalog (ontology/constraints.ttl): the property it constrains, the
+ * comparison (atLeast, atMost, equals, oneOf) and how the value is read (an
+ * XSD datatype, or labels of instances of a class). A pair becomes a set of
+ * intervals of object ids on `pos`; ordered literals make "at least 5" one
+ * interval. The query is a star on one subject that must also be an
+ * ic:Cloud: the most selective constraint is scanned first, the others
+ * either scanned and intersected (sorted subject lists) or, when few
+ * candidates remain, probed per subject on `spo`.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define ICQ "http://www.csp/resOntology/constraints#"
+#define ICNS "http://www.csp/resOntology#"
+
+struct vec {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static void vec_push(struct vec *a, uint64_t x)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->v = ic_realloc(a->v, a->cap * sizeof *a->v);
+    }
+    a->v[a->n++] = x;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void vec_sort_unique(struct vec *a)
+{
+    size_t m = 0;
+
+    qsort(a->v, a->n, sizeof *a->v, cmp_u64);
+    for (size_t i = 0; i < a->n; i++)
+        if (m == 0 || a->v[i] != a->v[m - 1])
+            a->v[m++] = a->v[i];
+    a->n = m;
+}
+
+/* One interval [lo, hi] of object ids; for ordered literals, the exact
+ * bounds to check in the edge buckets. */
+struct interval {
+    uint64_t lo, hi;
+    bool exact;
+    bool has_lo, has_hi;
+    long double vlo, vhi;
+};
+
+struct cons {
+    const char *attr;
+    uint64_t p;
+    struct interval *iv;
+    size_t niv;
+    uint64_t est;
+};
+
+struct mctx {
+    struct ic_txn *t;
+    MDB_cursor *spo, *pos, *osp;
+    struct ic_match_result *res;
+};
+
+static int iri_id(struct ic_txn *t, const char *iri, uint64_t *id)
+{
+    struct ic_term term = ic_term_iri(iri);
+    return ic_store_term_id(t, &term, false, id);
+}
+
+/* The objects of (s, p) from spo. */
+static int objects(struct mctx *m, uint64_t s, uint64_t p, struct vec *out)
+{
+    unsigned char kb[8], vb[16];
+    MDB_val k = {8, kb}, v = {16, vb};
+    int rc;
+
+    ic_store__be64(kb, s);
+    ic_store__be64(vb, p);
+    memset(vb + 8, 0, 8);
+    for (rc = mdb_cursor_get(m->spo, &k, &v, MDB_GET_BOTH_RANGE); rc == 0;
+         rc = mdb_cursor_get(m->spo, &k, &v, MDB_NEXT_DUP)) {
+        if (ic_store__get_be64(v.mv_data) != p)
+            break;
+        vec_push(out, ic_store__get_be64((unsigned char *)v.mv_data + 8));
+    }
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
+}
+
+/* The subjects of (?, p, o) from pos, appended in subject order. */
+static int subjects(struct mctx *m, uint64_t p, uint64_t o, struct vec *out)
+{
+    unsigned char kb[8], vb[16];
+    MDB_val k = {8, kb}, v = {16, vb};
+    int rc;
+
+    ic_store__be64(kb, p);
+    ic_store__be64(vb, o);
+    memset(vb + 8, 0, 8);
+    for (rc = mdb_cursor_get(m->pos, &k, &v, MDB_GET_BOTH_RANGE); rc == 0;
+         rc = mdb_cursor_get(m->pos, &k, &v, MDB_NEXT_DUP)) {
+        if (ic_store__get_be64(v.mv_data) != o)
+            break;
+        vec_push(out, ic_store__get_be64((unsigned char *)v.mv_data + 8));
+    }
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
+}
+
+static int has_triple(struct mctx *m, uint64_t s, uint64_t p, uint64_t o,
+                      bool *yes)
+{
+    unsigned char kb[8], vb[16];
+    MDB_val k = {8, kb}, v = {16, vb};
+    int rc;
+
+    ic_store__be64(kb, s);
+    ic_store__be64(vb, p);
+    ic_store__be64(vb + 8, o);
+    rc = mdb_cursor_get(m->spo, &k, &v, MDB_GET_BOTH);
+    *yes = rc == 0;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
+}
+
+static void trim(const char *s, size_t *off, size_t *len)
+{
+    size_t a = 0, b = strlen(s);
+
+    while (a < b && isspace((unsigned char)s[a]))
+        a++;
+    while (b > a && isspace((unsigned char)s[b - 1]))
+        b--;
+    *off = a;
+    *len = b - a;
+}
+
+static int literal_id(struct ic_txn *t, const char *s, size_t len,
+                      const char *dt, uint64_t *id)
+{
+    struct ic_term term = {IC_TERM_LITERAL, s, len, dt, NULL};
+    return ic_store_term_id(t, &term, false, id);
+}
+
+/* The attribute map entry: the subject named NAME. */
+struct attr {
+    uint64_t p, cmp, dt, cls;
+    struct vec labels;
+};
+
+static int attr_lookup(struct mctx *m, const char *name, size_t len,
+                       struct attr *a)
+{
+    uint64_t pname, lit, x;
+    struct vec subj = {0}, tmp = {0};
+    int rc;
+
+    memset(a, 0, sizeof *a);
+    rc = iri_id(m->t, ICQ "name", &pname);
+    if (rc == 0)
+        rc = literal_id(m->t, name, len, NULL, &lit);
+    if (rc == 0)
+        rc = subjects(m, pname, lit, &subj);
+    if (rc == 0 && subj.n == 0)
+        rc = IC_ENOTFOUND;
+    if (rc != 0)
+        goto out;
+    x = subj.v[0];
+    {
+        static const char *const preds[] = {ICQ "property", ICQ "comparison",
+                                            ICQ "datatype", ICQ "valueClass"};
+        uint64_t *slots[] = {&a->p, &a->cmp, &a->dt, &a->cls};
+        for (size_t i = 0; i < IC_ARRAY_LEN(preds) && rc == 0; i++) {
+            uint64_t pid;
+            tmp.n = 0;
+            if (iri_id(m->t, preds[i], &pid) != 0)
+                continue;
+            rc = objects(m, x, pid, &tmp);
+            if (tmp.n > 0)
+                *slots[i] = tmp.v[0];
+        }
+        if (rc == 0 && iri_id(m->t, ICQ "labelProperty", &pname) == 0)
+            rc = objects(m, x, pname, &a->labels);
+    }
+    if (rc == 0 && (a->p == 0 || a->cmp == 0))
+        rc = IC_ECORRUPT;
+out:
+    ic_free(subj.v);
+    ic_free(tmp.v);
+    return rc;
+}
+
+static bool term_is(struct ic_txn *t, uint64_t id, const char *iri)
+{
+    struct ic_term term;
+    char buf[64];
+
+    return ic_store_term_get(t, id, &term, buf) == 0 &&
+           term.kind == IC_TERM_IRI && strcmp(term.value, iri) == 0;
+}
+
+static void add_iv(struct cons *c, struct interval iv)
+{
+    c->iv = ic_realloc(c->iv, (c->niv + 1) * sizeof *c->iv);
+    c->iv[c->niv++] = iv;
+}
+
+static void add_point(struct cons *c, uint64_t id)
+{
+    struct interval iv = {id, id, false, false, false, 0, 0};
+    add_iv(c, iv);
+}
+
+/* Instances of the attribute's class labelled VALUE. */
+static int resolve_label(struct mctx *m, const struct attr *a,
+                         const char *value, size_t len, struct cons *c)
+{
+    uint64_t type, lit;
+    struct vec xs = {0};
+    size_t before = c->niv;
+    int rc = iri_id(m->t, IC_RDF "type", &type);
+
+    for (size_t i = 0; rc == 0 && i < a->labels.n; i++) {
+        xs.n = 0;
+        if (literal_id(m->t, value, len, NULL, &lit) != 0)
+            break;
+        rc = subjects(m, a->labels.v[i], lit, &xs);
+        for (size_t j = 0; rc == 0 && j < xs.n; j++) {
+            bool yes;
+            rc = has_triple(m, xs.v[j], type, a->cls, &yes);
+            if (rc == 0 && yes)
+                add_point(c, xs.v[j]);
+        }
+    }
+    ic_free(xs.v);
+    if (rc == 0 && c->niv == before) {
+        char cls[200] = "the value class";
+        struct ic_term term;
+        char buf[64];
+        if (ic_store_term_get(m->t, a->cls, &term, buf) == 0)
+            snprintf(cls, sizeof cls, "%s", term.value);
+        snprintf(m->res->error, sizeof m->res->error,
+                 "attribute '%s': '%.*s' names no %s", c->attr, (int)len,
+                 value, cls);
+        return IC_EVALUE;
+    }
+    return rc;
+}
+
+static int ordered_bound(struct mctx *m, const struct attr *a,
+                         const char *dt, const char *value, size_t len,
+                         struct cons *c)
+{
+    char *v = ic_strndup(value, len);
+    struct interval iv = {0};
+    uint64_t tag, okey;
+    long double x;
+    int rc = ic_store__ordered_value(v, dt, &tag, &x);
+
+    if (rc != 0 || isnan(x)) {
+        snprintf(m->res->error, sizeof m->res->error,
+                 "attribute '%s': '%s' is not a valid %s", c->attr, v,
+                 strrchr(dt, '#') + 1);
+        ic_free(v);
+        return IC_EVALUE;
+    }
+    ic_free(v);
+    okey = ic_store__okey(x);
+    iv.exact = true;
+    iv.lo = IC_ID_MAKE(tag, 0);
+    iv.hi = IC_ID_MAKE(tag, (1ULL << IC_TAG_SHIFT) - 1);
+    if (!term_is(m->t, a->cmp, ICQ "atMost")) {
+        iv.lo = IC_ID_MAKE(tag, okey << IC_ORD_SEQ_BITS);
+        iv.has_lo = true;
+        iv.vlo = x;
+    }
+    if (!term_is(m->t, a->cmp, ICQ "atLeast")) {
+        iv.hi = IC_ID_MAKE(tag, (okey << IC_ORD_SEQ_BITS) | IC_ORD_SEQ_MASK);
+        iv.has_hi = true;
+        iv.vhi = x;
+    }
+    add_iv(c, iv);
+    return 0;
+}
+
+/* One value of a constraint into intervals. */
+static int plan_value(struct mctx *m, const struct attr *a, const char *value,
+                      size_t len, struct cons *c)
+{
+    struct ic_term dt;
+    char buf[64];
+    uint64_t id;
+    int rc;
+
+    if (a->cls != 0)
+        return resolve_label(m, a, value, len, c);
+    if (a->dt == 0 || ic_store_term_get(m->t, a->dt, &dt, buf) != 0)
+        return IC_ECORRUPT;
+    if (ic_store__is_numeric_type(dt.value) ||
+        strcmp(dt.value, IC_XSD "dateTime") == 0)
+        return ordered_bound(m, a, dt.value, value, len, c);
+    if (strcmp(dt.value, IC_XSD "boolean") == 0 &&
+        !(len == 4 && strncmp(value, "true", 4) == 0) &&
+        !(len == 5 && strncmp(value, "false", 5) == 0)) {
+        snprintf(m->res->error, sizeof m->res->error,
+                 "attribute '%s': '%.*s' is not a boolean", c->attr,
+                 (int)len, value);
+        return IC_EVALUE;
+    }
+    rc = literal_id(m->t, value, len,
+                    strcmp(dt.value, IC_XSD "string") == 0 ? NULL : dt.value,
+                    &id);
+    if (rc == IC_ENOTFOUND)
+        return 0; /* a value nobody has: matches nothing */
+    if (rc == 0)
+        add_point(c, id);
+    return rc;
+}
+
+static uint64_t count_key(MDB_cursor *cur, uint64_t key)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    size_t n = 0;
+
+    ic_store__be64(kb, key);
+    if (mdb_cursor_get(cur, &k, &v, MDB_SET_KEY) == 0)
+        mdb_cursor_count(cur, &n);
+    return (uint64_t)n;
+}
+
+static void estimate(struct mctx *m, struct cons *c)
+{
+    c->est = 0;
+    for (size_t i = 0; i < c->niv; i++) {
+        if (c->iv[i].lo == c->iv[i].hi)
+            c->est += count_key(m->osp, c->iv[i].lo);
+        else
+            c->est += count_key(m->pos, c->p) / 2 + 1;
+    }
+}
+
+static int plan(struct mctx *m, const struct ic_constraint *in,
+                struct cons *c)
+{
+    size_t ao, al, vo, vl;
+    struct attr a;
+    const char *val;
+    int rc;
+
+    trim(in->attribute, &ao, &al);
+    trim(in->value, &vo, &vl);
+    c->attr = in->attribute;
+    rc = attr_lookup(m, in->attribute + ao, al, &a);
+    if (rc == IC_ENOTFOUND) {
+        snprintf(m->res->error, sizeof m->res->error,
+                 "unknown attribute '%.*s'", (int)al, in->attribute + ao);
+        return IC_EUNKNOWN;
+    }
+    if (rc != 0)
+        return rc;
+    c->p = a.p;
+    val = in->value + vo;
+    if (term_is(m->t, a.cmp, ICQ "oneOf")) {
+        const char *end = val + vl;
+        while (rc == 0 && val <= end) {
+            const char *comma = memchr(val, ',', (size_t)(end - val));
+            const char *e = comma ? comma : end;
+            const char *b = val;
+            while (b < e && isspace((unsigned char)*b))
+                b++;
+            while (e > b && isspace((unsigned char)e[-1]))
+                e--;
+            if (e > b)
+                rc = plan_value(m, &a, b, (size_t)(e - b), c);
+            val = (comma ? comma : end) + 1;
+        }
+    } else {
+        rc = plan_value(m, &a, val, vl, c);
+    }
+    ic_free(a.labels.v);
+    if (rc == IC_ECORRUPT)
+        snprintf(m->res->error, sizeof m->res->error,
+                 "attribute '%.*s' is defined incompletely in the "
+                 "attribute map",
+                 (int)al, in->attribute + ao);
+    if (rc == 0)
+        estimate(m, c);
+    return rc;
+}
+
+/* Whether object O passes the exact bounds of IV. */
+static bool exact_ok(struct mctx *m, const struct interval *iv, uint64_t o)
+{
+    struct ic_term term;
+    char buf[64], *lex;
+    uint64_t tag, b = o >> IC_ORD_SEQ_BITS;
+    long double x;
+    int rc;
+
+    if (!iv->exact || (b != iv->lo >> IC_ORD_SEQ_BITS &&
+                       b != iv->hi >> IC_ORD_SEQ_BITS))
+        return true;
+    if (ic_store_term_get(m->t, o, &term, buf) != 0 ||
+        term.kind != IC_TERM_LITERAL)
+        return false;
+    lex = ic_strndup(term.value, term.len);
+    rc = ic_store__ordered_value(lex, term.datatype, &tag, &x);
+    ic_free(lex);
+    if (rc != 0)
+        return false;
+    return (!iv->has_lo || x >= iv->vlo) && (!iv->has_hi || x <= iv->vhi);
+}
+
+static int scan(struct mctx *m, const struct cons *c, struct vec *out)
+{
+    unsigned char kb[8], vb[16];
+    MDB_val k, v;
+    int rc = 0;
+
+    for (size_t i = 0; i < c->niv && rc == 0; i++) {
+        const struct interval *iv = &c->iv[i];
+        uint64_t last_o = 0;
+        bool last_ok = false;
+        ic_store__be64(kb, c->p);
+        ic_store__be64(vb, iv->lo);
+        memset(vb + 8, 0, 8);
+        k.mv_size = 8;
+        k.mv_data = kb;
+        v.mv_size = 16;
+        v.mv_data = vb;
+        for (rc = mdb_cursor_get(m->pos, &k, &v, MDB_GET_BOTH_RANGE);
+             rc == 0; rc = mdb_cursor_get(m->pos, &k, &v, MDB_NEXT_DUP)) {
+            uint64_t o = ic_store__get_be64(v.mv_data);
+            if (o > iv->hi)
+                break;
+            if (o != last_o) {
+                last_o = o;
+                last_ok = exact_ok(m, iv, o);
+            }
+            if (last_ok)
+                vec_push(out,
+                         ic_store__get_be64((unsigned char *)v.mv_data + 8));
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (c->niv > 1 || (c->niv == 1 && c->iv[0].lo != c->iv[0].hi))
+        vec_sort_unique(out);
+    return ic_store__mdb_err(rc);
+}
+
+static int probe(struct mctx *m, const struct cons *c, uint64_t s, bool *yes)
+{
+    unsigned char kb[8], vb[16];
+    MDB_val k, v;
+    int rc = 0;
+
+    *yes = false;
+    for (size_t i = 0; i < c->niv && !*yes; i++) {
+        const struct interval *iv = &c->iv[i];
+        ic_store__be64(kb, s);
+        ic_store__be64(vb, c->p);
+        ic_store__be64(vb + 8, iv->lo);
+        k.mv_size = 8;
+        k.mv_data = kb;
+        v.mv_size = 16;
+        v.mv_data = vb;
+        for (rc = mdb_cursor_get(m->spo, &k, &v, MDB_GET_BOTH_RANGE);
+             rc == 0; rc = mdb_cursor_get(m->spo, &k, &v, MDB_NEXT_DUP)) {
+            const unsigned char *d = v.mv_data;
+            uint64_t o = ic_store__get_be64(d + 8);
+            if (ic_store__get_be64(d) != c->p || o > iv->hi)
+                break;
+            if (exact_ok(m, iv, o)) {
+                *yes = true;
+                break;
+            }
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    return ic_store__mdb_err(rc);
+}
+
+static void intersect(struct vec *a, const struct vec *b)
+{
+    size_t i = 0, j = 0, n = 0;
+
+    while (i < a->n && j < b->n) {
+        if (a->v[i] < b->v[j]) {
+            i++;
+        } else if (a->v[i] > b->v[j]) {
+            j++;
+        } else {
+            a->v[n++] = a->v[i];
+            i++;
+            j++;
+        }
+    }
+    a->n = n;
+}
+
+static int cmp_cons(const void *a, const void *b)
+{
+    const struct cons *x = a, *y = b;
+    return x->est < y->est ? -1 : x->est > y->est;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A cloud's name: the local part of its xmpp: IRI, else of its ic:jid. */
+static char *cloud_name(struct mctx *m, uint64_t s)
+{
+    struct ic_term term;
+    char buf[64];
+    const char *v;
+    size_t n;
+    struct vec jids = {0};
+    uint64_t pjid;
+
+    if (ic_store_term_get(m->t, s, &term, buf) != 0)
+        return ic_strdup("?");
+    v = term.value;
+    n = term.len;
+    if (term.kind == IC_TERM_IRI && strncmp(v, "xmpp:", 5) == 0) {
+        v += 5;
+        n -= 5;
+    } else if (iri_id(m->t, ICNS "jid", &pjid) == 0 &&
+               objects(m, s, pjid, &jids) == 0 && jids.n > 0 &&
+               ic_store_term_get(m->t, jids.v[0], &term, buf) == 0) {
+        v = term.value;
+        n = term.len;
+    }
+    ic_free(jids.v);
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == '@' || v[i] == '/' || v[i] == '#')
+            return ic_strndup(v, i);
+    return ic_strndup(v, n);
+}
+
+static int run(struct mctx *m, struct cons *cs, size_t n, struct vec *out)
+{
+    struct vec tmp = {0};
+    int rc;
+
+    qsort(cs, n, sizeof *cs, cmp_cons);
+    rc = scan(m, &cs[0], out);
+    for (size_t i = 1; i < n && rc == 0 && out->n > 0; i++) {
+        if (out->n * 4 < cs[i].est) {
+            size_t w = 0;
+            for (size_t j = 0; j < out->n && rc == 0; j++) {
+                bool yes;
+                rc = probe(m, &cs[i], out->v[j], &yes);
+                if (yes)
+                    out->v[w++] = out->v[j];
+            }
+            out->n = w;
+        } else {
+            tmp.n = 0;
+            rc = scan(m, &cs[i], &tmp);
+            intersect(out, &tmp);
+        }
+    }
+    ic_free(tmp.v);
+    return rc;
+}
+
+static int open_cursors(struct mctx *m)
+{
+    int rc = mdb_cursor_open(m->t->txn, m->t->st->dbi[DBI_SPO], &m->spo);
+    if (rc == 0)
+        rc = mdb_cursor_open(m->t->txn, m->t->st->dbi[DBI_POS], &m->pos);
+    if (rc == 0)
+        rc = mdb_cursor_open(m->t->txn, m->t->st->dbi[DBI_OSP], &m->osp);
+    return ic_store__mdb_err(rc);
+}
+
+int ic_store_match(struct ic_txn *t,
+                   const struct ic_constraint *in,
+                   size_t n,
+                   struct ic_match_result *res)
+{
+    struct mctx m = {t, NULL, NULL, NULL, res};
+    struct cons *cs = ic_calloc(n + 1, sizeof *cs);
+    struct vec subj = {0};
+    uint64_t type, cloud;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    rc = open_cursors(&m);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = plan(&m, &in[i], &cs[i]);
+    if (rc != 0)
+        goto out;
+    /* The subject must be a cloud. */
+    if (iri_id(t, IC_RDF "type", &type) != 0 ||
+        iri_id(t, ICNS "Cloud", &cloud) != 0)
+        goto out;
+    cs[n].attr = "rdf:type";
+    cs[n].p = type;
+    add_point(&cs[n], cloud);
+    estimate(&m, &cs[n]);
+    rc = run(&m, cs, n + 1, &subj);
+    if (rc != 0)
+        goto out;
+    res->names = ic_calloc(subj.n + 1, sizeof *res->names);
+    for (size_t i = 0; i < subj.n; i++)
+        res->names[res->n++] = cloud_name(&m, subj.v[i]);
+    qsort(res->names, res->n, sizeof *res->names, cmp_str);
+out:
+    for (size_t i = 0; i <= n; i++)
+        ic_free(cs[i].iv);
+    ic_free(cs);
+    ic_free(subj.v);
+    if (m.spo)
+        mdb_cursor_close(m.spo);
+    if (m.pos)
+        mdb_cursor_close(m.pos);
+    if (m.osp)
+        mdb_cursor_close(m.osp);
+    if (rc != 0 && res->error[0] == '\0')
+        snprintf(res->error, sizeof res->error, "%s", ic_strerror(rc));
+    return rc;
+}
+
+void ic_match_result_free(struct ic_match_result *res)
+{
+    if (res == NULL)
+        return;
+    for (size_t i = 0; i < res->n; i++)
+        ic_free(res->names[i]);
+    ic_free(res->names);
+    res->names = NULL;
+    res->n = 0;
+}

@@ -1,0 +1,129 @@
+/* store_int.h - shared inside store/ only. */
+#ifndef IC_STORE_INT_H
+#define IC_STORE_INT_H
+
+#include <lmdb.h>
+
+#include "ic_store.h"
+
+/* Term id tags, top 4 bits. Dictionary ids must have the highest tag in
+ * use: they grow monotonically, so id2term appends stay at the end. */
+#define IC_TAG_SHIFT 60
+#define IC_TAG_BOOL 0x2ULL
+#define IC_TAG_NUM 0x5ULL
+#define IC_TAG_TIME 0x6ULL
+#define IC_TAG_DICT 0x8ULL
+#define IC_ID_TAG(id) ((id) >> IC_TAG_SHIFT)
+#define IC_ID_MAKE(tag, payload) (((tag) << IC_TAG_SHIFT) | (payload))
+/* Ordered ids: 48 bits of order-preserving value key, 12 bits sequence. */
+#define IC_ORD_SEQ_BITS 12
+#define IC_ORD_SEQ_MASK ((1ULL << IC_ORD_SEQ_BITS) - 1)
+
+enum ic_store__dbi {
+    DBI_META = 0,
+    DBI_HASH2ID,
+    DBI_ID2TERM,
+    DBI_SPO,
+    DBI_POS,
+    DBI_OSP,
+    DBI_GSPO,
+    DBI_KV0, /* IC_KV__COUNT databases from here */
+    DBI__COUNT = DBI_KV0 + IC_KV__COUNT,
+};
+
+struct ic_store {
+    MDB_env *env;
+    MDB_dbi dbi[DBI__COUNT];
+    bool read_only;
+    uint64_t map_size;
+};
+
+/* Terms created in a write transaction, kept so repeated look-ups are cheap
+ * and the hash2id inserts can be done sorted at commit. */
+struct ic_store__tcache_entry {
+    uint64_t hash;
+    uint64_t id;
+    uint32_t len;
+    uint32_t created; /* 1 when added in this transaction */
+    char *enc;
+};
+
+struct ic_store__tcache {
+    struct ic_store__tcache_entry *slots;
+    size_t cap; /* power of two */
+    size_t n;
+    size_t n_created;
+};
+
+struct ic_txn {
+    struct ic_store *st;
+    MDB_txn *txn;
+    bool write;
+    bool dirty_counter;
+    uint64_t next_id; /* next dictionary counter value */
+    struct ic_store__tcache cache;
+};
+
+/* store.c */
+int ic_store__mdb_err(int rc);
+int ic_store__meta_get_u64(struct ic_txn *txn, const char *key, uint64_t *v);
+int ic_store__meta_put_u64(struct ic_txn *txn, const char *key, uint64_t v);
+
+/* term.c */
+uint64_t ic_store__hash(const void *data, size_t len);
+static inline void ic_store__be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+static inline uint64_t ic_store__get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+/* Encodes TERM into a heap buffer (caller frees); writes the id tag it
+ * wants and, for ordered tags, the 48-bit value key. BOOL terms are not
+ * encoded: *inline_id gets the id and *enc is NULL. */
+int ic_store__term_encode(const struct ic_term *term,
+                          char **enc,
+                          size_t *len,
+                          uint64_t *tag,
+                          uint64_t *okey,
+                          uint64_t *inline_id);
+int ic_store__term_decode(const void *enc,
+                          size_t len,
+                          struct ic_term *out);
+/* Looks up or creates the id of an encoded term. */
+int ic_store__term_id_enc(struct ic_txn *txn,
+                          char *enc,
+                          size_t len,
+                          uint64_t tag,
+                          uint64_t okey,
+                          bool create,
+                          bool take_enc,
+                          uint64_t *id);
+/* Inserts the pending hash2id entries (sorted); called before commit. */
+int ic_store__tcache_flush(struct ic_txn *txn);
+void ic_store__tcache_free(struct ic_store__tcache *c);
+/* Numeric value of a literal of an ordered type, for exact comparisons at
+ * the edges of a range scan. */
+int ic_store__ordered_value(const char *lex,
+                            const char *datatype,
+                            uint64_t *tag,
+                            long double *value);
+uint64_t ic_store__okey(long double v);
+/* Whether DT is one of the numeric datatypes (integer family, decimal,
+ * double, float). */
+bool ic_store__is_numeric_type(const char *dt);
+
+/* quad.c */
+/* Adds quads given as an array of N (s,p,o,g) id quadruples, sorting them
+ * per index so inserts append where they can. Q is reordered. */
+int ic_store__quads_add_bulk(struct ic_txn *txn, uint64_t (*q)[4], size_t n);
+int ic_store__graph_clear_id(struct ic_txn *txn, uint64_t g);
+
+#endif /* IC_STORE_INT_H */
