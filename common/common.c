@@ -11,8 +11,8 @@
 const char *ic_strerror(int code)
 {
     switch (code) {
-#define IC__ERR_CASE(name, value, msg)                                         \
-    case value:                                                                \
+#define IC__ERR_CASE(name, value, msg) \
+    case value:                        \
         return msg;
         IC_ERRORS(IC__ERR_CASE)
 #undef IC__ERR_CASE
@@ -150,8 +150,8 @@ void ic_log_write(enum ic_log_level level,
     snprintf(out, sizeof out,
              "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s %s:%d: %s",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
-             level_names[level], module, base ? base + 1 : file, line, msg);
+             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, level_names[level],
+             module, base ? base + 1 : file, line, msg);
     if (log_sink != NULL) {
         log_sink(log_sink_data, level, out);
         return;

@@ -13,23 +13,23 @@
 #include <stddef.h>
 
 /* X-macro table: name, value, message. */
-#define IC_ERRORS(X)                                                           \
-    X(IC_ENOMEM, -1, "out of memory")                                          \
-    X(IC_EINVAL, -2, "invalid argument")                                       \
-    X(IC_ENOTFOUND, -3, "not found")                                           \
-    X(IC_EEXIST, -4, "already exists")                                         \
-    X(IC_EIO, -5, "input/output error")                                        \
-    X(IC_EFULL, -6, "store is full")                                           \
-    X(IC_ECORRUPT, -7, "data is corrupt")                                      \
-    X(IC_EFORMAT, -8, "unsupported data format version")                       \
-    X(IC_ENOTOURS, -9, "not an icroot data directory")                         \
-    X(IC_ESYNTAX, -10, "syntax error")                                         \
-    X(IC_EBUSY, -11, "resource busy")                                          \
-    X(IC_EEND, -12, "end of iteration")                                        \
-    X(IC_EUNKNOWN, -13, "unknown name")                                        \
-    X(IC_EVALUE, -14, "value does not parse")                                  \
-    X(IC_ELIMIT, -15, "limit exceeded")                                        \
-    X(IC_EREADONLY, -16, "read-only transaction")                              \
+#define IC_ERRORS(X)                                     \
+    X(IC_ENOMEM, -1, "out of memory")                    \
+    X(IC_EINVAL, -2, "invalid argument")                 \
+    X(IC_ENOTFOUND, -3, "not found")                     \
+    X(IC_EEXIST, -4, "already exists")                   \
+    X(IC_EIO, -5, "input/output error")                  \
+    X(IC_EFULL, -6, "store is full")                     \
+    X(IC_ECORRUPT, -7, "data is corrupt")                \
+    X(IC_EFORMAT, -8, "unsupported data format version") \
+    X(IC_ENOTOURS, -9, "not an icroot data directory")   \
+    X(IC_ESYNTAX, -10, "syntax error")                   \
+    X(IC_EBUSY, -11, "resource busy")                    \
+    X(IC_EEND, -12, "end of iteration")                  \
+    X(IC_EUNKNOWN, -13, "unknown name")                  \
+    X(IC_EVALUE, -14, "value does not parse")            \
+    X(IC_ELIMIT, -15, "limit exceeded")                  \
+    X(IC_EREADONLY, -16, "read-only transaction")        \
     X(IC_ENOSPC, -17, "no space left on device")
 
 enum ic_error {
@@ -81,10 +81,10 @@ void ic_log_write(enum ic_log_level level,
 #endif
     ;
 
-#define IC_LOG(level, module, ...)                                             \
-    do {                                                                       \
-        if ((level) <= ic_log_get_level())                                     \
-            ic_log_write((level), (module), __FILE__, __LINE__, __VA_ARGS__);  \
+#define IC_LOG(level, module, ...)                                            \
+    do {                                                                      \
+        if ((level) <= ic_log_get_level())                                    \
+            ic_log_write((level), (module), __FILE__, __LINE__, __VA_ARGS__); \
     } while (0)
 
 #define IC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

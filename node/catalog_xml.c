@@ -23,7 +23,7 @@ struct pstate {
     struct ic_constraints_doc *doc;
     int rc;
     unsigned depth;
-    unsigned cons_depth;   /* depth of <constraints>, 0 outside */
+    unsigned cons_depth; /* depth of <constraints>, 0 outside */
     bool in_constraint;
     enum field field;
     char *text;
@@ -31,6 +31,9 @@ struct pstate {
     char *attr, *value;
     bool seen;
 };
+
+static void perr(struct pstate *s, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void perr(struct pstate *s, int rc, const char *fmt, ...)
 {
@@ -97,8 +100,7 @@ static void on_start(void *data, const XML_Char *name, const XML_Char **atts)
     }
     if (s->depth == s->cons_depth + 1 && is_ours(name, "constraint")) {
         if (s->doc->n >= IC_CONSTRAINTS_MAX) {
-            perr(s, IC_ELIMIT, "more than %d constraints",
-                 IC_CONSTRAINTS_MAX);
+            perr(s, IC_ELIMIT, "more than %d constraints", IC_CONSTRAINTS_MAX);
             return;
         }
         s->in_constraint = true;
@@ -127,8 +129,8 @@ static void on_end(void *data, const XML_Char *name)
         if (s->attr == NULL || s->attr[0] == '\0') {
             perr(s, IC_EVALUE, "constraint %zu has no <attribute>", d->n + 1);
         } else if (s->value == NULL) {
-            perr(s, IC_EVALUE, "constraint %zu ('%s') has no <value>",
-                 d->n + 1, s->attr);
+            perr(s, IC_EVALUE, "constraint %zu ('%s') has no <value>", d->n + 1,
+                 s->attr);
         } else {
             d->c[d->n].attribute = s->attr;
             d->c[d->n].value = s->value;
@@ -148,8 +150,7 @@ static void on_text(void *data, const XML_Char *t, int len)
     if (s->field == F_NONE || len <= 0)
         return;
     if (s->text_len + (size_t)len > IC_CONSTRAINT_TEXT_MAX) {
-        perr(s, IC_ELIMIT, "text longer than %d bytes",
-             IC_CONSTRAINT_TEXT_MAX);
+        perr(s, IC_ELIMIT, "text longer than %d bytes", IC_CONSTRAINT_TEXT_MAX);
         return;
     }
     if (s->text == NULL)
@@ -158,16 +159,24 @@ static void on_text(void *data, const XML_Char *t, int len)
     s->text_len += (size_t)len;
 }
 
-static void on_doctype(void *data, const XML_Char *name, const XML_Char *sys,
-                       const XML_Char *pub, int internal)
+static void on_doctype(void *data,
+                       const XML_Char *name,
+                       const XML_Char *sys,
+                       const XML_Char *pub,
+                       int internal)
 {
     (void)name, (void)sys, (void)pub, (void)internal;
     perr(data, IC_ESYNTAX, "DTDs are not allowed");
 }
 
-static void on_entity(void *data, const XML_Char *name, int pe,
-                      const XML_Char *v, int vl, const XML_Char *base,
-                      const XML_Char *sys, const XML_Char *pub,
+static void on_entity(void *data,
+                      const XML_Char *name,
+                      int pe,
+                      const XML_Char *v,
+                      int vl,
+                      const XML_Char *base,
+                      const XML_Char *sys,
+                      const XML_Char *pub,
                       const XML_Char *notation)
 {
     (void)name, (void)pe, (void)v, (void)vl, (void)base, (void)sys;

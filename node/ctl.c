@@ -19,8 +19,8 @@
 #define GRAPH_PREFIX "urn:icroot:graph:"
 
 /* A node data directory is new (missing or empty) or holds our store/. */
-static int check_data_dir(const char *dir, bool create, char *why,
-                          size_t why_len)
+static int
+check_data_dir(const char *dir, bool create, char *why, size_t why_len)
 {
     struct stat sb;
     struct dirent *e;
@@ -64,8 +64,7 @@ static int check_data_dir(const char *dir, bool create, char *why,
         return IC_ENOTOURS;
     }
     if (!has_store && !create) {
-        snprintf(why, why_len, "%s: no store here (load something first)",
-                 dir);
+        snprintf(why, why_len, "%s: no store here (load something first)", dir);
         return IC_ENOTFOUND;
     }
     return 0;
@@ -186,8 +185,7 @@ static int cmd_load(struct ic_store *st, int argc, char **argv)
         return 1;
     }
     printf("loaded %llu statements into %llu graph(s) from %s\n",
-           (unsigned long long)res.quads, (unsigned long long)res.graphs,
-           file);
+           (unsigned long long)res.quads, (unsigned long long)res.graphs, file);
     return 0;
 }
 
@@ -253,8 +251,8 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
-static int run_query(struct ic_store *st, const struct ic_constraint *c,
-                     size_t n)
+static int
+run_query(struct ic_store *st, const struct ic_constraint *c, size_t n)
 {
     struct ic_match_result res;
     struct ic_txn *txn;
@@ -351,9 +349,9 @@ static int cmd_stats(struct ic_store *st, int argc, char **argv)
     printf("format        %u\nquads         %llu\ntriples       %llu\n"
            "terms         %llu\ngraphs        %llu\nused bytes    %llu\n"
            "bytes/quad    %.1f\napplied index %llu\n",
-           s.format, (unsigned long long)s.quads,
-           (unsigned long long)s.triples, (unsigned long long)s.terms,
-           (unsigned long long)s.graphs, (unsigned long long)s.used_bytes,
+           s.format, (unsigned long long)s.quads, (unsigned long long)s.triples,
+           (unsigned long long)s.terms, (unsigned long long)s.graphs,
+           (unsigned long long)s.used_bytes,
            s.quads ? (double)s.used_bytes / (double)s.quads : 0.0,
            (unsigned long long)s.applied_index);
     return 0;
@@ -402,8 +400,7 @@ int ic_ctl_main(int argc, char **argv)
     write = strcmp(cmd, "load") == 0;
     if (!write && strcmp(cmd, "dump") != 0 && strcmp(cmd, "query") != 0 &&
         strcmp(cmd, "stats") != 0) {
-        fprintf(stderr, "icrootctl: unknown command '%s' (see --help)\n",
-                cmd);
+        fprintf(stderr, "icrootctl: unknown command '%s' (see --help)\n", cmd);
         return 2;
     }
     rc = ic_node_store_open(dir, write, false, &st, why, sizeof why);

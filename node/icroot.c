@@ -152,7 +152,7 @@ static int dev_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct dev_opts o = {3,  "icroot-dev", 15222, "intercloudexchg.test",
+    struct dev_opts o = {3,      "icroot-dev",    15222, "intercloudexchg.test",
                          "root", IC_ONTOLOGY_DIR, false};
     int opt;
 

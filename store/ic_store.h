@@ -44,7 +44,7 @@ struct ic_store_opts {
     uint64_t map_size; /* bytes; 0 means the default (64 GiB) */
     bool no_sync;      /* MDB_NOSYNC: for nodes whose Raft log is durable */
     bool read_only;
-    bool create;       /* create the directory and store when missing */
+    bool create; /* create the directory and store when missing */
 };
 
 /* Opens (or creates) the store in directory DIR. Refuses, with IC_ENOTOURS,
@@ -164,7 +164,7 @@ struct ic_load_opts {
     const char *graph;    /* default graph IRI (required) */
     const char *base_uri; /* for relative IRIs; NULL: the file's URI */
     enum ic_load_graphs graphs;
-    bool replace; /* clear every graph the input writes to, first */
+    bool replace;     /* clear every graph the input writes to, first */
     const char *name; /* input name used in error messages */
 };
 

@@ -121,8 +121,8 @@ static int subjects(struct mctx *m, uint64_t p, uint64_t o, struct vec *out)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
 }
 
-static int has_triple(struct mctx *m, uint64_t s, uint64_t p, uint64_t o,
-                      bool *yes)
+static int
+has_triple(struct mctx *m, uint64_t s, uint64_t p, uint64_t o, bool *yes)
 {
     unsigned char kb[8], vb[16];
     MDB_val k = {8, kb}, v = {16, vb};
@@ -148,8 +148,8 @@ static void trim(const char *s, size_t *off, size_t *len)
     *len = b - a;
 }
 
-static int literal_id(struct ic_txn *t, const char *s, size_t len,
-                      const char *dt, uint64_t *id)
+static int literal_id(
+    struct ic_txn *t, const char *s, size_t len, const char *dt, uint64_t *id)
 {
     struct ic_term term = {IC_TERM_LITERAL, s, len, dt, NULL};
     return ic_store_term_id(t, &term, false, id);
@@ -161,8 +161,8 @@ struct attr {
     struct vec labels;
 };
 
-static int attr_lookup(struct mctx *m, const char *name, size_t len,
-                       struct attr *a)
+static int
+attr_lookup(struct mctx *m, const char *name, size_t len, struct attr *a)
 {
     uint64_t pname, lit, x;
     struct vec subj = {0}, tmp = {0};
@@ -225,8 +225,11 @@ static void add_point(struct cons *c, uint64_t id)
 }
 
 /* Instances of the attribute's class labelled VALUE. */
-static int resolve_label(struct mctx *m, const struct attr *a,
-                         const char *value, size_t len, struct cons *c)
+static int resolve_label(struct mctx *m,
+                         const struct attr *a,
+                         const char *value,
+                         size_t len,
+                         struct cons *c)
 {
     uint64_t type, lit;
     struct vec xs = {0};
@@ -253,15 +256,18 @@ static int resolve_label(struct mctx *m, const struct attr *a,
         if (ic_store_term_get(m->t, a->cls, &term, buf) == 0)
             snprintf(cls, sizeof cls, "%s", term.value);
         snprintf(m->res->error, sizeof m->res->error,
-                 "attribute '%s': '%.*s' names no %s", c->attr, (int)len,
-                 value, cls);
+                 "attribute '%s': '%.*s' names no %s", c->attr, (int)len, value,
+                 cls);
         return IC_EVALUE;
     }
     return rc;
 }
 
-static int ordered_bound(struct mctx *m, const struct attr *a,
-                         const char *dt, const char *value, size_t len,
+static int ordered_bound(struct mctx *m,
+                         const struct attr *a,
+                         const char *dt,
+                         const char *value,
+                         size_t len,
                          struct cons *c)
 {
     char *v = ic_strndup(value, len);
@@ -297,8 +303,11 @@ static int ordered_bound(struct mctx *m, const struct attr *a,
 }
 
 /* One value of a constraint into intervals. */
-static int plan_value(struct mctx *m, const struct attr *a, const char *value,
-                      size_t len, struct cons *c)
+static int plan_value(struct mctx *m,
+                      const struct attr *a,
+                      const char *value,
+                      size_t len,
+                      struct cons *c)
 {
     struct ic_term dt;
     char buf[64];
@@ -316,8 +325,8 @@ static int plan_value(struct mctx *m, const struct attr *a, const char *value,
         !(len == 4 && strncmp(value, "true", 4) == 0) &&
         !(len == 5 && strncmp(value, "false", 5) == 0)) {
         snprintf(m->res->error, sizeof m->res->error,
-                 "attribute '%s': '%.*s' is not a boolean", c->attr,
-                 (int)len, value);
+                 "attribute '%s': '%.*s' is not a boolean", c->attr, (int)len,
+                 value);
         return IC_EVALUE;
     }
     rc = literal_id(m->t, value, len,
@@ -353,8 +362,7 @@ static void estimate(struct mctx *m, struct cons *c)
     }
 }
 
-static int plan(struct mctx *m, const struct ic_constraint *in,
-                struct cons *c)
+static int plan(struct mctx *m, const struct ic_constraint *in, struct cons *c)
 {
     size_t ao, al, vo, vl;
     struct attr a;
@@ -411,8 +419,8 @@ static bool exact_ok(struct mctx *m, const struct interval *iv, uint64_t o)
     long double x;
     int rc;
 
-    if (!iv->exact || (b != iv->lo >> IC_ORD_SEQ_BITS &&
-                       b != iv->hi >> IC_ORD_SEQ_BITS))
+    if (!iv->exact ||
+        (b != iv->lo >> IC_ORD_SEQ_BITS && b != iv->hi >> IC_ORD_SEQ_BITS))
         return true;
     if (ic_store_term_get(m->t, o, &term, buf) != 0 ||
         term.kind != IC_TERM_LITERAL)
@@ -425,42 +433,114 @@ static bool exact_ok(struct mctx *m, const struct interval *iv, uint64_t o)
     return (!iv->has_lo || x >= iv->vlo) && (!iv->has_hi || x <= iv->vhi);
 }
 
-static int scan(struct mctx *m, const struct cons *c, struct vec *out)
+/* Membership of sorted subject list S, for filtering a scan against it. */
+struct sset {
+    uint64_t *keys;
+    uint32_t *idx;
+    size_t mask;
+};
+
+static void sset_init(struct sset *h, const struct vec *s)
+{
+    size_t cap = 16;
+
+    while (cap < s->n * 2)
+        cap *= 2;
+    h->keys = ic_calloc(cap, sizeof *h->keys);
+    h->idx = ic_calloc(cap, sizeof *h->idx);
+    h->mask = cap - 1;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t j = (s->v[i] * 0x9e3779b97f4a7c15ULL) >> 20 & h->mask;
+        while (h->keys[j] != 0)
+            j = (j + 1) & h->mask;
+        h->keys[j] = s->v[i];
+        h->idx[j] = (uint32_t)i;
+    }
+}
+
+static long sset_find(const struct sset *h, uint64_t k)
+{
+    size_t j = (k * 0x9e3779b97f4a7c15ULL) >> 20 & h->mask;
+
+    for (; h->keys[j] != 0; j = (j + 1) & h->mask)
+        if (h->keys[j] == k)
+            return (long)h->idx[j];
+    return -1;
+}
+
+static void sset_free(struct sset *h)
+{
+    ic_free(h->keys);
+    ic_free(h->idx);
+}
+
+/* Where scanned subjects go: appended to OUT, or, with FILTER, marked in
+ * SEEN when they are members of the current candidates. */
+struct sink {
+    struct vec *out;
+    const struct sset *filter;
+    unsigned char *seen;
+};
+
+static void sink_put(struct sink *k, uint64_t s)
+{
+    long i;
+
+    if (k->filter == NULL) {
+        vec_push(k->out, s);
+        return;
+    }
+    i = sset_find(k->filter, s);
+    if (i >= 0)
+        k->seen[i] = 1;
+}
+
+/* Scans one interval of pos a page of duplicates at a time. */
+static int scan_interval(struct mctx *m,
+                         uint64_t p,
+                         const struct interval *iv,
+                         struct sink *k)
 {
     unsigned char kb[8], vb[16];
-    MDB_val k, v;
-    int rc = 0;
+    MDB_val key = {8, kb}, v = {16, vb};
+    uint64_t last_o = 0;
+    bool last_ok = false;
+    int rc;
 
-    for (size_t i = 0; i < c->niv && rc == 0; i++) {
-        const struct interval *iv = &c->iv[i];
-        uint64_t last_o = 0;
-        bool last_ok = false;
-        ic_store__be64(kb, c->p);
-        ic_store__be64(vb, iv->lo);
-        memset(vb + 8, 0, 8);
-        k.mv_size = 8;
-        k.mv_data = kb;
-        v.mv_size = 16;
-        v.mv_data = vb;
-        for (rc = mdb_cursor_get(m->pos, &k, &v, MDB_GET_BOTH_RANGE);
-             rc == 0; rc = mdb_cursor_get(m->pos, &k, &v, MDB_NEXT_DUP)) {
-            uint64_t o = ic_store__get_be64(v.mv_data);
+    ic_store__be64(kb, p);
+    ic_store__be64(vb, iv->lo);
+    memset(vb + 8, 0, 8);
+    rc = mdb_cursor_get(m->pos, &key, &v, MDB_GET_BOTH_RANGE);
+    if (rc == 0)
+        rc = mdb_cursor_get(m->pos, &key, &v, MDB_GET_MULTIPLE);
+    while (rc == 0) {
+        const unsigned char *d = v.mv_data;
+        size_t n = v.mv_size / 16;
+        for (size_t i = 0; i < n; i++, d += 16) {
+            uint64_t o = ic_store__get_be64(d);
+            if (o < iv->lo)
+                continue; /* the page starts before our position */
             if (o > iv->hi)
-                break;
+                return 0;
             if (o != last_o) {
                 last_o = o;
                 last_ok = exact_ok(m, iv, o);
             }
             if (last_ok)
-                vec_push(out,
-                         ic_store__get_be64((unsigned char *)v.mv_data + 8));
+                sink_put(k, ic_store__get_be64(d + 8));
         }
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
+        rc = mdb_cursor_get(m->pos, &key, &v, MDB_NEXT_MULTIPLE);
     }
-    if (c->niv > 1 || (c->niv == 1 && c->iv[0].lo != c->iv[0].hi))
-        vec_sort_unique(out);
-    return ic_store__mdb_err(rc);
+    return rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
+}
+
+static int scan(struct mctx *m, const struct cons *c, struct sink *k)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < c->niv && rc == 0; i++)
+        rc = scan_interval(m, c->p, &c->iv[i], k);
+    return rc;
 }
 
 static int probe(struct mctx *m, const struct cons *c, uint64_t s, bool *yes)
@@ -479,8 +559,8 @@ static int probe(struct mctx *m, const struct cons *c, uint64_t s, bool *yes)
         k.mv_data = kb;
         v.mv_size = 16;
         v.mv_data = vb;
-        for (rc = mdb_cursor_get(m->spo, &k, &v, MDB_GET_BOTH_RANGE);
-             rc == 0; rc = mdb_cursor_get(m->spo, &k, &v, MDB_NEXT_DUP)) {
+        for (rc = mdb_cursor_get(m->spo, &k, &v, MDB_GET_BOTH_RANGE); rc == 0;
+             rc = mdb_cursor_get(m->spo, &k, &v, MDB_NEXT_DUP)) {
             const unsigned char *d = v.mv_data;
             uint64_t o = ic_store__get_be64(d + 8);
             if (ic_store__get_be64(d) != c->p || o > iv->hi)
@@ -494,24 +574,6 @@ static int probe(struct mctx *m, const struct cons *c, uint64_t s, bool *yes)
             rc = 0;
     }
     return ic_store__mdb_err(rc);
-}
-
-static void intersect(struct vec *a, const struct vec *b)
-{
-    size_t i = 0, j = 0, n = 0;
-
-    while (i < a->n && j < b->n) {
-        if (a->v[i] < b->v[j]) {
-            i++;
-        } else if (a->v[i] > b->v[j]) {
-            j++;
-        } else {
-            a->v[n++] = a->v[i];
-            i++;
-            j++;
-        }
-    }
-    a->n = n;
 }
 
 static int cmp_cons(const void *a, const void *b)
@@ -555,30 +617,85 @@ static char *cloud_name(struct mctx *m, uint64_t s)
     return ic_strndup(v, n);
 }
 
+/* Probing costs a B-tree descent per candidate and interval; scanning a few
+ * nanoseconds per index entry: probe when that is cheaper. */
+#define PROBE_COST 40
+
+static int filter_probe(struct mctx *m, const struct cons *c, struct vec *s)
+{
+    size_t w = 0;
+    int rc = 0;
+
+    for (size_t j = 0; j < s->n && rc == 0; j++) {
+        bool yes;
+        rc = probe(m, c, s->v[j], &yes);
+        if (yes)
+            s->v[w++] = s->v[j];
+    }
+    s->n = w;
+    return rc;
+}
+
+/* A point interval yields its subjects sorted: intersect by merging. */
+static int filter_merge(struct mctx *m, const struct cons *c, struct vec *s)
+{
+    struct vec t = {0};
+    struct sink k = {&t, NULL, NULL};
+    size_t i = 0, j = 0, w = 0;
+    int rc = scan(m, c, &k);
+
+    while (rc == 0 && i < s->n && j < t.n) {
+        if (s->v[i] < t.v[j]) {
+            i++;
+        } else if (s->v[i] > t.v[j]) {
+            j++;
+        } else {
+            s->v[w++] = s->v[i];
+            i++;
+            j++;
+        }
+    }
+    if (rc == 0)
+        s->n = w;
+    ic_free(t.v);
+    return rc;
+}
+
+static int filter_scan(struct mctx *m, const struct cons *c, struct vec *s)
+{
+    struct sset set;
+    struct sink k = {NULL, &set, ic_calloc(s->n, 1)};
+    size_t w = 0;
+    int rc;
+
+    sset_init(&set, s);
+    rc = scan(m, c, &k);
+    for (size_t j = 0; j < s->n; j++)
+        if (k.seen[j])
+            s->v[w++] = s->v[j];
+    s->n = w;
+    sset_free(&set);
+    ic_free(k.seen);
+    return rc;
+}
+
 static int run(struct mctx *m, struct cons *cs, size_t n, struct vec *out)
 {
-    struct vec tmp = {0};
+    struct sink k = {out, NULL, NULL};
     int rc;
 
     qsort(cs, n, sizeof *cs, cmp_cons);
-    rc = scan(m, &cs[0], out);
+    rc = scan(m, &cs[0], &k);
+    if (cs[0].niv > 1 || (cs[0].niv == 1 && cs[0].iv[0].lo != cs[0].iv[0].hi))
+        vec_sort_unique(out);
     for (size_t i = 1; i < n && rc == 0 && out->n > 0; i++) {
-        if (out->n * 4 < cs[i].est) {
-            size_t w = 0;
-            for (size_t j = 0; j < out->n && rc == 0; j++) {
-                bool yes;
-                rc = probe(m, &cs[i], out->v[j], &yes);
-                if (yes)
-                    out->v[w++] = out->v[j];
-            }
-            out->n = w;
-        } else {
-            tmp.n = 0;
-            rc = scan(m, &cs[i], &tmp);
-            intersect(out, &tmp);
-        }
+        if (out->n * cs[i].niv * PROBE_COST < cs[i].est)
+            rc = filter_probe(m, &cs[i], out);
+        else if (cs[i].niv == 1 && cs[i].iv[0].lo == cs[i].iv[0].hi)
+            rc = filter_merge(m, &cs[i], out);
+        else
+            rc = filter_scan(m, &cs[i], out);
     }
-    ic_free(tmp.v);
     return rc;
 }
 

@@ -15,16 +15,16 @@
 
 #include "store_int.h"
 
-static void put_ids(unsigned char *p, uint64_t a, uint64_t b, uint64_t c,
-                    uint64_t d, int n)
+static void
+put_ids(unsigned char *p, uint64_t a, uint64_t b, uint64_t c, uint64_t d, int n)
 {
     uint64_t v[4] = {a, b, c, d};
     for (int i = 0; i < n; i++)
         ic_store__be64(p + 8 * i, v[i]);
 }
 
-static int put_one(struct ic_txn *t, int dbi, const unsigned char *rec,
-                   size_t vlen)
+static int
+put_one(struct ic_txn *t, int dbi, const unsigned char *rec, size_t vlen)
 {
     MDB_val k = {8, (void *)rec}, v = {vlen, (void *)(rec + 8)};
     int rc = mdb_put(t->txn, t->st->dbi[dbi], &k, &v, MDB_NODUPDATA);
@@ -32,8 +32,8 @@ static int put_one(struct ic_txn *t, int dbi, const unsigned char *rec,
     return rc == MDB_KEYEXIST ? 0 : ic_store__mdb_err(rc);
 }
 
-static int del_one(struct ic_txn *t, int dbi, const unsigned char *rec,
-                   size_t vlen)
+static int
+del_one(struct ic_txn *t, int dbi, const unsigned char *rec, size_t vlen)
 {
     MDB_val k = {8, (void *)rec}, v = {vlen, (void *)(rec + 8)};
     int rc = mdb_del(t->txn, t->st->dbi[dbi], &k, &v);
@@ -42,8 +42,10 @@ static int del_one(struct ic_txn *t, int dbi, const unsigned char *rec,
 }
 
 /* Whether any graph still holds triple (s, p, o). */
-static int triple_held(struct ic_txn *t, const unsigned char *o,
-                       const unsigned char *sp, bool *held)
+static int triple_held(struct ic_txn *t,
+                       const unsigned char *o,
+                       const unsigned char *sp,
+                       bool *held)
 {
     MDB_cursor *cur;
     unsigned char vb[24];
@@ -63,8 +65,8 @@ static int triple_held(struct ic_txn *t, const unsigned char *o,
 
 /* Removes quad (s,p,o,g) from osp and, when no other graph holds the
  * triple, from spo and pos. gspo is the caller's business. */
-static int unindex(struct ic_txn *t, uint64_t s, uint64_t p, uint64_t o,
-                   uint64_t g)
+static int
+unindex(struct ic_txn *t, uint64_t s, uint64_t p, uint64_t o, uint64_t g)
 {
     unsigned char r[32];
     bool held;
@@ -124,7 +126,9 @@ int ic_store_quad_remove_ids(struct ic_txn *t, const uint64_t q[4])
     return unindex(t, q[0], q[1], q[2], q[3]);
 }
 
-static int quad_ids(struct ic_txn *t, const struct ic_term *q[4], bool create,
+static int quad_ids(struct ic_txn *t,
+                    const struct ic_term *q[4],
+                    bool create,
                     uint64_t ids[4])
 {
     for (int i = 0; i < 4; i++) {
@@ -195,31 +199,96 @@ int ic_store_graph_clear(struct ic_txn *t, const char *graph_iri)
     return rc != 0 ? rc : ic_store__graph_clear_id(t, id);
 }
 
-/* Bulk insertion */
+/* Bulk insertion
+ *
+ * The quads are sorted in each index's order with a natural merge sort
+ * (input grouped by subject is already nearly in spo and gspo order, so
+ * those sorts are close to one linear pass), then inserted in that order,
+ * appending while they lie beyond the database's last entry. */
 
-static int cmp24(const void *a, const void *b)
+struct qorder {
+    int pos[4]; /* the key's position, then the value's; -1 ends */
+    int n;      /* 3 for triple-level indexes, 4 for quad-level */
+};
+
+static inline int
+qcmp(const uint64_t *a, const uint64_t *b, const struct qorder *o)
 {
-    return memcmp(a, b, 24);
+    for (int i = 0; i < o->n; i++) {
+        uint64_t x = a[o->pos[i]], y = b[o->pos[i]];
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
 }
 
-static int cmp32(const void *a, const void *b)
+static void merge(uint64_t (*src)[4],
+                  uint64_t (*dst)[4],
+                  size_t lo,
+                  size_t mid,
+                  size_t hi,
+                  const struct qorder *o)
 {
-    return memcmp(a, b, 32);
+    size_t i = lo, j = mid, k = lo;
+
+    while (i < mid && j < hi) {
+        if (qcmp(src[j], src[i], o) < 0)
+            memcpy(dst[k++], src[j++], sizeof *dst);
+        else
+            memcpy(dst[k++], src[i++], sizeof *dst);
+    }
+    memcpy(dst[k], src[i], (mid - i) * sizeof *dst);
+    k += mid - i;
+    memcpy(dst[k], src[j], (hi - j) * sizeof *dst);
 }
 
-/* Inserts sorted records (8-byte key, VLEN-byte value), appending while the
- * records lie beyond the database's last entry. */
-static int put_sorted(struct ic_txn *t, int dbi, unsigned char *recs,
-                      size_t n, size_t vlen)
+/* Sorts Q in order O; returns Q or TMP, whichever holds the result. */
+static uint64_t (*sort_quads(
+    uint64_t (*q)[4], uint64_t (*tmp)[4], size_t n, const struct qorder *o))[4]
 {
-    size_t rl = 8 + vlen;
-    unsigned char last[32];
+    size_t *runs = ic_malloc((n + 2) * sizeof *runs), nr = 0;
+
+    runs[nr++] = 0;
+    for (size_t i = 1; i < n; i++)
+        if (qcmp(q[i - 1], q[i], o) > 0)
+            runs[nr++] = i;
+    runs[nr] = n;
+    while (nr > 1) {
+        size_t w = 0, r;
+        for (r = 0; r + 1 < nr; r += 2) {
+            merge(q, tmp, runs[r], runs[r + 1], runs[r + 2], o);
+            runs[w++] = runs[r];
+        }
+        if (r < nr) {
+            memcpy(tmp[runs[r]], q[runs[r]], (runs[nr] - runs[r]) * sizeof *q);
+            runs[w++] = runs[r];
+        }
+        runs[w] = n;
+        nr = w;
+        {
+            uint64_t(*t)[4] = q;
+            q = tmp;
+            tmp = t;
+        }
+    }
+    ic_free(runs);
+    return q;
+}
+
+/* Inserts quads sorted in order O into index DBI. */
+static int put_sorted(struct ic_txn *t,
+                      int dbi,
+                      uint64_t (*q)[4],
+                      size_t n,
+                      const struct qorder *o)
+{
+    size_t rl = (size_t)o->n * 8, vlen = rl - 8;
+    unsigned char last[32], r[32];
     bool have_last;
     MDB_cursor *cur;
     MDB_val k, v;
     int rc;
 
-    qsort(recs, n, rl, rl == 24 ? cmp24 : cmp32);
     rc = mdb_cursor_open(t->txn, t->st->dbi[dbi], &cur);
     if (rc != 0)
         return ic_store__mdb_err(rc);
@@ -229,13 +298,14 @@ static int put_sorted(struct ic_txn *t, int dbi, unsigned char *recs,
         memcpy(last + 8, v.mv_data, vlen);
     }
     for (size_t i = 0; i < n; i++) {
-        unsigned char *r = recs + i * rl;
         unsigned flags = MDB_NODUPDATA;
-        if (i > 0 && memcmp(r, r - rl, rl) == 0)
+        if (i > 0 && qcmp(q[i], q[i - 1], o) == 0)
             continue;
+        for (int j = 0; j < o->n; j++)
+            ic_store__be64(r + 8 * j, q[i][o->pos[j]]);
         if (!have_last || memcmp(r, last, 8) > 0)
             flags = MDB_APPEND;
-        else if (memcmp(r, last, rl) > 0 && memcmp(r, last, 8) == 0)
+        else if (memcmp(r, last, 8) == 0 && memcmp(r, last, rl) > 0)
             flags = MDB_APPENDDUP;
         k.mv_size = 8;
         k.mv_data = r;
@@ -259,32 +329,31 @@ static int put_sorted(struct ic_txn *t, int dbi, unsigned char *recs,
 
 int ic_store__quads_add_bulk(struct ic_txn *t, uint64_t (*q)[4], size_t n)
 {
-    /* key position, then value positions, per index */
-    static const int order[4][4] = {
-        {3, 0, 1, 2}, /* gspo */
-        {2, 0, 1, 3}, /* osp */
-        {0, 1, 2, -1}, /* spo */
-        {1, 2, 0, -1}, /* pos */
+    static const struct qorder orders[4] = {
+        {{3, 0, 1, 2}, 4},  /* gspo */
+        {{0, 1, 2, -1}, 3}, /* spo */
+        {{2, 0, 1, 3}, 4},  /* osp */
+        {{1, 2, 0, -1}, 3}, /* pos */
     };
-    static const int dbis[4] = {DBI_GSPO, DBI_OSP, DBI_SPO, DBI_POS};
-    unsigned char *recs;
+    static const int dbis[4] = {DBI_GSPO, DBI_SPO, DBI_OSP, DBI_POS};
+    uint64_t(*orig)[4] = q, (*tmp)[4];
     int rc = 0;
 
     if (!t->write)
         return IC_EREADONLY;
     if (n == 0)
         return 0;
-    recs = ic_malloc(n * 32);
+    tmp = ic_malloc(n * sizeof *tmp);
     for (int x = 0; x < 4 && rc == 0; x++) {
-        int nid = order[x][3] < 0 ? 3 : 4;
-        size_t rl = (size_t)nid * 8;
-        for (size_t i = 0; i < n; i++)
-            for (int j = 0; j < nid; j++)
-                ic_store__be64(recs + i * rl + (size_t)j * 8,
-                               q[i][order[x][j]]);
-        rc = put_sorted(t, dbis[x], recs, n, rl - 8);
+        uint64_t(*sorted)[4] = sort_quads(q, tmp, n, &orders[x]);
+        if (sorted != q) {
+            tmp = q;
+            q = sorted;
+        }
+        rc = put_sorted(t, dbis[x], q, n, &orders[x]);
     }
-    ic_free(recs);
+    /* The caller frees its own array; free the other one. */
+    ic_free(q == orig ? tmp : q);
     return rc;
 }
 

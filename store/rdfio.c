@@ -63,6 +63,9 @@ static SerdSyntax serd_syntax(enum ic_rdf_syntax s)
 }
 
 static void fail(struct loader *l, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct loader *l, int rc, const char *fmt, ...)
 {
     va_list ap;
 
@@ -82,7 +85,10 @@ static SerdStatus on_error(void *handle, const SerdError *e)
     size_t n;
 
     va_copy(ap, *e->args);
-    vsnprintf(msg, sizeof msg, e->fmt, ap);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    vsnprintf(msg, sizeof msg, e->fmt, ap); /* serd's own format */
+#pragma GCC diagnostic pop
     va_end(ap);
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
@@ -97,32 +103,46 @@ static SerdStatus on_base(void *handle, const SerdNode *uri)
     return serd_env_set_base_uri(l->env, uri);
 }
 
-static SerdStatus on_prefix(void *handle, const SerdNode *name,
-                            const SerdNode *uri)
+static SerdStatus
+on_prefix(void *handle, const SerdNode *name, const SerdNode *uri)
 {
     struct loader *l = handle;
     return serd_env_set_prefix(l->env, name, uri);
 }
 
 /* An IRI node, expanded and resolved; the caller frees *owned. */
-static const SerdNode *expand(struct loader *l, const SerdNode *n,
-                              SerdNode *owned)
+static const SerdNode *
+expand(struct loader *l, const SerdNode *n, SerdNode *owned)
 {
     if (n->type == SERD_URI &&
         serd_uri_string_has_scheme((const uint8_t *)n->buf))
         return n;
     *owned = serd_env_expand_node(l->env, n);
-    if (owned->buf == NULL) {
-        fail(l, IC_ESYNTAX, "%s: cannot expand '%s' (undefined prefix or "
-                            "relative IRI without a base)",
+    if (owned->buf != NULL &&
+        !serd_uri_string_has_scheme((const uint8_t *)owned->buf)) {
+        /* a prefix bound to a relative IRI: resolve against the base */
+        SerdNode rel = *owned;
+        rel.type = SERD_URI;
+        *owned = serd_env_expand_node(l->env, &rel);
+        serd_node_free(&rel);
+    }
+    if (owned->buf == NULL ||
+        !serd_uri_string_has_scheme((const uint8_t *)owned->buf)) {
+        serd_node_free(owned);
+        fail(l, IC_ESYNTAX,
+             "%s: cannot expand '%s' (undefined prefix or "
+             "relative IRI without a base)",
              l->name, (const char *)n->buf);
         return NULL;
     }
     return owned;
 }
 
-static int node_id(struct loader *l, const SerdNode *n, const SerdNode *dt,
-                   const SerdNode *lang, uint64_t *id)
+static int node_id(struct loader *l,
+                   const SerdNode *n,
+                   const SerdNode *dt,
+                   const SerdNode *lang,
+                   uint64_t *id)
 {
     SerdNode own = SERD_NODE_NULL, own_dt = SERD_NODE_NULL;
     const SerdNode *x = n;
@@ -182,8 +202,10 @@ static int subject_graph(struct loader *l, uint64_t s, uint64_t *g)
     return ic_store_term_id(l->txn, &gt, true, g);
 }
 
-static SerdStatus on_statement(void *handle, SerdStatementFlags flags,
-                               const SerdNode *graph, const SerdNode *subject,
+static SerdStatus on_statement(void *handle,
+                               SerdStatementFlags flags,
+                               const SerdNode *graph,
+                               const SerdNode *subject,
                                const SerdNode *predicate,
                                const SerdNode *object,
                                const SerdNode *object_datatype,
@@ -252,8 +274,11 @@ static int finish(struct loader *l, struct ic_load_result *res)
     return 0;
 }
 
-static int load(struct ic_txn *txn, FILE *f, const char *data,
-                const struct ic_load_opts *opts, const char *base,
+static int load(struct ic_txn *txn,
+                FILE *f,
+                const char *data,
+                const struct ic_load_opts *opts,
+                const char *base,
                 struct ic_load_result *res)
 {
     struct loader l = {0};
@@ -290,16 +315,14 @@ static int load(struct ic_txn *txn, FILE *f, const char *data,
     serd_reader_set_strict(reader, true);
     serd_reader_set_error_sink(reader, on_error, &l);
     /* Blank nodes are scoped to one load: prefix them uniquely. */
-    snprintf(prefix, sizeof prefix, "l%llux",
-             (unsigned long long)txn->next_id);
+    snprintf(prefix, sizeof prefix, "l%llux", (unsigned long long)txn->next_id);
     serd_reader_add_blank_prefix(reader, (const uint8_t *)prefix);
     if (f != NULL)
         st = serd_reader_read_file_handle(reader, f, (const uint8_t *)l.name);
     else
         st = serd_reader_read_string(reader, (const uint8_t *)data);
     if (st != SERD_SUCCESS && l.rc == 0)
-        fail(&l, IC_ESYNTAX, "%s: %s", l.name,
-             (const char *)serd_strerror(st));
+        fail(&l, IC_ESYNTAX, "%s: %s", l.name, (const char *)serd_strerror(st));
     serd_reader_free(reader);
     serd_env_free(l.env);
     if (l.rc == 0)
@@ -333,8 +356,8 @@ int ic_store_load_file(struct ic_txn *txn,
     }
     if (o.base_uri == NULL)
         uri = serd_node_new_file_uri((const uint8_t *)path, NULL, NULL, true);
-    rc = load(txn, f, NULL, &o,
-              o.base_uri ? o.base_uri : (const char *)uri.buf, res);
+    rc = load(txn, f, NULL, &o, o.base_uri ? o.base_uri : (const char *)uri.buf,
+              res);
     serd_node_free(&uri);
     fclose(f);
     return rc;
@@ -378,8 +401,8 @@ static const char *const prefixes[][2] = {
     {"owl", "http://www.w3.org/2002/07/owl#"},
 };
 
-static int to_node(struct ic_txn *t, uint64_t id, SerdNode *n, SerdNode *dt,
-                   SerdNode *lang)
+static int to_node(
+    struct ic_txn *t, uint64_t id, SerdNode *n, SerdNode *dt, SerdNode *lang)
 {
     struct ic_term term;
     char buf[64];
@@ -395,24 +418,24 @@ static int to_node(struct ic_txn *t, uint64_t id, SerdNode *n, SerdNode *dt,
                                       term.len);
         break;
     case IC_TERM_BLANK:
-        *n = serd_node_from_substring(SERD_BLANK,
-                                      (const uint8_t *)term.value, term.len);
+        *n = serd_node_from_substring(SERD_BLANK, (const uint8_t *)term.value,
+                                      term.len);
         break;
     default:
-        *n = serd_node_from_substring(SERD_LITERAL,
-                                      (const uint8_t *)term.value, term.len);
+        *n = serd_node_from_substring(SERD_LITERAL, (const uint8_t *)term.value,
+                                      term.len);
         if (term.datatype != NULL)
-            *dt = serd_node_from_string(SERD_URI,
-                                        (const uint8_t *)term.datatype);
+            *dt =
+                serd_node_from_string(SERD_URI, (const uint8_t *)term.datatype);
         if (term.lang != NULL)
-            *lang = serd_node_from_string(SERD_LITERAL,
-                                          (const uint8_t *)term.lang);
+            *lang =
+                serd_node_from_string(SERD_LITERAL, (const uint8_t *)term.lang);
     }
     return 0;
 }
 
-static int write_quad(struct ic_txn *t, SerdWriter *w, const uint64_t q[4],
-                      bool graphs)
+static int
+write_quad(struct ic_txn *t, SerdWriter *w, const uint64_t q[4], bool graphs)
 {
     SerdNode n[4], dt, lang, unused1, unused2;
     int rc = 0;
@@ -422,8 +445,8 @@ static int write_quad(struct ic_txn *t, SerdWriter *w, const uint64_t q[4],
                      i == 2 ? &lang : &unused2);
     if (rc != 0)
         return rc;
-    if (serd_writer_write_statement(w, 0, graphs ? &n[3] : NULL, &n[0],
-                                    &n[1], &n[2], dt.buf ? &dt : NULL,
+    if (serd_writer_write_statement(w, 0, graphs ? &n[3] : NULL, &n[0], &n[1],
+                                    &n[2], dt.buf ? &dt : NULL,
                                     lang.buf ? &lang : NULL) != SERD_SUCCESS)
         return IC_EIO;
     return 0;
@@ -453,14 +476,14 @@ int ic_store_dump(struct ic_txn *t,
     env = serd_env_new(NULL);
     if (pretty)
         for (size_t i = 0; i < IC_ARRAY_LEN(prefixes); i++)
-            serd_env_set_prefix_from_strings(
-                env, (const uint8_t *)prefixes[i][0],
-                (const uint8_t *)prefixes[i][1]);
-    w = serd_writer_new(serd_syntax(syntax),
-                        pretty ? (SerdStyle)(SERD_STYLE_ABBREVIATED |
-                                             SERD_STYLE_CURIED)
-                               : (SerdStyle)0,
-                        env, NULL, sink, out);
+            serd_env_set_prefix_from_strings(env,
+                                             (const uint8_t *)prefixes[i][0],
+                                             (const uint8_t *)prefixes[i][1]);
+    w = serd_writer_new(
+        serd_syntax(syntax),
+        pretty ? (SerdStyle)(SERD_STYLE_ABBREVIATED | SERD_STYLE_CURIED)
+               : (SerdStyle)0,
+        env, NULL, sink, out);
     if (pretty)
         serd_env_foreach(env, (SerdPrefixSink)serd_writer_set_prefix, w);
     rc = ic_store_iter_new(t, pat, &it);

@@ -17,9 +17,9 @@
 #define DEFAULT_MAP_SIZE (64ULL << 30)
 
 static const char *const dbi_names[DBI__COUNT] = {
-    "meta", "hash2id", "id2term", "spo", "pos", "osp", "gspo",
-    "kv.accounts", "kv.rosters", "kv.presence", "kv.delegations",
-    "kv.cluster",
+    "meta",       "hash2id",     "id2term",        "spo",
+    "pos",        "osp",         "gspo",           "kv.accounts",
+    "kv.rosters", "kv.presence", "kv.delegations", "kv.cluster",
 };
 
 static unsigned dbi_flags(int i)
@@ -117,8 +117,7 @@ static int check_dir(const char *dir, bool create, char *why, size_t why_len)
             strcmp(n, "data.mdb") == 0 || strcmp(n, "lock.mdb") == 0)
             continue;
         why_set(why, why_len,
-                "%s is not an icroot store directory (it holds '%s')", dir,
-                n);
+                "%s is not an icroot store directory (it holds '%s')", dir, n);
         rv = IC_ENOTOURS;
         break;
     }
@@ -132,8 +131,8 @@ static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, MDB_val *v)
     return mdb_get(txn, dbi, &k, v);
 }
 
-static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *key,
-                    const void *data, size_t len)
+static int meta_put(
+    MDB_txn *txn, MDB_dbi dbi, const char *key, const void *data, size_t len)
 {
     MDB_val k = {strlen(key), (void *)key};
     MDB_val v = {len, (void *)data};
@@ -141,8 +140,12 @@ static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *key,
 }
 
 /* Checks (or, for a new store, writes) the magic and format version. */
-static int check_meta(struct ic_store *st, MDB_txn *txn, bool fresh,
-                      const char *dir, char *why, size_t why_len)
+static int check_meta(struct ic_store *st,
+                      MDB_txn *txn,
+                      bool fresh,
+                      const char *dir,
+                      char *why,
+                      size_t why_len)
 {
     MDB_val v;
     unsigned char buf[8];
@@ -185,8 +188,8 @@ static int check_meta(struct ic_store *st, MDB_txn *txn, bool fresh,
 
 /* Opens every named database. A main database that holds anything but our
  * databases is somebody else's. */
-static int open_dbis(struct ic_store *st, const char *dir, char *why,
-                     size_t why_len)
+static int
+open_dbis(struct ic_store *st, const char *dir, char *why, size_t why_len)
 {
     MDB_txn *txn;
     MDB_dbi main;
@@ -219,8 +222,8 @@ static int open_dbis(struct ic_store *st, const char *dir, char *why,
         return IC_ENOTFOUND;
     }
     for (int i = 0; i < DBI__COUNT; i++) {
-        rc = mdb_dbi_open(txn, dbi_names[i], dbi_flags(i) | wflags,
-                          &st->dbi[i]);
+        rc =
+            mdb_dbi_open(txn, dbi_names[i], dbi_flags(i) | wflags, &st->dbi[i]);
         if (rc == MDB_NOTFOUND && i >= DBI_KV0 && st->read_only)
             continue; /* an older store without this database */
         if (rc == MDB_INCOMPATIBLE) {

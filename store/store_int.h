@@ -2,6 +2,8 @@
 #ifndef IC_STORE_INT_H
 #define IC_STORE_INT_H
 
+#include <string.h>
+
 #include <lmdb.h>
 
 #include "ic_store.h"
@@ -73,17 +75,14 @@ int ic_store__meta_put_u64(struct ic_txn *txn, const char *key, uint64_t v);
 uint64_t ic_store__hash(const void *data, size_t len);
 static inline void ic_store__be64(unsigned char *p, uint64_t v)
 {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
 }
 static inline uint64_t ic_store__get_be64(const unsigned char *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
 }
 /* Encodes TERM into a heap buffer (caller frees); writes the id tag it
  * wants and, for ordered tags, the 48-bit value key. BOOL terms are not
@@ -94,9 +93,7 @@ int ic_store__term_encode(const struct ic_term *term,
                           uint64_t *tag,
                           uint64_t *okey,
                           uint64_t *inline_id);
-int ic_store__term_decode(const void *enc,
-                          size_t len,
-                          struct ic_term *out);
+int ic_store__term_decode(const void *enc, size_t len, struct ic_term *out);
 /* Looks up or creates the id of an encoded term. */
 int ic_store__term_id_enc(struct ic_txn *txn,
                           char *enc,

@@ -36,7 +36,8 @@ static inline uint64_t fmix64(uint64_t k)
 uint64_t ic_store__hash(const void *data, size_t len)
 {
     const unsigned char *p = data;
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0x87c37b91114253d5ULL);
+    uint64_t h =
+        0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0x87c37b91114253d5ULL);
     size_t i = 0;
 
     for (; i + 8 <= len; i += 8) {
@@ -76,11 +77,21 @@ struct ic_term ic_term_literal(const char *lex, const char *datatype)
 /* Lexical forms */
 
 static const char *const numeric_types[] = {
-    "integer",          "decimal",          "double",
-    "float",            "long",             "int",
-    "short",            "byte",             "nonNegativeInteger",
-    "positiveInteger",  "nonPositiveInteger", "negativeInteger",
-    "unsignedLong",     "unsignedInt",      "unsignedShort",
+    "integer",
+    "decimal",
+    "double",
+    "float",
+    "long",
+    "int",
+    "short",
+    "byte",
+    "nonNegativeInteger",
+    "positiveInteger",
+    "nonPositiveInteger",
+    "negativeInteger",
+    "unsignedLong",
+    "unsignedInt",
+    "unsignedShort",
     "unsignedByte",
 };
 
@@ -179,8 +190,7 @@ static bool lex_datetime(const char *s, long double *out)
     s = end + 1;
     if (!fixed_num(s, 2, &mo) || s[2] != '-' || !fixed_num(s + 3, 2, &d) ||
         s[5] != 'T' || !fixed_num(s + 6, 2, &h) || s[8] != ':' ||
-        !fixed_num(s + 9, 2, &mi) || s[11] != ':' ||
-        !fixed_num(s + 12, 2, &se))
+        !fixed_num(s + 9, 2, &mi) || s[11] != ':' || !fixed_num(s + 12, 2, &se))
         return false;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 24 || mi > 59 || se > 60)
         return false;
@@ -314,8 +324,7 @@ int ic_store__term_encode(const struct ic_term *t,
     memcpy(b + 7 + t->len, suffix, sl);
     b[n - 1] = '\0';
     if (marker == '^' &&
-        ic_store__ordered_value(b + 5, suffix, &otag, &v) == 0 &&
-        !isnan(v)) {
+        ic_store__ordered_value(b + 5, suffix, &otag, &v) == 0 && !isnan(v)) {
         *tag = otag;
         *okey = ic_store__okey(v);
     }
@@ -382,8 +391,7 @@ static void tcache_grow(struct ic_store__tcache *c)
 }
 
 static struct ic_store__tcache_entry *
-tcache_find(struct ic_store__tcache *c, uint64_t h, const char *enc,
-            size_t len)
+tcache_find(struct ic_store__tcache *c, uint64_t h, const char *enc, size_t len)
 {
     if (c->cap == 0)
         return NULL;
@@ -396,8 +404,12 @@ tcache_find(struct ic_store__tcache *c, uint64_t h, const char *enc,
     return NULL;
 }
 
-static void tcache_add(struct ic_store__tcache *c, uint64_t h, char *enc,
-                       size_t len, uint64_t id, bool created)
+static void tcache_add(struct ic_store__tcache *c,
+                       uint64_t h,
+                       char *enc,
+                       size_t len,
+                       uint64_t id,
+                       bool created)
 {
     size_t j;
 
@@ -484,8 +496,8 @@ out:
 }
 
 /* Looks the encoding up in LMDB. */
-static int lookup_enc(struct ic_txn *t, uint64_t h, const char *enc,
-                      size_t len, uint64_t *id)
+static int lookup_enc(
+    struct ic_txn *t, uint64_t h, const char *enc, size_t len, uint64_t *id)
 {
     MDB_cursor *cur;
     MDB_val k, v, tv;
@@ -518,8 +530,8 @@ static int lookup_enc(struct ic_txn *t, uint64_t h, const char *enc,
 }
 
 /* The next free id in an ordered bucket. */
-static int alloc_ordered(struct ic_txn *t, uint64_t tag, uint64_t okey,
-                         uint64_t *id)
+static int
+alloc_ordered(struct ic_txn *t, uint64_t tag, uint64_t okey, uint64_t *id)
 {
     uint64_t base = IC_ID_MAKE(tag, okey << IC_ORD_SEQ_BITS);
     uint64_t next = base + IC_ORD_SEQ_MASK + 1, last;
@@ -579,8 +591,8 @@ int ic_store__term_id_enc(struct ic_txn *t,
     rc = lookup_enc(t, h, enc, len, id);
     if (rc == 0) {
         if (t->write) {
-            tcache_add(&t->cache, h, take_enc ? enc : ic_strndup(enc, len),
-                       len, *id, false);
+            tcache_add(&t->cache, h, take_enc ? enc : ic_strndup(enc, len), len,
+                       *id, false);
             return 0;
         }
         goto done;

@@ -19,6 +19,10 @@
  *     method AMQP              25 %
  *     NFS among the protocols  ~35 %
  *
+ * Build (libc only):
+ *
+ *     cc -std=c11 -O2 -o gen-catalog gen-catalog.c
+ *
  * Everything is plain ASCII, so no literal needs escaping. The output goes
  * through one large buffer handed to fwrite; the hot path never calls
  * printf.
@@ -97,13 +101,12 @@ static const struct country countries[] = {
 #define N_COUNTRIES (sizeof(countries) / sizeof(countries[0]))
 
 static const struct choice availabilities[] = {
-    {"99.0", 10},  {"99.5", 15},   {"99.9", 25},    {"99.95", 20},
+    {"99.0", 10},  {"99.5", 15},   {"99.9", 25},   {"99.95", 20},
     {"99.99", 15}, {"99.999", 10}, {"99.9999", 5},
 };
 
 /* Index i is replication factor i + 1; factors >= 5 weigh 30 in 100. */
-static const unsigned replication_weights[] = {20, 20, 18, 12, 10,
-                                               7,  6,  4,  3};
+static const unsigned replication_weights[] = {20, 20, 18, 12, 10, 7, 6, 4, 3};
 
 static const struct choice n_countries_weights[] = {
     {"1", 45},
@@ -142,11 +145,10 @@ static const struct {
     const char *prefix;
     const char *jurisdiction;
 } regions[] = {
-    {"eu-west-", "EU"},        {"eu-central-", "EU"},
-    {"eu-north-", "EU"},       {"us-east-", "US"},
-    {"us-west-", "US"},        {"ap-northeast-", "APAC"},
-    {"ap-southeast-", "APAC"}, {"ap-south-", "APAC"},
-    {"sa-east-", "LATAM"},     {"me-south-", "MEA"},
+    {"eu-west-", "EU"},        {"eu-central-", "EU"}, {"eu-north-", "EU"},
+    {"us-east-", "US"},        {"us-west-", "US"},    {"ap-northeast-", "APAC"},
+    {"ap-southeast-", "APAC"}, {"ap-south-", "APAC"}, {"sa-east-", "LATAM"},
+    {"me-south-", "MEA"},
 };
 
 #define N_REGIONS (sizeof(regions) / sizeof(regions[0]))
@@ -190,15 +192,19 @@ static size_t pick_weighted(const unsigned *w, size_t n, unsigned total)
 
 static size_t pick_choice(const struct choice *c, size_t n)
 {
-    unsigned w[16];
     unsigned total = 0;
+    unsigned r;
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        w[i] = c[i].w;
-        total += w[i];
+    for (i = 0; i < n; i++)
+        total += c[i].w;
+    r = rng_below(total);
+    for (i = 0; i + 1 < n; i++) {
+        if (r < c[i].w)
+            return i;
+        r -= c[i].w;
     }
-    return pick_weighted(w, n, total);
+    return n - 1;
 }
 
 #define PICK(table) pick_choice(table, sizeof(table) / sizeof(table[0]))
@@ -274,8 +280,8 @@ static void put_padded(unsigned v, unsigned width)
 
 /* Start a line: subject, space, predicate, space. Flushes first if the
  * buffer could not hold a whole line. */
-static void line_begin(const char *subj, size_t subj_len, const char *pred,
-                       size_t pred_len)
+static void
+line_begin(const char *subj, size_t subj_len, const char *pred, size_t pred_len)
 {
     if (out_len > OUT_SIZE - OUT_SLACK)
         out_flush();
