@@ -9,8 +9,9 @@
  *   id2term    term id -> term encoding
  *   spo        s -> p|o            (triple level, 8-byte big-endian ids)
  *   pos        p -> o|s            (triple level)
- *   osp        o -> s|p|g          (quad level)
- *   gspo       g -> s|p|o          (quad level; replaces a graph at once)
+ *   osp        o -> s|p|g          (quad level: the record of every quad)
+ *   gs         g -> s              (the subjects a graph may hold: replaces
+ *                                   a graph at once)
  *   kv.*       named key/value databases (accounts, rosters, presence,
  *              delegations, cluster) for later modules
  *

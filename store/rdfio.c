@@ -401,8 +401,14 @@ static const char *const prefixes[][2] = {
     {"owl", "http://www.w3.org/2002/07/owl#"},
 };
 
-static int to_node(
-    struct ic_txn *t, uint64_t id, SerdNode *n, SerdNode *dt, SerdNode *lang)
+/* A node for term ID; blank nodes are labelled by id (BL, 24 bytes), so a
+ * dump loaded again does not grow their labels. */
+static int to_node(struct ic_txn *t,
+                   uint64_t id,
+                   SerdNode *n,
+                   SerdNode *dt,
+                   SerdNode *lang,
+                   char *bl)
 {
     struct ic_term term;
     char buf[64];
@@ -418,8 +424,8 @@ static int to_node(
                                       term.len);
         break;
     case IC_TERM_BLANK:
-        *n = serd_node_from_substring(SERD_BLANK, (const uint8_t *)term.value,
-                                      term.len);
+        snprintf(bl, 24, "b%llx", (unsigned long long)id);
+        *n = serd_node_from_string(SERD_BLANK, (const uint8_t *)bl);
         break;
     default:
         *n = serd_node_from_substring(SERD_LITERAL, (const uint8_t *)term.value,
@@ -438,11 +444,12 @@ static int
 write_quad(struct ic_txn *t, SerdWriter *w, const uint64_t q[4], bool graphs)
 {
     SerdNode n[4], dt, lang, unused1, unused2;
+    char bl[4][24];
     int rc = 0;
 
     for (int i = 0; i < 4 && rc == 0; i++)
         rc = to_node(t, q[i], &n[i], i == 2 ? &dt : &unused1,
-                     i == 2 ? &lang : &unused2);
+                     i == 2 ? &lang : &unused2, bl[i]);
     if (rc != 0)
         return rc;
     if (serd_writer_write_statement(w, 0, graphs ? &n[3] : NULL, &n[0], &n[1],

@@ -17,9 +17,18 @@
 #define DEFAULT_MAP_SIZE (64ULL << 30)
 
 static const char *const dbi_names[DBI__COUNT] = {
-    "meta",       "hash2id",     "id2term",        "spo",
-    "pos",        "osp",         "gspo",           "kv.accounts",
-    "kv.rosters", "kv.presence", "kv.delegations", "kv.cluster",
+    "meta",
+    "hash2id",
+    "id2term",
+    "spo",
+    "pos",
+    "osp",
+    "gs",
+    "kv.accounts",
+    "kv.rosters",
+    "kv.presence",
+    "kv.delegations",
+    "kv.cluster",
 };
 
 static unsigned dbi_flags(int i)
@@ -29,7 +38,7 @@ static unsigned dbi_flags(int i)
     case DBI_SPO:
     case DBI_POS:
     case DBI_OSP:
-    case DBI_GSPO:
+    case DBI_GS:
         return MDB_DUPSORT | MDB_DUPFIXED;
     default:
         return 0;
@@ -411,14 +420,39 @@ int ic_store_applied_set(struct ic_txn *t, uint64_t index)
     return ic_store__meta_put_u64(t, "applied", index);
 }
 
-static uint64_t entries(struct ic_txn *t, int i, uint64_t *pages)
+static uint64_t entries(struct ic_txn *t, int i)
 {
     MDB_stat ms;
 
     if (mdb_stat(t->txn, t->st->dbi[i], &ms) != 0)
         return 0;
-    *pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
     return ms.ms_entries;
+}
+
+/* Pages in use: the file's pages less those on the free list (mdb_stat
+ * leaves out the sub-databases of DUPSORT databases, so it cannot tell). */
+static int used_pages(struct ic_txn *t, uint64_t *used)
+{
+    MDB_envinfo info;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t free_pages = 0;
+    int rc;
+
+    mdb_env_info(t->st->env, &info);
+    rc = mdb_cursor_open(t->txn, 0, &cur); /* the free list */
+    if (rc != 0)
+        return ic_store__mdb_err(rc);
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        size_t n;
+        if (v.mv_size < sizeof n)
+            continue;
+        memcpy(&n, v.mv_data, sizeof n);
+        free_pages += n;
+    }
+    mdb_cursor_close(cur);
+    *used = (uint64_t)info.me_last_pgno + 1 - free_pages;
+    return rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
 }
 
 int ic_store_stats(struct ic_txn *t, struct ic_store_stats *out)
@@ -432,18 +466,15 @@ int ic_store_stats(struct ic_txn *t, struct ic_store_stats *out)
 
     s.format = IC_STORE_FORMAT;
     s.map_size = t->st->map_size;
-    for (int i = 0; i < DBI__COUNT; i++) {
-        uint64_t n = entries(t, i, &pages);
-        if (i == DBI_GSPO)
-            s.quads = n;
-        else if (i == DBI_SPO)
-            s.triples = n;
-        else if (i == DBI_ID2TERM)
-            s.terms = n;
-    }
+    s.quads = entries(t, DBI_OSP);
+    s.triples = entries(t, DBI_SPO);
+    s.terms = entries(t, DBI_ID2TERM);
     mdb_env_stat(t->st->env, &ms);
+    rc = used_pages(t, &pages);
+    if (rc != 0)
+        return rc;
     s.used_bytes = pages * ms.ms_psize;
-    rc = mdb_cursor_open(t->txn, t->st->dbi[DBI_GSPO], &cur);
+    rc = mdb_cursor_open(t->txn, t->st->dbi[DBI_GS], &cur);
     if (rc != 0)
         return ic_store__mdb_err(rc);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;

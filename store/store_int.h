@@ -28,7 +28,7 @@ enum ic_store__dbi {
     DBI_SPO,
     DBI_POS,
     DBI_OSP,
-    DBI_GSPO,
+    DBI_GS,
     DBI_KV0, /* IC_KV__COUNT databases from here */
     DBI__COUNT = DBI_KV0 + IC_KV__COUNT,
 };
@@ -117,10 +117,39 @@ uint64_t ic_store__okey(long double v);
  * double, float). */
 bool ic_store__is_numeric_type(const char *dt);
 
+/* A growable array of ids. */
+struct ic_store__ids {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+/* Which positions of an (s, p, o, g) quadruple form an index entry: the
+ * 8-byte key first, then the value's ids. */
+struct ic_store__order {
+    int pos[4];
+    int n;
+};
+
 /* quad.c */
-/* Adds quads given as an array of N (s,p,o,g) id quadruples, sorting them
- * per index so inserts append where they can. Q is reordered. */
-int ic_store__quads_add_bulk(struct ic_txn *txn, uint64_t (*q)[4], size_t n);
+/* Whether quad Q (s, p, o, g) is recorded, with a cursor on osp. */
+int ic_store__quad_exists(MDB_cursor *osp, const uint64_t q[4], bool *yes);
+/* Appends the WIDTH ids of each value of KEY in DBI to OUT. */
+int ic_store__dup_ids(struct ic_txn *txn,
+                      int dbi,
+                      uint64_t key,
+                      size_t width,
+                      struct ic_store__ids *out);
 int ic_store__graph_clear_id(struct ic_txn *txn, uint64_t g);
+
+/* bulk.c */
+/* Inserts N entries, given as quadruples read in order O, into DBI. Q is
+ * permuted. */
+int ic_store__put_bulk(struct ic_txn *txn,
+                       int dbi,
+                       uint64_t (*q)[4],
+                       size_t n,
+                       const struct ic_store__order *o);
+/* Adds N quads to every index. Q is permuted. */
+int ic_store__quads_add_bulk(struct ic_txn *txn, uint64_t (*q)[4], size_t n);
 
 #endif /* IC_STORE_INT_H */

@@ -435,28 +435,17 @@ void ic_store__tcache_free(struct ic_store__tcache *c)
     memset(c, 0, sizeof *c);
 }
 
-static int cmp_hash_id(const void *a, const void *b)
-{
-    const uint64_t *x = a, *y = b;
-    if (x[0] != y[0])
-        return x[0] < y[0] ? -1 : 1;
-    return x[1] < y[1] ? -1 : x[1] > y[1];
-}
-
 int ic_store__tcache_flush(struct ic_txn *t)
 {
+    static const struct ic_store__order order = {{0, 1, -1, -1}, 2};
     struct ic_store__tcache *c = &t->cache;
-    uint64_t(*pend)[2];
+    uint64_t(*pend)[4];
     size_t n = 0;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    unsigned char kb[8], vb[8], last[8];
-    bool have_last;
     int rc;
 
     if (c->n_created == 0)
         return 0;
-    pend = ic_malloc(c->n_created * sizeof *pend);
+    pend = ic_calloc(c->n_created, sizeof *pend);
     for (size_t i = 0; i < c->cap; i++) {
         if (c->slots[i].enc != NULL && c->slots[i].created) {
             pend[n][0] = c->slots[i].hash;
@@ -466,33 +455,9 @@ int ic_store__tcache_flush(struct ic_txn *t)
         }
     }
     c->n_created = 0;
-    qsort(pend, n, sizeof *pend, cmp_hash_id);
-    rc = mdb_cursor_open(t->txn, t->st->dbi[DBI_HASH2ID], &cur);
-    if (rc != 0)
-        goto out;
-    have_last = mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0;
-    if (have_last)
-        memcpy(last, k.mv_data, 8);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned flags = 0;
-        ic_store__be64(kb, pend[i][0]);
-        ic_store__be64(vb, pend[i][1]);
-        if (!have_last || memcmp(kb, last, 8) > 0)
-            flags = MDB_APPEND;
-        k.mv_size = 8;
-        k.mv_data = kb;
-        v.mv_size = 8;
-        v.mv_data = vb;
-        rc = mdb_cursor_put(cur, &k, &v, flags);
-        if (rc == 0 && flags == MDB_APPEND) {
-            memcpy(last, kb, 8);
-            have_last = true;
-        }
-    }
-    mdb_cursor_close(cur);
-out:
+    rc = ic_store__put_bulk(t, DBI_HASH2ID, pend, n, &order);
     ic_free(pend);
-    return ic_store__mdb_err(rc);
+    return rc;
 }
 
 /* Looks the encoding up in LMDB. */
