@@ -83,18 +83,59 @@ static void sort_quads(uint64_t (**q)[4],
     *tmp = b;
 }
 
+/* Puts the M values (VLEN bytes each, sorted, distinct) of key KB. When
+ * they all lie beyond the database's last entry (LAST_KEY, LAST_VAL) they
+ * go in with one MDB_MULTIPLE append; otherwise one at a time. */
+static int put_group(MDB_cursor *cur,
+                     unsigned char *kb,
+                     unsigned char *vals,
+                     size_t m,
+                     size_t vlen,
+                     const unsigned char *last,
+                     bool have_last)
+{
+    MDB_val k = {8, kb}, v[2];
+    int cmpk = have_last ? memcmp(kb, last, 8) : 1;
+    int rc;
+
+    if (cmpk > 0 || (cmpk == 0 && memcmp(vals, last + 8, vlen) > 0)) {
+        size_t off = 0;
+        if (cmpk > 0) { /* a new last key: its first value appends */
+            v[0].mv_size = vlen;
+            v[0].mv_data = vals;
+            rc = mdb_cursor_put(cur, &k, v, MDB_APPEND);
+            if (rc != 0 || m == 1)
+                return rc;
+            off = 1;
+        }
+        v[0].mv_size = vlen;
+        v[0].mv_data = vals + off * vlen;
+        v[1].mv_size = m - off;
+        v[1].mv_data = NULL;
+        return mdb_cursor_put(cur, &k, v, MDB_MULTIPLE | MDB_APPENDDUP);
+    }
+    for (size_t i = 0; i < m; i++) {
+        v[0].mv_size = vlen;
+        v[0].mv_data = vals + i * vlen;
+        rc = mdb_cursor_put(cur, &k, v, MDB_NODUPDATA);
+        if (rc != 0 && rc != MDB_KEYEXIST)
+            return rc;
+    }
+    return 0;
+}
+
 static int put_sorted(struct ic_txn *t,
                       int dbi,
                       uint64_t (*q)[4],
                       size_t n,
                       const struct ic_store__order *o)
 {
-    size_t rl = (size_t)o->n * 8, vlen = rl - 8;
-    unsigned char last[32], r[32];
+    size_t vlen = (size_t)o->n * 8 - 8, cap = 0;
+    unsigned char last[32], kb[8], *vals = NULL;
     bool have_last;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc;
+    int rc, cmp;
 
     rc = mdb_cursor_open(t->txn, t->st->dbi[dbi], &cur);
     if (rc != 0)
@@ -104,32 +145,32 @@ static int put_sorted(struct ic_txn *t,
         memcpy(last, k.mv_data, 8);
         memcpy(last + 8, v.mv_data, vlen);
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned flags = MDB_NODUPDATA;
-        if (i > 0 && qcmp(q[i], q[i - 1], o) == 0)
-            continue;
-        for (int j = 0; j < o->n; j++)
-            ic_store__be64(r + 8 * j, q[i][o->pos[j]]);
-        if (!have_last || memcmp(r, last, 8) > 0)
-            flags = MDB_APPEND;
-        else if (memcmp(r, last, 8) == 0 && memcmp(r, last, rl) > 0)
-            flags = MDB_APPENDDUP;
-        k.mv_size = 8;
-        k.mv_data = r;
-        v.mv_size = vlen;
-        v.mv_data = r + 8;
-        rc = mdb_cursor_put(cur, &k, &v, flags);
-        if (rc == MDB_KEYEXIST) {
-            rc = 0;
-            continue;
+    for (size_t i = 0, j; i < n && rc == 0; i = j) {
+        uint64_t key = q[i][o->pos[0]];
+        size_t m = 0;
+        for (j = i; j < n && q[j][o->pos[0]] == key; j++) {
+            if (j > i && qcmp(q[j], q[j - 1], o) == 0)
+                continue;
+            if ((m + 1) * vlen > cap) {
+                cap = cap ? cap * 2 : 4096;
+                vals = ic_realloc(vals, cap);
+            }
+            for (int x = 1; x < o->n; x++)
+                ic_store__be64(vals + m * vlen + 8 * (size_t)(x - 1),
+                               q[j][o->pos[x]]);
+            m++;
         }
-        if (rc != 0)
-            break;
-        if (flags != MDB_NODUPDATA) {
-            memcpy(last, r, rl);
+        ic_store__be64(kb, key);
+        rc = put_group(cur, kb, vals, m, vlen, last, have_last);
+        cmp = have_last ? memcmp(kb, last, 8) : 1;
+        if (rc == 0 && (cmp > 0 || (cmp == 0 && memcmp(vals + (m - 1) * vlen,
+                                                       last + 8, vlen) > 0))) {
+            memcpy(last, kb, 8);
+            memcpy(last + 8, vals + (m - 1) * vlen, vlen);
             have_last = true;
         }
     }
+    ic_free(vals);
     mdb_cursor_close(cur);
     return ic_store__mdb_err(rc);
 }
