@@ -28,6 +28,8 @@ struct loader {
     char *error;
     size_t error_len;
     const char *name;
+    char *bad_token;         /* a name serd accepted but we could not expand */
+    uint64_t last_s, last_g; /* IC_LOAD_BY_SUBJECT: the last subject */
 };
 
 enum ic_rdf_syntax ic_rdf_syntax_from_name(const char *name)
@@ -133,6 +135,8 @@ expand(struct loader *l, const SerdNode *n, SerdNode *owned)
              "%s: cannot expand '%s' (undefined prefix or "
              "relative IRI without a base)",
              l->name, (const char *)n->buf);
+        if (l->bad_token == NULL)
+            l->bad_token = ic_strdup((const char *)n->buf);
         return NULL;
     }
     return owned;
@@ -191,15 +195,29 @@ static int subject_graph(struct loader *l, uint64_t s, uint64_t *g)
     const char *hash;
     int rc;
 
+    if (s == l->last_s) { /* input comes grouped by subject */
+        *g = l->last_g;
+        return 0;
+    }
     *g = l->default_g;
     rc = ic_store_term_get(l->txn, s, &st, buf);
-    if (rc != 0 || st.kind != IC_TERM_IRI || strncmp(st.value, "xmpp:", 5))
+    if (rc != 0)
         return rc;
+    if (st.kind != IC_TERM_IRI || strncmp(st.value, "xmpp:", 5) != 0) {
+        l->last_s = s;
+        l->last_g = *g;
+        return 0;
+    }
     gt = st;
     hash = memchr(st.value, '#', st.len);
     if (hash != NULL)
         gt.len = (size_t)(hash - st.value);
-    return ic_store_term_id(l->txn, &gt, true, g);
+    rc = ic_store_term_id(l->txn, &gt, true, g);
+    if (rc == 0) {
+        l->last_s = s;
+        l->last_g = *g;
+    }
+    return rc;
 }
 
 static SerdStatus on_statement(void *handle,
@@ -274,6 +292,57 @@ static int finish(struct loader *l, struct ic_load_result *res)
     return 0;
 }
 
+/* serd reports no position for a name it could not expand: find the
+ * token's first occurrence as a word in the input and say where. */
+static bool locate_line(const char *line, const char *tok, size_t *col)
+{
+    size_t tl = strlen(tok);
+
+    for (const char *p = strstr(line, tok); p != NULL; p = strstr(p + 1, tok)) {
+        char before = p == line ? ' ' : p[-1];
+        char after = p[tl];
+        if (strchr(" \t([,;^", before) != NULL &&
+            strchr(" \t\r\n)],;.", after) != NULL) {
+            *col = (size_t)(p - line) + 1;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void locate(struct loader *l, FILE *f, const char *data)
+{
+    char *line = NULL, msg[400];
+    size_t cap = 0, lineno = 0, col = 0;
+    bool found = false;
+
+    if (f != NULL) {
+        rewind(f);
+        while (!found && getline(&line, &cap, f) > 0) {
+            lineno++;
+            found = locate_line(line, l->bad_token, &col);
+        }
+        free(line);
+    } else {
+        for (const char *p = data; !found && p != NULL && *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) + 1 : strlen(p);
+            char *copy = ic_strndup(p, n);
+            lineno++;
+            found = locate_line(copy, l->bad_token, &col);
+            ic_free(copy);
+            p = nl ? nl + 1 : NULL;
+        }
+    }
+    if (found) {
+        snprintf(msg, sizeof msg,
+                 "%s:%zu:%zu: cannot expand '%s' (undefined prefix or "
+                 "relative IRI without a base)",
+                 l->name, lineno, col, l->bad_token);
+        snprintf(l->error, l->error_len, "%s", msg);
+    }
+}
+
 static int load(struct ic_txn *txn,
                 FILE *f,
                 const char *data,
@@ -325,6 +394,10 @@ static int load(struct ic_txn *txn,
         fail(&l, IC_ESYNTAX, "%s: %s", l.name, (const char *)serd_strerror(st));
     serd_reader_free(reader);
     serd_env_free(l.env);
+    if (l.bad_token != NULL) {
+        locate(&l, f, data);
+        ic_free(l.bad_token);
+    }
     if (l.rc == 0)
         finish(&l, res);
     ic_free(l.q);

@@ -367,6 +367,7 @@ int ic_store_txn_commit(struct ic_txn *t)
     }
     rc = ic_store__mdb_err(mdb_txn_commit(t->txn));
     ic_store__tcache_free(&t->cache);
+    ic_free(t->scratch);
     ic_free(t);
     return rc;
 }
@@ -377,6 +378,7 @@ void ic_store_txn_abort(struct ic_txn *t)
         return;
     mdb_txn_abort(t->txn);
     ic_store__tcache_free(&t->cache);
+    ic_free(t->scratch);
     ic_free(t);
 }
 

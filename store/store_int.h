@@ -64,6 +64,8 @@ struct ic_txn {
     bool dirty_counter;
     uint64_t next_id; /* next dictionary counter value */
     struct ic_store__tcache cache;
+    char *scratch; /* term encodings are built here */
+    size_t scratch_cap;
 };
 
 /* store.c */
@@ -84,11 +86,12 @@ static inline uint64_t ic_store__get_be64(const unsigned char *p)
     memcpy(&v, p, 8);
     return __builtin_bswap64(v);
 }
-/* Encodes TERM into a heap buffer (caller frees); writes the id tag it
- * wants and, for ordered tags, the 48-bit value key. BOOL terms are not
- * encoded: *inline_id gets the id and *enc is NULL. */
+/* Encodes TERM into *ENC (a buffer of *CAP bytes, grown as needed); writes
+ * the id tag it wants and, for ordered tags, the 48-bit value key. BOOL
+ * terms are not encoded: *len is 0 and *inline_id gets the id. */
 int ic_store__term_encode(const struct ic_term *term,
                           char **enc,
+                          size_t *cap,
                           size_t *len,
                           uint64_t *tag,
                           uint64_t *okey,

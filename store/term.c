@@ -266,8 +266,18 @@ uint64_t ic_store__okey(long double v)
 /* Encoding:
  *   'I' iri '\0'          'B' label '\0'
  *   'L' len32le lexical '\0' ('@' lang | '^' datatype | '\0') '\0' */
+static char *scratch(char **buf, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        *cap = n < 256 ? 256 : n * 2;
+        *buf = ic_realloc(*buf, *cap);
+    }
+    return *buf;
+}
+
 int ic_store__term_encode(const struct ic_term *t,
                           char **enc,
+                          size_t *cap,
                           size_t *len,
                           uint64_t *tag,
                           uint64_t *okey,
@@ -285,11 +295,10 @@ int ic_store__term_encode(const struct ic_term *t,
     if (t->kind == IC_TERM_IRI || t->kind == IC_TERM_BLANK) {
         if (memchr(t->value, '\0', t->len) != NULL)
             return IC_EINVAL;
-        b = ic_malloc(t->len + 2);
+        b = scratch(enc, cap, t->len + 2);
         b[0] = t->kind == IC_TERM_IRI ? 'I' : 'B';
         memcpy(b + 1, t->value, t->len);
         b[t->len + 1] = '\0';
-        *enc = b;
         *len = t->len + 2;
         return 0;
     }
@@ -306,7 +315,6 @@ int ic_store__term_encode(const struct ic_term *t,
             (strncmp(t->value, "true", t->len) == 0 ||
              strncmp(t->value, "false", t->len) == 0) &&
             (t->len == 4 || t->len == 5)) {
-            *enc = NULL;
             *len = 0;
             *inline_id = IC_ID_MAKE(IC_TAG_BOOL, t->len == 4 ? 1ULL : 0ULL);
             return 0;
@@ -314,7 +322,7 @@ int ic_store__term_encode(const struct ic_term *t,
     }
     sl = strlen(suffix);
     n = 1 + 4 + t->len + 1 + 1 + sl + 1;
-    b = ic_malloc(n);
+    b = scratch(enc, cap, n);
     b[0] = 'L';
     for (int i = 0; i < 4; i++)
         b[1 + i] = (char)((t->len >> (8 * i)) & 0xff);
@@ -328,7 +336,6 @@ int ic_store__term_encode(const struct ic_term *t,
         *tag = otag;
         *okey = ic_store__okey(v);
     }
-    *enc = b;
     *len = n;
     return 0;
 }
@@ -605,19 +612,20 @@ int ic_store_term_id(struct ic_txn *t,
                      bool create,
                      uint64_t *id)
 {
-    char *enc;
     size_t len;
     uint64_t tag, okey, inl;
     int rc;
 
-    rc = ic_store__term_encode(term, &enc, &len, &tag, &okey, &inl);
+    rc = ic_store__term_encode(term, &t->scratch, &t->scratch_cap, &len, &tag,
+                               &okey, &inl);
     if (rc != 0)
         return rc;
-    if (enc == NULL) {
+    if (len == 0) {
         *id = inl;
         return 0;
     }
-    return ic_store__term_id_enc(t, enc, len, tag, okey, create, true, id);
+    return ic_store__term_id_enc(t, t->scratch, len, tag, okey, create, false,
+                                 id);
 }
 
 int ic_store_term_get(struct ic_txn *t,
