@@ -4,7 +4,7 @@
 # (npm package, under Node.js) in the same run, runs the seed paper's
 # constraint query on both, and prints the figures and the ratios.
 #
-#   bench/catalog-bench.sh [CLOUDS ...]     default: 1000 10000 100000 1000000
+#   bench/catalog-bench.sh [CLOUDS ...]  default: 1000 10000 100000 500000 1000000
 #
 # Environment: BENCH_DIR (scratch space, default /tmp/icroot-catalog-bench),
 # BENCH_SEED (generator seed, default 1), BENCH_SKIP_OXIGRAPH_ABOVE (sizes
@@ -15,7 +15,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 work=${BENCH_DIR:-/tmp/icroot-catalog-bench}
 seed=${BENCH_SEED:-1}
 ox_max=${BENCH_SKIP_OXIGRAPH_ABOVE:-700000}
-[ $# -gt 0 ] || set -- 1000 10000 100000 1000000
+[ $# -gt 0 ] || set -- 1000 10000 100000 500000 1000000
 
 if [ ! -x "$top/build/icroot-catalog-bench" ] || [ ! -x "$top/build/gen-catalog" ]; then
     cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

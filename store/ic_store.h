@@ -217,6 +217,27 @@ int ic_store_match(struct ic_txn *txn,
                    struct ic_match_result *res);
 void ic_match_result_free(struct ic_match_result *res);
 
+/* Room for the object ids a published pair stands for. */
+struct ic_store_ids_out {
+    uint64_t *ids;
+    size_t n;
+    size_t max;
+};
+
+/* Publishing (the attribute map read the other way): the property and
+ * object terms that (ATTRIBUTE, VALUE) stands for, created as needed in a
+ * write transaction: a typed literal checked against the attribute's
+ * datatype, a plain literal, or the instances of the value class labelled
+ * VALUE; a oneOf attribute takes a comma-separated list. IC_EUNKNOWN or
+ * IC_EVALUE with ERR naming the fault. */
+int ic_store_attr_terms(struct ic_txn *txn,
+                        const char *attribute,
+                        const char *value,
+                        uint64_t *property,
+                        struct ic_store_ids_out *out,
+                        char *err,
+                        size_t err_len);
+
 /* Named key/value databases for other modules' state. */
 
 enum ic_kv_db {

@@ -47,6 +47,8 @@ static void vec_sort_unique(struct vec *a)
 {
     size_t m = 0;
 
+    if (a->n == 0)
+        return;
     qsort(a->v, a->n, sizeof *a->v, cmp_u64);
     for (size_t i = 0; i < a->n; i++)
         if (m == 0 || a->v[i] != a->v[m - 1])
@@ -76,6 +78,8 @@ struct mctx {
     MDB_cursor *spo, *pos, *osp;
     struct ic_match_result *res;
 };
+
+static int open_cursors(struct mctx *m);
 
 static int iri_id(struct ic_txn *t, const char *iri, uint64_t *id)
 {
@@ -766,4 +770,110 @@ void ic_match_result_free(struct ic_match_result *res)
     ic_free(res->names);
     res->names = NULL;
     res->n = 0;
+}
+
+/* Publishing: an (attribute, value) pair as the statements it stands for.
+ * The same attribute map, read the other way. */
+
+static int publish_value(struct mctx *m,
+                         const struct attr *a,
+                         const char *attr,
+                         const char *v,
+                         size_t len,
+                         struct ic_store_ids_out *out)
+{
+    struct cons c = {attr, 0, NULL, 0, 0};
+    struct ic_term dt, lit = {IC_TERM_LITERAL, v, len, NULL, NULL};
+    char buf[64], *s;
+    uint64_t tag, id;
+    long double x;
+    int rc;
+
+    if (a->cls != 0) {
+        rc = resolve_label(m, a, v, len, &c);
+        for (size_t i = 0; rc == 0 && i < c.niv && out->n < out->max; i++)
+            out->ids[out->n++] = c.iv[i].lo;
+        ic_free(c.iv);
+        return rc;
+    }
+    if (a->dt == 0 || ic_store_term_get(m->t, a->dt, &dt, buf) != 0)
+        return IC_ECORRUPT;
+    if (strcmp(dt.value, IC_XSD "string") != 0) {
+        s = ic_strndup(v, len);
+        rc = strcmp(dt.value, IC_XSD "boolean") == 0
+                 ? (strcmp(s, "true") == 0 || strcmp(s, "false") == 0
+                        ? 0
+                        : IC_EVALUE)
+                 : ic_store__ordered_value(s, dt.value, &tag, &x);
+        if (rc != 0 || (strcmp(dt.value, IC_XSD "boolean") != 0 && isnan(x)))
+            snprintf(m->res->error, sizeof m->res->error,
+                     "attribute '%s': '%s' is not a valid %s", attr, s,
+                     strrchr(dt.value, '#') + 1);
+        ic_free(s);
+        if (rc != 0)
+            return IC_EVALUE;
+        lit.datatype = dt.value;
+    }
+    rc = ic_store_term_id(m->t, &lit, true, &id);
+    if (rc == 0 && out->n < out->max)
+        out->ids[out->n++] = id;
+    return rc;
+}
+
+int ic_store_attr_terms(struct ic_txn *t,
+                        const char *attribute,
+                        const char *value,
+                        uint64_t *property,
+                        struct ic_store_ids_out *out,
+                        char *err,
+                        size_t err_len)
+{
+    struct ic_match_result res;
+    struct mctx m = {t, NULL, NULL, NULL, &res};
+    size_t ao, al, vo, vl;
+    struct attr a;
+    const char *v, *end;
+    int rc;
+
+    memset(&res, 0, sizeof res);
+    trim(attribute, &ao, &al);
+    trim(value, &vo, &vl);
+    rc = open_cursors(&m);
+    if (rc == 0)
+        rc = attr_lookup(&m, attribute + ao, al, &a);
+    if (rc == IC_ENOTFOUND) {
+        snprintf(res.error, sizeof res.error, "unknown attribute '%.*s'",
+                 (int)al, attribute + ao);
+        rc = IC_EUNKNOWN;
+    } else if (rc == 0) {
+        *property = a.p;
+        v = value + vo;
+        end = v + vl;
+        /* a oneOf attribute takes a comma-separated list */
+        while (rc == 0 && v <= end) {
+            const char *comma = term_is(t, a.cmp, ICQ "oneOf")
+                                    ? memchr(v, ',', (size_t)(end - v))
+                                    : NULL;
+            const char *e = comma ? comma : end, *b = v;
+            while (b < e && isspace((unsigned char)*b))
+                b++;
+            while (e > b && isspace((unsigned char)e[-1]))
+                e--;
+            if (e > b || comma == NULL)
+                rc = publish_value(&m, &a, attribute + ao, b, (size_t)(e - b),
+                                   out);
+            v = (comma ? comma : end) + 1;
+        }
+        ic_free(a.labels.v);
+    }
+    if (m.spo)
+        mdb_cursor_close(m.spo);
+    if (m.pos)
+        mdb_cursor_close(m.pos);
+    if (m.osp)
+        mdb_cursor_close(m.osp);
+    if (rc != 0 && err != NULL)
+        snprintf(err, err_len, "%s",
+                 res.error[0] ? res.error : ic_strerror(rc));
+    return rc;
 }

@@ -17,6 +17,7 @@
 
 #include "store_int.h"
 
+static void put_ids(unsigned char *p, const uint64_t *ids, int n);
 static void put_ids(unsigned char *p, const uint64_t *ids, int n)
 {
     for (int i = 0; i < n; i++)
@@ -119,11 +120,43 @@ int ic_store_quad_add_ids(struct ic_txn *t, const uint64_t q[4])
     return put_one(t, DBI_POS, r, 16);
 }
 
+/* Whether subject S still has a quad in graph G. */
+static int subject_in_graph(struct ic_txn *t, uint64_t s, uint64_t g, bool *yes)
+{
+    struct ic_store__ids po = {0};
+    MDB_cursor *osp;
+    int rc = ic_store__dup_ids(t, DBI_SPO, s, 2, &po);
+
+    *yes = false;
+    if (rc == 0)
+        rc = ic_store__mdb_err(
+            mdb_cursor_open(t->txn, t->st->dbi[DBI_OSP], &osp));
+    for (size_t j = 0; rc == 0 && !*yes && j + 1 < po.n; j += 2) {
+        const uint64_t q[4] = {s, po.v[j], po.v[j + 1], g};
+        rc = ic_store__quad_exists(osp, q, yes);
+    }
+    if (rc == 0 || po.n > 0)
+        mdb_cursor_close(osp);
+    ic_free(po.v);
+    return rc;
+}
+
 int ic_store_quad_remove_ids(struct ic_txn *t, const uint64_t q[4])
 {
+    const uint64_t gs[2] = {q[3], q[0]};
+    unsigned char r[16];
+    bool yes;
+    int rc;
+
     if (!t->write)
         return IC_EREADONLY;
-    return unindex(t, q);
+    rc = unindex(t, q);
+    if (rc == 0)
+        rc = subject_in_graph(t, q[0], q[3], &yes);
+    if (rc != 0 || yes)
+        return rc;
+    put_ids(r, gs, 2);
+    return del_one(t, DBI_GS, r, 8);
 }
 
 static int quad_ids(struct ic_txn *t,

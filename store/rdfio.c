@@ -294,16 +294,46 @@ static int finish(struct loader *l, struct ic_load_result *res)
 
 /* serd reports no position for a name it could not expand: find the
  * token's first occurrence as a word in the input and say where. */
+/* Where a Turtle comment starts on LINE (outside IRIs and strings). */
+static size_t code_length(const char *line)
+{
+    char quote = 0;
+    bool iri = false;
+    size_t i;
+
+    for (i = 0; line[i] != '\0'; i++) {
+        char ch = line[i];
+        if (quote != 0) {
+            if (ch == '\\' && line[i + 1] != '\0')
+                i++;
+            else if (ch == quote)
+                quote = 0;
+        } else if (iri) {
+            iri = ch != '>';
+        } else if (ch == '"' || ch == '\'') {
+            quote = ch;
+        } else if (ch == '<') {
+            iri = true;
+        } else if (ch == '#') {
+            break;
+        }
+    }
+    return i;
+}
+
 static bool locate_line(const char *line, const char *tok, size_t *col)
 {
-    size_t tl = strlen(tok);
+    size_t tl = strlen(tok), code = code_length(line);
 
-    for (const char *p = strstr(line, tok); p != NULL; p = strstr(p + 1, tok)) {
+    for (const char *p = strstr(line, tok);
+         p != NULL && (size_t)(p - line) + tl <= code; p = strstr(p + 1, tok)) {
         char before = p == line ? ' ' : p[-1];
         char after = p[tl];
-        if (strchr(" \t([,;^", before) != NULL &&
-            strchr(" \t\r\n)],;.", after) != NULL) {
-            *col = (size_t)(p - line) + 1;
+        bool word = strchr(" \t([,;^", before) != NULL &&
+                    strchr(" \t\r\n)],;.", after) != NULL;
+        bool iri = before == '<' && after == '>';
+        if (word || iri) {
+            *col = (size_t)(p - line) + 1 - (iri ? 1 : 0);
             return true;
         }
     }

@@ -235,6 +235,14 @@ open_dbis(struct ic_store *st, const char *dir, char *why, size_t why_len)
             mdb_dbi_open(txn, dbi_names[i], dbi_flags(i) | wflags, &st->dbi[i]);
         if (rc == MDB_NOTFOUND && i >= DBI_KV0 && st->read_only)
             continue; /* an older store without this database */
+        if (rc == MDB_NOTFOUND && st->read_only) {
+            mdb_txn_abort(txn);
+            why_set(why, why_len,
+                    "%s is not an icroot store (no '%s' "
+                    "database)",
+                    dir, dbi_names[i]);
+            return IC_ENOTOURS;
+        }
         if (rc == MDB_INCOMPATIBLE) {
             mdb_txn_abort(txn);
             why_set(why, why_len, "%s: database '%s' has other flags", dir,
@@ -442,6 +450,10 @@ static int used_pages(struct ic_txn *t, uint64_t *used)
     int rc;
 
     mdb_env_info(t->st->env, &info);
+    if (t->write) { /* LMDB keeps the free list to itself then */
+        *used = (uint64_t)info.me_last_pgno + 1;
+        return 0;
+    }
     rc = mdb_cursor_open(t->txn, 0, &cur); /* the free list */
     if (rc != 0)
         return ic_store__mdb_err(rc);

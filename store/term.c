@@ -175,6 +175,15 @@ static bool fixed_num(const char *s, size_t n, unsigned *v)
     return true;
 }
 
+static unsigned days_in_month(long y, unsigned m)
+{
+    static const unsigned days[12] = {31, 28, 31, 30, 31, 30,
+                                      31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
 /* xsd:dateTime to seconds since the epoch (UTC; no zone means UTC). */
 static bool lex_datetime(const char *s, long double *out)
 {
@@ -192,7 +201,8 @@ static bool lex_datetime(const char *s, long double *out)
         s[5] != 'T' || !fixed_num(s + 6, 2, &h) || s[8] != ':' ||
         !fixed_num(s + 9, 2, &mi) || s[11] != ':' || !fixed_num(s + 12, 2, &se))
         return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 24 || mi > 59 || se > 60)
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 24 ||
+        mi > 59 || se > 59 || (h == 24 && (mi != 0 || se != 0)))
         return false;
     s += 14;
     if (*s == '.') {
@@ -201,6 +211,8 @@ static bool lex_datetime(const char *s, long double *out)
             return false;
         frac = strtold(s, NULL);
         s += 1 + fl;
+        if (h == 24 && frac != 0)
+            return false;
     }
     t = (long double)days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
         se + frac;
@@ -312,9 +324,8 @@ int ic_store__term_encode(const struct ic_term *t,
         marker = '^';
         suffix = t->datatype;
         if (strcmp(t->datatype, IC_XSD "boolean") == 0 &&
-            (strncmp(t->value, "true", t->len) == 0 ||
-             strncmp(t->value, "false", t->len) == 0) &&
-            (t->len == 4 || t->len == 5)) {
+            ((t->len == 4 && memcmp(t->value, "true", 4) == 0) ||
+             (t->len == 5 && memcmp(t->value, "false", 5) == 0))) {
             *len = 0;
             *inline_id = IC_ID_MAKE(IC_TAG_BOOL, t->len == 4 ? 1ULL : 0ULL);
             return 0;

@@ -1,0 +1,43 @@
+/*
+ * app.h - the pieces of the running node (private to node/): accounts and
+ * rosters kept in the store, the catalog service's commands, and the node
+ * process itself.
+ */
+#ifndef IC_NODE_APP_H
+#define IC_NODE_APP_H
+
+#include <stdbool.h>
+
+#include "ic_node.h"
+#include "ic_xmpp.h"
+
+/* Accounts (accounts.c): SCRAM-SHA-1 and SCRAM-SHA-256 credentials with
+ * ITERATIONS (>= 4096), never the password, in kv.accounts. */
+int ic_node_account_set(struct ic_store *st,
+                        const char *local,
+                        const char *password,
+                        uint32_t iterations,
+                        bool admin);
+int ic_node_account_del(struct ic_store *st, const char *local);
+/* 0, IC_ENOTFOUND. */
+int ic_node_account_creds(struct ic_store *st,
+                          const char *local,
+                          enum ic_scram_hash h,
+                          struct ic_scram_creds *out,
+                          bool *admin);
+
+/* The engine's ops table backed by ST (accounts, rosters). */
+void ic_node_xmpp_ops(struct ic_store *st, struct ic_xmpp_ops *ops);
+
+/* The catalog service (service.c) at service.DOMAIN. */
+struct ic_node_service;
+int ic_node_service_start(struct ic_xmpp_server *srv,
+                          struct ic_store *st,
+                          const char *domain,
+                          struct ic_node_service **out);
+void ic_node_service_free(struct ic_node_service *svc);
+
+/* icroot run --config FILE (run.c): the exit code. */
+int ic_node_run(const char *config_path);
+
+#endif /* IC_NODE_APP_H */

@@ -1,0 +1,134 @@
+/*
+ * run.c - `icroot run --config FILE`: one node in the foreground. Reads
+ * the configuration (every bad line is reported and the node refuses to
+ * start), opens the store, starts the XMPP server and the catalog service
+ * on one libuv loop, and on SIGTERM or SIGINT ends every stream with
+ * </stream:stream>, closes the store and exits 0.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "app.h"
+#include "node_int.h"
+
+struct node {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    struct ic_node_config cfg;
+    struct ic_store *st;
+    struct ic_xmpp_server *srv;
+    struct ic_node_service *svc;
+    bool stopping;
+};
+
+static void on_server_down(void *data)
+{
+    struct node *n = data;
+
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct node *n = s->data;
+
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    IC_LOG(IC_LOG_INFO, "node", "signal %d: stopping", signum);
+    ic_xmpp_server_shutdown(n->srv, on_server_down, n);
+}
+
+static void xmpp_config(const struct ic_node_config *c,
+                        struct ic_xmpp_config *x)
+{
+    ic_xmpp_config_defaults(x);
+    x->domain = c->node.domain;
+    x->c2s_address = c->c2s.address;
+    x->c2s_port = c->c2s.port;
+    x->c2s_tls_port = c->c2s.tls_port;
+    x->cert = c->tls.cert;
+    x->key = c->tls.key;
+    x->ca = c->tls.ca;
+    x->tls13_only = c->tls.min_version == IC_TLS_1_3;
+    x->max_stanza = c->c2s.max_stanza;
+    x->max_stanza_preauth = c->c2s.max_stanza_preauth;
+    x->handshake_timeout = c->c2s.handshake_timeout;
+    x->idle_timeout = c->c2s.idle_timeout ? c->c2s.idle_timeout : 86400 * 365;
+    x->keepalive = c->c2s.keepalive ? c->c2s.keepalive : 86400 * 365;
+    x->login_throttle = c->c2s.login_throttle ? c->c2s.login_throttle : 1000000;
+}
+
+static int start(struct node *n)
+{
+    struct ic_xmpp_config xc;
+    struct ic_xmpp_ops ops;
+    char why[512];
+    int rc;
+
+    rc = ic_node_store_open(n->cfg.node.data_dir, true, false, &n->st, why,
+                            sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "icroot: %s\n", why);
+        return rc;
+    }
+    xmpp_config(&n->cfg, &xc);
+    ic_node_xmpp_ops(n->st, &ops);
+    rc = ic_xmpp_server_new(&n->loop, &xc, &ops, &n->srv, why, sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "icroot: %s\n", why);
+        return rc;
+    }
+    rc = ic_node_service_start(n->srv, n->st, n->cfg.node.domain, &n->svc);
+    if (rc != 0)
+        fprintf(stderr, "icroot: catalog service: %s\n", ic_strerror(rc));
+    return rc;
+}
+
+int ic_node_run(const char *config_path)
+{
+    struct node n;
+    char *errors = NULL;
+    int rc;
+
+    memset(&n, 0, sizeof n);
+    rc = ic_node_config_load(config_path, &n.cfg, &errors);
+    if (rc != 0) {
+        fprintf(stderr, "%s", errors ? errors : "icroot: bad config\n");
+        fprintf(stderr, "icroot: %s: refusing to start\n", config_path);
+        ic_free(errors);
+        return 2;
+    }
+    ic_log_set_level(n.cfg.node.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&n.loop);
+    uv_signal_init(&n.loop, &n.sigterm);
+    uv_signal_init(&n.loop, &n.sigint);
+    n.sigterm.data = n.sigint.data = &n;
+    uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&n.sigint, on_signal, SIGINT);
+    rc = start(&n);
+    if (rc != 0) {
+        n.stopping = true;
+        if (n.srv != NULL)
+            ic_xmpp_server_shutdown(n.srv, on_server_down, &n);
+        else
+            on_server_down(&n);
+    } else {
+        IC_LOG(IC_LOG_INFO, "node", "node %u serving %s on %s:%u",
+               n.cfg.node.id, n.cfg.node.domain, n.cfg.c2s.address,
+               (unsigned)n.cfg.c2s.port);
+    }
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    ic_xmpp_server_free(n.srv);
+    ic_node_service_free(n.svc);
+    ic_store_close(n.st);
+    uv_loop_close(&n.loop);
+    ic_node_config_free(&n.cfg);
+    return rc == 0 ? 0 : 1;
+}

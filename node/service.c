@@ -1,0 +1,499 @@
+/*
+ * service.c - the catalog service at service.<domain>: XEP-0050 commands
+ * carrying XEP-0244 IO Data, as docs/protocol.md documents.
+ *
+ *   constraint_catalog_resources  the seed paper's query
+ *   publish_resources             a cloud puts or replaces its description
+ *   withdraw_resources            and removes it
+ *   describe_cloud                one cloud's description as Turtle
+ *   add_account, delete_account, change_password, load_catalog  (admin;
+ *                                 a user may change their own password)
+ *
+ * A bad payload is answered with a bad-request stanza error whose text
+ * names the fault; nothing is written then.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+
+#define NS_IODATA "urn:xmpp:tmp:io-data"
+#define NS_RES IC_RESONTOLOGY_NS
+
+struct ic_node_service {
+    struct ic_store *st;
+    char *domain;
+    char *jid;
+};
+
+/* The first element named NAME in namespace NS inside the command's
+ * <iodata type='input'><in>, or NULL. */
+static const struct ic_xml *
+input(struct ic_adhoc_req *r, const char *name, const char *ns)
+{
+    const struct ic_xml *cmd = ic_adhoc_command_elem(r);
+    const struct ic_xml *io = ic_xml_child(cmd, "iodata", NS_IODATA);
+    const struct ic_xml *in = io ? ic_xml_child(io, "in", NS_IODATA) : NULL;
+
+    return in ? ic_xml_child(in, name, ns) : NULL;
+}
+
+static struct ic_xml *output(struct ic_xml *content)
+{
+    struct ic_xml *io = ic_xml_new("iodata", NS_IODATA);
+    struct ic_xml *out = ic_xml_add(io, "out", NULL);
+
+    ic_xml_set_attr(io, "type", "output");
+    if (content != NULL)
+        ic_xml_append(out, content);
+    return io;
+}
+
+static void bad(struct ic_adhoc_req *r, const char *text)
+{
+    ic_adhoc_fail(r, "modify", "bad-request", text);
+}
+
+static void query(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    const struct ic_xml *c = input(r, "constraints", NS_RES);
+    struct ic_constraints_doc doc;
+    struct ic_match_result res = {0};
+    struct ic_xml *mc;
+    struct ic_txn *t;
+    char *xml;
+    int rc;
+
+    if (c == NULL) {
+        bad(r, "no <constraints xmlns='" NS_RES "'> input");
+        return;
+    }
+    xml = ic_xml_to_string(c, NULL);
+    rc = ic_constraints_parse(xml, strlen(xml), &doc);
+    ic_free(xml);
+    if (rc != 0) {
+        bad(r, doc.error);
+        return;
+    }
+    rc = ic_store_txn_begin(svc->st, false, &t);
+    if (rc == 0) {
+        rc = ic_store_match(t, doc.c, doc.n, &res);
+        ic_store_txn_abort(t);
+    }
+    ic_constraints_doc_free(&doc);
+    if (rc == IC_EUNKNOWN || rc == IC_EVALUE) {
+        bad(r, res.error);
+    } else if (rc != 0) {
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+    } else {
+        mc = ic_xml_new("matchingClouds", NS_RES);
+        for (size_t i = 0; i < res.n; i++)
+            ic_xml_add_text(ic_xml_add(mc, "cloudName", NULL), res.names[i],
+                            strlen(res.names[i]));
+        ic_adhoc_done(r, output(mc), NULL, NULL);
+    }
+    ic_match_result_free(&res);
+}
+
+/* The cloud a request acts on: the requester's own, or for an admin the
+ * one named by a cloud='NAME' attribute. NULL (and an error sent) when a
+ * non-admin names another cloud. */
+static char *target_cloud(struct ic_adhoc_req *r, const struct ic_xml *in)
+{
+    const char *named = in ? ic_xml_attr(in, "cloud") : NULL;
+    const char *self = ic_adhoc_from_local(r);
+
+    if (named == NULL || strcmp(named, self) == 0)
+        return ic_strdup(self);
+    if (!ic_adhoc_is_admin(r)) {
+        ic_adhoc_fail(r, "auth", "forbidden",
+                      "a cloud may only write its own description");
+        return NULL;
+    }
+    return ic_strdup(named);
+}
+
+static char *cloud_iri(struct ic_node_service *svc, const char *cloud)
+{
+    size_t n = strlen(cloud) + strlen(svc->domain) + 7;
+    char *iri = ic_malloc(n);
+
+    snprintf(iri, n, "xmpp:%s@%s", cloud, svc->domain);
+    return iri;
+}
+
+static int add_iri_quad(
+    struct ic_txn *t, uint64_t s, const char *p, uint64_t o, uint64_t g)
+{
+    struct ic_term pt = ic_term_iri(p);
+    uint64_t q[4] = {s, 0, o, g};
+    int rc = ic_store_term_id(t, &pt, true, &q[1]);
+
+    return rc != 0 ? rc : ic_store_quad_add_ids(t, q);
+}
+
+/* The statements every published description has: the cloud's type and
+ * its JID. */
+static int
+add_identity(struct ic_txn *t, const char *iri, const char *jid, uint64_t *s)
+{
+    struct ic_term st = ic_term_iri(iri),
+                   cl = ic_term_iri("http://www.csp/resOntology#Cloud");
+    struct ic_term jl = ic_term_literal(jid, NULL);
+    uint64_t c, j;
+    int rc = ic_store_term_id(t, &st, true, s);
+
+    if (rc == 0)
+        rc = ic_store_term_id(t, &cl, true, &c);
+    if (rc == 0)
+        rc = ic_store_term_id(t, &jl, true, &j);
+    if (rc == 0)
+        rc = add_iri_quad(t, *s, IC_RDF "type", c, *s);
+    if (rc == 0)
+        rc = add_iri_quad(t, *s, "http://www.csp/resOntology#jid", j, *s);
+    return rc;
+}
+
+/* <resource><attribute>A</attribute><value>V</value></resource>... */
+static int publish_pairs(struct ic_txn *t,
+                         const struct ic_xml *res,
+                         uint64_t s,
+                         char *err,
+                         size_t err_len)
+{
+    uint64_t ids[64];
+    int rc = 0;
+
+    for (const struct ic_xml *x = ic_xml_child(res, "resource", NS_RES);
+         x != NULL && rc == 0; x = ic_xml_next(x, "resource", NS_RES)) {
+        const struct ic_xml *a = ic_xml_child(x, "attribute", NS_RES);
+        const struct ic_xml *v = ic_xml_child(x, "value", NS_RES);
+        struct ic_store_ids_out out = {ids, 0, IC_ARRAY_LEN(ids)};
+        char *at, *vt;
+        uint64_t p;
+        if (a == NULL || v == NULL) {
+            snprintf(err, err_len,
+                     "a <resource> needs <attribute> and "
+                     "<value>");
+            return IC_EVALUE;
+        }
+        at = ic_xml_text(a);
+        vt = ic_xml_text(v);
+        rc = ic_store_attr_terms(t, at, vt, &p, &out, err, err_len);
+        for (size_t i = 0; rc == 0 && i < out.n; i++) {
+            uint64_t q[4] = {s, p, out.ids[i], s};
+            rc = ic_store_quad_add_ids(t, q);
+        }
+        ic_free(at);
+        ic_free(vt);
+    }
+    return rc;
+}
+
+/* Every subject of graph G must be the cloud IRI, one of its fragments or
+ * a blank node: a cloud describes itself only. */
+static int own_statements_only(
+    struct ic_txn *t, uint64_t g, const char *iri, char *err, size_t err_len)
+{
+    uint64_t pat[4] = {0, 0, 0, g}, q[4];
+    struct ic_store_iter *it;
+    size_t n = strlen(iri);
+    int rc = ic_store_iter_new(t, pat, &it);
+
+    while (rc == 0 && (rc = ic_store_iter_next(it, q)) == 0) {
+        struct ic_term term;
+        char buf[64];
+        rc = ic_store_term_get(t, q[0], &term, buf);
+        if (rc == 0 && term.kind == IC_TERM_IRI &&
+            !(term.len >= n && strncmp(term.value, iri, n) == 0 &&
+              (term.len == n || term.value[n] == '#'))) {
+            snprintf(err, err_len, "a statement about %s, not %s", term.value,
+                     iri);
+            rc = IC_EVALUE;
+        }
+    }
+    ic_store_iter_free(it);
+    return rc == IC_EEND ? 0 : rc;
+}
+
+static int publish_turtle(struct ic_txn *t,
+                          const struct ic_xml *ttl,
+                          const char *iri,
+                          uint64_t *s,
+                          char *err,
+                          size_t err_len)
+{
+    struct ic_load_opts o = {0};
+    struct ic_load_result res;
+    char *text = ic_xml_text(ttl);
+    int rc;
+
+    o.syntax = IC_RDF_TURTLE;
+    o.graph = iri;
+    o.graphs = IC_LOAD_ONE_GRAPH;
+    o.base_uri = iri;
+    o.name = "turtle";
+    rc = ic_store_load_buffer(t, text, strlen(text), &o, &res);
+    ic_free(text);
+    if (rc != 0) {
+        snprintf(err, err_len, "%s", res.error);
+        return rc;
+    }
+    return own_statements_only(t, *s, iri, err, err_len);
+}
+
+static void publish(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    const struct ic_xml *pairs = input(r, "resources", NS_RES);
+    const struct ic_xml *ttl = input(r, "turtle", NS_RES);
+    char err[512] = "", *cloud, *iri, jid[1100];
+    struct ic_txn *t = NULL;
+    uint64_t s;
+    int rc;
+
+    if ((pairs == NULL) == (ttl == NULL)) {
+        bad(r, "give either <resources> or <turtle> in the "
+               "http://www.csp/resOntology namespace");
+        return;
+    }
+    cloud = target_cloud(r, pairs ? pairs : ttl);
+    if (cloud == NULL)
+        return;
+    iri = cloud_iri(svc, cloud);
+    snprintf(jid, sizeof jid, "%s@%s", cloud, svc->domain);
+    rc = ic_store_txn_begin(svc->st, true, &t);
+    if (rc == 0)
+        rc = ic_store_graph_clear(t, iri);
+    if (rc == 0)
+        rc = add_identity(t, iri, jid, &s);
+    if (rc == 0)
+        rc = pairs ? publish_pairs(t, pairs, s, err, sizeof err)
+                   : publish_turtle(t, ttl, iri, &s, err, sizeof err);
+    if (rc == 0)
+        rc = ic_store_txn_commit(t);
+    else if (t != NULL)
+        ic_store_txn_abort(t);
+    if (rc == IC_EUNKNOWN || rc == IC_EVALUE || rc == IC_ESYNTAX)
+        bad(r, err);
+    else if (rc != 0)
+        ic_adhoc_fail(r, "wait", "internal-server-error",
+                      err[0] ? err : ic_strerror(rc));
+    else
+        ic_adhoc_done(r, NULL, "info", "published");
+    ic_free(iri);
+    ic_free(cloud);
+}
+
+static void withdraw(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    const struct ic_xml *c = input(r, "cloud", NS_RES);
+    char *cloud = target_cloud(r, c), *iri;
+    struct ic_txn *t;
+    int rc;
+
+    if (cloud == NULL)
+        return;
+    iri = cloud_iri(svc, cloud);
+    rc = ic_store_txn_begin(svc->st, true, &t);
+    if (rc == 0) {
+        rc = ic_store_graph_clear(t, iri);
+        rc = rc == 0 ? ic_store_txn_commit(t) : (ic_store_txn_abort(t), rc);
+    }
+    if (rc != 0)
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+    else
+        ic_adhoc_done(r, NULL, "info", "withdrawn");
+    ic_free(iri);
+    ic_free(cloud);
+}
+
+static void describe(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    const struct ic_xml *c = input(r, "cloud", NS_RES);
+    char *name = c ? ic_xml_text(c) : ic_strdup(ic_adhoc_from_local(r));
+    char *iri = cloud_iri(svc, name), *text = NULL;
+    size_t len = 0;
+    struct ic_xml *ttl;
+    struct ic_txn *t;
+    FILE *f = open_memstream(&text, &len);
+    int rc = f ? ic_store_txn_begin(svc->st, false, &t) : IC_ENOMEM;
+
+    if (rc == 0) {
+        rc = ic_store_dump(t, iri, IC_RDF_TURTLE, f);
+        ic_store_txn_abort(t);
+    }
+    if (f != NULL)
+        fclose(f);
+    if (rc != 0) {
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+    } else {
+        ttl = ic_xml_new("turtle", NS_RES);
+        ic_xml_set_attr(ttl, "cloud", name);
+        ic_xml_add_text(ttl, text ? text : "", len);
+        ic_adhoc_done(r, output(ttl), NULL, NULL);
+    }
+    free(text);
+    ic_free(iri);
+    ic_free(name);
+}
+
+/* <account><user>U</user><password>P</password><admin>true</admin> */
+static char *field(const struct ic_xml *acc, const char *name)
+{
+    const struct ic_xml *x = acc ? ic_xml_child(acc, name, NS_RES) : NULL;
+    char *t = x ? ic_xml_text(x) : NULL;
+
+    if (t != NULL && t[0] == '\0') {
+        ic_free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+static void
+account_cmd(struct ic_node_service *svc, struct ic_adhoc_req *r, int op)
+{
+    const struct ic_xml *acc = input(r, "account", NS_RES);
+    char *user = field(acc, "user"), *pw = field(acc, "password");
+    char *admin = field(acc, "admin"), *local = NULL;
+    int rc = 0;
+
+    if (user == NULL && op == 2)
+        user = ic_strdup(ic_adhoc_from_local(r));
+    local = user ? ic_jid_nodeprep(user) : NULL;
+    if (local == NULL || (op != 1 && pw == NULL)) {
+        bad(r, "give <account> with a valid <user> and a <password>");
+    } else if (op == 2 && !ic_adhoc_is_admin(r) &&
+               strcmp(local, ic_adhoc_from_local(r)) != 0) {
+        ic_adhoc_fail(r, "auth", "forbidden", "only your own password");
+    } else {
+        bool was_admin = false;
+        struct ic_scram_creds c;
+        if (op == 2)
+            ic_node_account_creds(svc->st, local, IC_SCRAM_SHA256, &c,
+                                  &was_admin);
+        rc = op == 1
+                 ? ic_node_account_del(svc->st, local)
+                 : ic_node_account_set(svc->st, local, pw, 4096,
+                                       op == 0
+                                           ? admin && strcmp(admin, "true") == 0
+                                           : was_admin);
+        if (rc != 0)
+            ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+        else
+            ic_adhoc_done(r, NULL, "info", "done");
+    }
+    if (pw != NULL)
+        memset(pw, 0, strlen(pw));
+    ic_free(user);
+    ic_free(pw);
+    ic_free(admin);
+    ic_free(local);
+}
+
+static void add_account(void *data, struct ic_adhoc_req *r)
+{
+    account_cmd(data, r, 0);
+}
+
+static void delete_account(void *data, struct ic_adhoc_req *r)
+{
+    account_cmd(data, r, 1);
+}
+
+static void change_password(void *data, struct ic_adhoc_req *r)
+{
+    account_cmd(data, r, 2);
+}
+
+/* <turtle graph='IRI'>...</turtle>: replaces graph IRI (admin). */
+static void load_catalog(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    const struct ic_xml *ttl = input(r, "turtle", NS_RES);
+    const char *graph = ttl ? ic_xml_attr(ttl, "graph") : NULL;
+    struct ic_load_opts o = {0};
+    struct ic_load_result res;
+    struct ic_txn *t;
+    char *text;
+    int rc;
+
+    if (ttl == NULL || graph == NULL) {
+        bad(r, "give <turtle graph='IRI'> with the Turtle text");
+        return;
+    }
+    text = ic_xml_text(ttl);
+    o.syntax = IC_RDF_TURTLE;
+    o.graph = graph;
+    o.graphs = IC_LOAD_BY_SUBJECT;
+    o.replace = true;
+    o.base_uri = graph;
+    o.name = "turtle";
+    rc = ic_store_txn_begin(svc->st, true, &t);
+    if (rc == 0) {
+        rc = ic_store_load_buffer(t, text, strlen(text), &o, &res);
+        rc = rc == 0 ? ic_store_txn_commit(t) : (ic_store_txn_abort(t), rc);
+    }
+    ic_free(text);
+    if (rc != 0)
+        bad(r, res.error[0] ? res.error : ic_strerror(rc));
+    else
+        ic_adhoc_done(r, NULL, "info", "loaded");
+}
+
+static const struct ic_adhoc_command commands[] = {
+    {"constraint_catalog_resources", "Find clouds matching constraints", false,
+     query},
+    {"publish_resources", "Publish this cloud's resources", false, publish},
+    {"withdraw_resources", "Withdraw this cloud's resources", false, withdraw},
+    {"describe_cloud", "Describe a cloud", false, describe},
+    {"change_password", "Change a password", false, change_password},
+    {"add_account", "Add an account", true, add_account},
+    {"delete_account", "Delete an account", true, delete_account},
+    {"load_catalog", "Load Turtle into the catalog", true, load_catalog},
+};
+
+int ic_node_service_start(struct ic_xmpp_server *srv,
+                          struct ic_store *st,
+                          const char *domain,
+                          struct ic_node_service **out)
+{
+    struct ic_node_service *svc = ic_calloc(1, sizeof *svc);
+    struct ic_xmpp_component comp = {0};
+    size_t n = strlen(domain) + 9;
+    int rc;
+
+    svc->st = st;
+    svc->domain = ic_strdup(domain);
+    svc->jid = ic_malloc(n);
+    snprintf(svc->jid, n, "service.%s", domain);
+    comp.jid = svc->jid;
+    comp.identity_category = "directory";
+    comp.identity_type = "cloud";
+    comp.identity_name = "Intercloud Root catalog";
+    comp.commands = commands;
+    comp.ncommands = IC_ARRAY_LEN(commands);
+    comp.data = svc;
+    rc = ic_xmpp_component_add(srv, &comp);
+    if (rc != 0) {
+        ic_node_service_free(svc);
+        return rc;
+    }
+    *out = svc;
+    return 0;
+}
+
+void ic_node_service_free(struct ic_node_service *svc)
+{
+    if (svc == NULL)
+        return;
+    ic_free(svc->domain);
+    ic_free(svc->jid);
+    ic_free(svc);
+}

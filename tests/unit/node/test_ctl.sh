@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# test_ctl.sh - drives the real icrootctl and icroot binaries on temporary
+# data directories.
+#
+#   test_ctl.sh ICROOTCTL ICROOT SOURCE_DIR [ctl|dev]
+set -u
+
+CTL=${1:?usage: test_ctl.sh ICROOTCTL ICROOT SOURCE_DIR}
+ICROOT=${2:?}
+SRC=${3:?}
+MODE=${4:-ctl} # ctl: the operator's tool; dev: icroot dev
+ONT=$SRC/ontology
+DATA=$SRC/tests/data
+PY=/usr/bin/python3
+
+T=$(mktemp -d /tmp/icroot-ctl-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+failures=0
+checks=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq() {
+    checks=$((checks + 1))
+    if [ "$2" != "$3" ]; then
+        fail "$1: got [$2], want [$3]"
+    fi
+}
+
+# expect_rc WHAT GOT WANT
+expect_rc() {
+    checks=$((checks + 1))
+    if [ "$2" -ne "$3" ]; then
+        fail "$1: exit status $2, want $3"
+    fi
+}
+
+expect_contains() {
+    checks=$((checks + 1))
+    case "$2" in
+    *"$3"*) ;;
+    *) fail "$1: [$2] does not contain [$3]" ;;
+    esac
+}
+
+SEED=("availabilityQuanity =99.999" "replicationFactor=5"
+      "tierCountries=JAPAN" "StorageReplicationMethod=AMQP"
+      "InterCloudStorageAccess=NFS")
+
+run_ctl() {
+    # --- load the ontology ---------------------------------------------------
+    D=$T/node
+    for f in constraints intercloud sample-catalog; do
+        out=$("$CTL" --data-dir "$D" load "$ONT/$f.ttl" 2>&1)
+        expect_rc "load $f.ttl" $? 0
+        expect_contains "load $f.ttl output" "$out" "loaded "
+    done
+    expect_eq "data dir holds store/" "$(ls "$D")" "store"
+
+    # --- the seed query ------------------------------------------------------
+    out=$("$CTL" --data-dir "$D" query "${SEED[@]}")
+    expect_rc "seed query" $? 0
+    expect_eq "seed query" "$out" $'cloud2\ncloud5'
+    # exact bytes, trailing newline included
+    "$CTL" --data-dir "$D" query "${SEED[@]}" > "$T/seed.out"
+    expect_eq "seed query bytes" "$(od -An -c "$T/seed.out" | tr -s ' ')" \
+        "$(printf 'cloud2\ncloud5\n' | od -An -c | tr -s ' ')"
+    # -d and the environment variable name the data dir too
+    out=$("$CTL" -d "$D" query "${SEED[@]}")
+    expect_eq "seed query (-d)" "$out" $'cloud2\ncloud5'
+    out=$(ICROOT_DATA_DIR=$D "$CTL" query "${SEED[@]}")
+    expect_eq "seed query (ICROOT_DATA_DIR)" "$out" $'cloud2\ncloud5'
+
+    # --- query --xml ---------------------------------------------------------
+    "$CTL" --data-dir "$D" query --xml "$DATA/seed-request.xml" > "$T/xml.out"
+    expect_rc "query --xml" $? 0
+    expect_eq "query --xml" "$(cat "$T/xml.out")" $'cloud2\ncloud5'
+    cmp -s "$T/seed.out" "$T/xml.out" || fail "query --xml output differs"
+    out=$("$CTL" --data-dir "$D" query --xml - < "$DATA/seed-constraints.xml")
+    expect_eq "query --xml -" "$out" $'cloud2\ncloud5'
+    printf '<!DOCTYPE x>%s' "$(cat "$DATA/seed-constraints.xml")" > "$T/dtd.xml"
+    err=$("$CTL" --data-dir "$D" query --xml "$T/dtd.xml" 2>&1 >/dev/null)
+    expect_rc "query --xml with a DTD" $? 1
+    expect_contains "query --xml with a DTD" "$err" "DTD"
+
+    # --- query errors --------------------------------------------------------
+    err=$("$CTL" --data-dir "$D" query noSuchAttribute=1 2>&1 >/dev/null)
+    expect_rc "unknown attribute" $? 1
+    expect_contains "unknown attribute" "$err" "noSuchAttribute"
+    err=$("$CTL" --data-dir "$D" query replicationFactor=abc 2>&1 >/dev/null)
+    expect_rc "bad value" $? 1
+    expect_contains "bad value" "$err" "abc"
+    "$CTL" --data-dir "$D" query notAPair >/dev/null 2>&1
+    expect_rc "query without =" $? 2
+    out=$("$CTL" --data-dir "$D" query StorageReplicationMethod=pigeon)
+    expect_rc "value nobody has" $? 0
+    expect_eq "value nobody has" "$out" ""
+    out=$("$CTL" --data-dir "$D" query)
+    expect_eq "no constraints" "$out" \
+        "$(printf 'cloud%d\n' 1 2 3 4 5 6 7 8)"
+
+    # --- stats ---------------------------------------------------------------
+    "$CTL" --data-dir "$D" stats --json > "$T/stats1.json"
+    expect_rc "stats --json" $? 0
+    quads=$("$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["quads"] > 0 and d["format"] == 1 and d["graphs"] == 10, d
+assert d["triples"] > 0 and d["terms"] > 0 and d["used_bytes"] > 0, d
+print(d["quads"])' "$T/stats1.json")
+    expect_rc "stats --json is valid JSON with quads > 0" $? 0
+    out=$("$CTL" --data-dir "$D" stats)
+    expect_contains "stats" "$out" "quads         $quads"
+
+    # --- dump and load into a second data dir --------------------------------
+    "$CTL" --data-dir "$D" dump --format nq > "$T/dump.nq"
+    expect_rc "dump --format nq" $? 0
+    expect_eq "dump lines" "$(wc -l < "$T/dump.nq" | tr -d ' ')" "$quads"
+    D2=$T/node2
+    "$CTL" --data-dir "$D2" load "$T/dump.nq" >/dev/null
+    expect_rc "load the dump" $? 0
+    out=$("$CTL" --data-dir "$D2" query "${SEED[@]}")
+    expect_eq "seed query on the reloaded dump" "$out" $'cloud2\ncloud5'
+    q2=$("$CTL" --data-dir "$D2" stats --json |
+        "$PY" -c 'import json,sys; print(json.load(sys.stdin)["quads"])')
+    expect_eq "quads after reload" "$q2" "$quads"
+    "$CTL" --data-dir "$D2" dump --format nq > "$T/dump2.nq"
+    # the same statements, blank node labels aside
+    norm() { sed 's/_:[A-Za-z0-9]*/_:B/g' "$1" | LC_ALL=C sort; }
+    if ! diff <(norm "$T/dump.nq") <(norm "$T/dump2.nq") >/dev/null; then
+        fail "dump of the reloaded store differs"
+    fi
+    checks=$((checks + 1))
+    for fmt in ttl nt trig; do
+        "$CTL" --data-dir "$D" dump --format $fmt > "$T/dump.$fmt"
+        expect_rc "dump --format $fmt" $? 0
+    done
+    "$CTL" --data-dir "$D" dump --format xml >/dev/null 2>&1
+    expect_rc "dump --format xml" $? 2
+    "$CTL" --data-dir "$D" dump --graph "xmpp:cloud5@intercloudexchg.test" \
+        --format nq > "$T/cloud5.nq"
+    expect_rc "dump --graph" $? 0
+    n=$(wc -l < "$T/cloud5.nq" | tr -d ' ')
+    checks=$((checks + 1))
+    [ "$n" -gt 20 ] || fail "dump --graph: only $n lines"
+    g5=' <xmpp:cloud5@intercloudexchg.test> \.$'
+    expect_eq "dump --graph: only that graph" \
+        "$(grep -vc "$g5" "$T/cloud5.nq")" "0"
+
+    # --- a Turtle file with an error -----------------------------------------
+    IC='@prefix ic: <http://www.csp/resOntology#> .'
+    printf '%s\n\n%s\n%s\n' "$IC" '<xmpp:x@t> ic:region "a" .' \
+        '<xmpp:y@t> ic:region @@ .' > "$T/bad.ttl"
+    "$CTL" --data-dir "$D" stats --json > "$T/before.json"
+    err=$("$CTL" --data-dir "$D" load "$T/bad.ttl" 2>&1 >/dev/null)
+    rc=$?
+    checks=$((checks + 1))
+    [ $rc -ne 0 ] || fail "a bad Turtle file loaded"
+    expect_contains "syntax error position" "$err" "$T/bad.ttl:4:"
+    "$CTL" --data-dir "$D" stats --json > "$T/after.json"
+    cmp -s "$T/before.json" "$T/after.json" ||
+        fail "stats changed after a failed load"
+    checks=$((checks + 1))
+    out=$("$CTL" --data-dir "$D" query region=a)
+    expect_eq "nothing of the bad file" "$out" ""
+
+    # --- merge and replace ---------------------------------------------------
+    printf '%s\n%s\n' "$IC" '<xmpp:m@t> a ic:Cloud ; ic:region "one" .' \
+        > "$T/m1.ttl"
+    printf '%s\n%s\n' "$IC" '<xmpp:m@t> a ic:Cloud ; ic:region "two" .' \
+        > "$T/m2.ttl"
+    "$CTL" --data-dir "$D" load "$T/m1.ttl" >/dev/null
+    "$CTL" --data-dir "$D" load "$T/m2.ttl" >/dev/null
+    expect_eq "replace" "$("$CTL" --data-dir "$D" query region=one)" ""
+    "$CTL" --data-dir "$D" load --merge "$T/m1.ttl" >/dev/null
+    expect_eq "merge" "$("$CTL" --data-dir "$D" query region=one)" "m"
+    expect_eq "merge keeps" "$("$CTL" --data-dir "$D" query region=two)" "m"
+
+    # --- a directory that is not ours ----------------------------------------
+    X=$T/notours
+    mkdir "$X"
+    echo "precious" > "$X/thesis.txt"
+    err=$("$CTL" --data-dir "$X" load "$ONT/constraints.ttl" 2>&1 >/dev/null)
+    rc=$?
+    checks=$((checks + 1))
+    [ $rc -ne 0 ] || fail "load into a foreign directory succeeded"
+    expect_contains "foreign directory" "$err" "not an icroot data directory"
+    err=$("$CTL" --data-dir "$X" stats 2>&1 >/dev/null)
+    expect_contains "foreign directory (stats)" "$err" \
+        "not an icroot data directory"
+    expect_eq "foreign directory untouched" "$(ls "$X")" "thesis.txt"
+    expect_eq "foreign file untouched" "$(cat "$X/thesis.txt")" "precious"
+
+    # a query on an empty data dir fails without creating anything
+    E=$T/empty
+    mkdir "$E"
+    "$CTL" --data-dir "$E" query "${SEED[@]}" >/dev/null 2>&1
+    rc=$?
+    checks=$((checks + 1))
+    [ $rc -ne 0 ] || fail "query on an empty data dir succeeded"
+    expect_eq "empty dir untouched" "$(ls -A "$E")" ""
+
+    # --- usage ---------------------------------------------------------------
+    "$CTL" --data-dir "$D" frobnicate >/dev/null 2>&1
+    expect_rc "unknown command" $? 2
+    "$CTL" >/dev/null 2>&1
+    expect_rc "no command" $? 2
+    "$CTL" --no-such-option stats >/dev/null 2>&1
+    expect_rc "unknown option" $? 2
+    out=$("$CTL" --help)
+    expect_rc "--help" $? 0
+    expect_contains "--help" "$out" "usage"
+
+}
+
+run_dev() {
+    # Since the XMPP node landed, `icroot dev` stays in the foreground
+    # (INTERFACE.md) and writes DIR/cluster.json once its nodes are up;
+    # before, it prepared the catalog, printed the seed query's answer and
+    # exited. Both are accepted: the answer is read from node1's catalog.
+    local dev=$T/dev port pid rc running=0 i
+    port=$((20000 + (RANDOM % 3000) * 10))
+    "$ICROOT" dev --dir "$dev" --nodes 1 --base-port "$port" \
+        > "$T/dev.out" 2> "$T/dev.err" &
+    pid=$!
+    for ((i = 0; i < 600; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        [ -f "$dev/cluster.json" ] && break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        running=1
+    fi
+    out=$("$CTL" --data-dir "$dev/node1" query "${SEED[@]}")
+    expect_eq "the seed query on icroot dev's node1" "$out" $'cloud2\ncloud5'
+    if [ $running -eq 1 ]; then
+        kill -INT "$pid"
+        for ((i = 0; i < 300; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    fi
+    wait "$pid"
+    rc=$?
+    expect_rc "icroot dev (stderr: $(head -c 300 "$T/dev.err"))" $rc 0
+    if [ $running -eq 0 ]; then
+        out=$(cat "$T/dev.out")
+        seed_lines=$(printf '%s\n' "$out" |
+            sed -n '/^seed query/,/^domain/p' | grep -E '^  ' | tr -d ' ')
+        expect_eq "icroot dev prints the seed query's answer" "$seed_lines" \
+            $'cloud2\ncloud5'
+    fi
+    "$ICROOT" dev --nodes 0 --dir "$dev" >/dev/null 2>&1
+    expect_rc "icroot dev --nodes 0" $? 2
+}
+
+case $MODE in
+ctl) run_ctl ;;
+dev) run_dev ;;
+*)
+    echo "unknown mode $MODE" >&2
+    exit 2
+    ;;
+esac
+
+echo "$checks checks, $failures failures"
+[ "$failures" -eq 0 ]

@@ -1,0 +1,415 @@
+/*
+ * ic_xmpp.h - the generic XMPP server engine: XML streams and stanza trees,
+ * JIDs, SASL, TLS, connections, routing, and the component API on which
+ * node/ registers the catalog service. It knows nothing of catalogs or
+ * Raft: accounts, rosters and presence come through an ops table.
+ *
+ * Errors: functions return 0 or a negative IC_E* code (ic_common.h).
+ * Ownership: a function that takes ownership of an argument says so.
+ */
+#ifndef IC_XMPP_H
+#define IC_XMPP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ic_common.h"
+
+#define IC_NS_STREAMS "http://etherx.jabber.org/streams"
+#define IC_NS_CLIENT "jabber:client"
+#define IC_NS_SERVER "jabber:server"
+#define IC_NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
+#define IC_NS_STANZA_ERRORS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define IC_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define IC_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define IC_NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define IC_NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+
+/* ---------------------------------------------------------------------
+ * Growable byte buffer
+ */
+
+struct ic_buf {
+    char *data; /* NUL-terminated while len < cap */
+    size_t len;
+    size_t cap;
+};
+
+void ic_buf_append(struct ic_buf *b, const char *s, size_t n);
+void ic_buf_puts(struct ic_buf *b, const char *s);
+/* Appends S with the five XML special characters escaped (&, <, >, ', "). */
+void ic_buf_append_escaped(struct ic_buf *b, const char *s, size_t n);
+void ic_buf_reset(struct ic_buf *b); /* len = 0, keeps the memory */
+void ic_buf_free(struct ic_buf *b);
+
+/* ---------------------------------------------------------------------
+ * Stanza trees
+ *
+ * An element has a local name and a namespace (resolved from the input's
+ * prefixes and default namespace declarations; the tree keeps no prefixes
+ * and no xmlns attributes). A text node has name == NULL. Children are a
+ * singly linked list in document order.
+ */
+
+struct ic_xml_attr {
+    char *name; /* "to", "xml:lang"; other namespaced attributes are
+                   "NAMESPACE-URI|local" */
+    char *value;
+    struct ic_xml_attr *next;
+};
+
+struct ic_xml {
+    char *name; /* local name; NULL for a text node */
+    char *ns;   /* namespace URI or NULL */
+    char *text; /* text node: its content (NUL-terminated) */
+    size_t text_len;
+    struct ic_xml_attr *attrs;
+    struct ic_xml *parent;
+    struct ic_xml *children; /* first child */
+    struct ic_xml *last;     /* last child */
+    struct ic_xml *next;     /* next sibling */
+};
+
+/* A new element; NS may be NULL. */
+struct ic_xml *ic_xml_new(const char *name, const char *ns);
+/* A new child element of PARENT, appended; NS NULL means PARENT's. */
+struct ic_xml *
+ic_xml_add(struct ic_xml *parent, const char *name, const char *ns);
+/* Appends a text node (merged with a preceding text node). */
+void ic_xml_add_text(struct ic_xml *parent, const char *text, size_t len);
+/* Appends CHILD (takes ownership; CHILD must have no parent). */
+void ic_xml_append(struct ic_xml *parent, struct ic_xml *child);
+/* Unlinks CHILD from its parent (the caller then owns it). */
+void ic_xml_detach(struct ic_xml *child);
+/* Sets (VALUE non-NULL) or removes (VALUE NULL) an attribute. */
+void ic_xml_set_attr(struct ic_xml *x, const char *name, const char *value);
+/* The attribute's value, or NULL. Valid while the attribute is unchanged. */
+const char *ic_xml_attr(const struct ic_xml *x, const char *name);
+/* The first child element with this name and namespace (either may be NULL
+ * for "any"), or NULL. */
+struct ic_xml *
+ic_xml_child(const struct ic_xml *x, const char *name, const char *ns);
+/* The next sibling element after AFTER with this name and namespace. */
+struct ic_xml *
+ic_xml_next(const struct ic_xml *after, const char *name, const char *ns);
+/* The concatenated text of X's direct text children (never NULL; the
+ * caller frees). */
+char *ic_xml_text(const struct ic_xml *x);
+struct ic_xml *ic_xml_copy(const struct ic_xml *x);
+/* Frees X and its subtree; X must be detached. ic_xml_free(NULL) is a
+ * no-op. */
+void ic_xml_free(struct ic_xml *x);
+
+/* Serializes X. CONTEXT_NS is the default namespace in scope where X is
+ * written (e.g. "jabber:client" for a stanza inside a client stream):
+ * an element whose namespace differs gets an xmlns declaration. Text and
+ * attribute values are escaped; the output is well-formed XML. */
+void ic_xml_write(struct ic_buf *out,
+                  const struct ic_xml *x,
+                  const char *context_ns);
+/* The same into a new string (the caller frees). */
+char *ic_xml_to_string(const struct ic_xml *x, const char *context_ns);
+
+/* ---------------------------------------------------------------------
+ * XML streams (RFC 6120 section 4)
+ */
+
+/* Stream error conditions (RFC 6120 4.9.3): name, enum. */
+#define IC_STREAM_ERRORS(X)                                       \
+    X("bad-format", IC_SE_BAD_FORMAT)                             \
+    X("bad-namespace-prefix", IC_SE_BAD_NAMESPACE_PREFIX)         \
+    X("conflict", IC_SE_CONFLICT)                                 \
+    X("connection-timeout", IC_SE_CONNECTION_TIMEOUT)             \
+    X("host-gone", IC_SE_HOST_GONE)                               \
+    X("host-unknown", IC_SE_HOST_UNKNOWN)                         \
+    X("improper-addressing", IC_SE_IMPROPER_ADDRESSING)           \
+    X("internal-server-error", IC_SE_INTERNAL_SERVER_ERROR)       \
+    X("invalid-from", IC_SE_INVALID_FROM)                         \
+    X("invalid-namespace", IC_SE_INVALID_NAMESPACE)               \
+    X("invalid-xml", IC_SE_INVALID_XML)                           \
+    X("not-authorized", IC_SE_NOT_AUTHORIZED)                     \
+    X("not-well-formed", IC_SE_NOT_WELL_FORMED)                   \
+    X("policy-violation", IC_SE_POLICY_VIOLATION)                 \
+    X("remote-connection-failed", IC_SE_REMOTE_CONNECTION_FAILED) \
+    X("reset", IC_SE_RESET)                                       \
+    X("resource-constraint", IC_SE_RESOURCE_CONSTRAINT)           \
+    X("restricted-xml", IC_SE_RESTRICTED_XML)                     \
+    X("see-other-host", IC_SE_SEE_OTHER_HOST)                     \
+    X("system-shutdown", IC_SE_SYSTEM_SHUTDOWN)                   \
+    X("undefined-condition", IC_SE_UNDEFINED_CONDITION)           \
+    X("unsupported-encoding", IC_SE_UNSUPPORTED_ENCODING)         \
+    X("unsupported-feature", IC_SE_UNSUPPORTED_FEATURE)           \
+    X("unsupported-stanza-type", IC_SE_UNSUPPORTED_STANZA_TYPE)   \
+    X("unsupported-version", IC_SE_UNSUPPORTED_VERSION)
+
+enum ic_stream_error {
+#define IC__SE_ENUM(name, e) e,
+    IC_STREAM_ERRORS(IC__SE_ENUM)
+#undef IC__SE_ENUM
+        IC_SE__COUNT
+};
+
+/* The condition's element name ("restricted-xml"). */
+const char *ic_stream_error_name(enum ic_stream_error e);
+
+struct ic_xml_limits {
+    size_t max_stanza_bytes; /* raw bytes of one top-level element */
+    unsigned max_depth;      /* element depth inside a stanza */
+    unsigned max_children;   /* child nodes of any one element */
+    unsigned max_attrs;      /* attributes of any one element */
+};
+
+struct ic_xml_stream_cbs {
+    /* <stream:stream ...> opened; HEADER holds its attributes (ownership
+     * passes to the callee). */
+    void (*on_open)(void *data, struct ic_xml *header);
+    /* A complete top-level element (ownership passes to the callee). */
+    void (*on_stanza)(void *data, struct ic_xml *stanza);
+    /* </stream:stream> */
+    void (*on_close)(void *data);
+    /* The stream must end with this condition; TEXT says why. Called at
+     * most once; the stream then ignores further input. */
+    void (*on_error)(void *data, enum ic_stream_error cond, const char *text);
+};
+
+struct ic_xml_stream;
+
+/* Hostile input ends the stream: a DOCTYPE, entity declaration, comment or
+ * processing instruction (restricted-xml), a stanza beyond the limits
+ * (policy-violation; the byte count is checked before the bytes are
+ * parsed), malformed XML (not-well-formed), a stream header that is not
+ * {http://etherx.jabber.org/streams}stream (invalid-namespace). Expat's
+ * billion-laughs and allocation limits are set as well. */
+struct ic_xml_stream *ic_xml_stream_new(const struct ic_xml_stream_cbs *cbs,
+                                        void *data,
+                                        const struct ic_xml_limits *limits);
+void ic_xml_stream_free(struct ic_xml_stream *s);
+/* Parses LEN bytes. A callback may call ic_xml_stream_stop(): parsing then
+ * stops right after the element (or header) just delivered and *CONSUMED
+ * tells how many bytes of BUF were used (the rest belongs to whatever comes
+ * next: TLS after <starttls/>, a new stream after SASL success). Without a
+ * stop *CONSUMED is LEN. Returns 0, or IC_ESYNTAX after on_error. */
+int ic_xml_stream_feed(struct ic_xml_stream *s,
+                       const char *buf,
+                       size_t len,
+                       size_t *consumed);
+/* From inside a callback: stop after the current event. */
+void ic_xml_stream_stop(struct ic_xml_stream *s);
+/* Starts a fresh stream (new parser state) with the same callbacks. */
+void ic_xml_stream_reset(struct ic_xml_stream *s);
+void ic_xml_stream_set_limits(struct ic_xml_stream *s,
+                              const struct ic_xml_limits *limits);
+
+/* ---- Addition by the XML layer (xmpp/stream.c), not in the original
+ * header: the content namespace is needed to check and answer the stream
+ * header before any stanza arrives (RFC 6120 4.8.2). ---- */
+/* The default namespace declared on the current stream header
+ * ("jabber:client", "jabber:server"), or NULL when there is none (or no
+ * header yet). Valid until the next reset. */
+const char *ic_xml_stream_content_ns(const struct ic_xml_stream *s);
+/* ---- End of addition ---- */
+
+/* ---------------------------------------------------------------------
+ * JIDs (RFC 7622, prepared with libidn's XMPP stringprep profiles as
+ * Prosody does: nodeprep, nameprep, resourceprep)
+ */
+
+#define IC_JID_PART_MAX 1023
+
+struct ic_jid {
+    char *local;    /* NULL when absent */
+    char *domain;   /* never NULL */
+    char *resource; /* NULL when absent */
+};
+
+/* Parses and prepares S. IC_EVALUE when it is not a valid JID. */
+int ic_jid_parse(const char *s, struct ic_jid *out);
+void ic_jid_free(struct ic_jid *j);
+/* "local@domain/resource" (parts that exist); the caller frees. */
+char *ic_jid_to_string(const struct ic_jid *j);
+/* The bare JID "local@domain" or "domain"; the caller frees. */
+char *ic_jid_bare(const struct ic_jid *j);
+/* Prepares one part; a new string, or NULL when it is invalid. */
+char *ic_jid_nodeprep(const char *s);
+char *ic_jid_nameprep(const char *s);
+char *ic_jid_resourceprep(const char *s);
+
+/* ---------------------------------------------------------------------
+ * SCRAM credentials (RFC 5802, RFC 7677): what an account stores, never
+ * the password.
+ */
+
+enum ic_scram_hash { IC_SCRAM_SHA1 = 0, IC_SCRAM_SHA256 = 1 };
+
+#define IC_SCRAM_MAX_HASH 32
+#define IC_SCRAM_MIN_ITERATIONS 4096
+
+struct ic_scram_creds {
+    unsigned char salt[32];
+    size_t salt_len;
+    uint32_t iterations;
+    unsigned char stored_key[IC_SCRAM_MAX_HASH];
+    unsigned char server_key[IC_SCRAM_MAX_HASH];
+};
+
+size_t ic_scram_hash_len(enum ic_scram_hash h);
+/* Derives credentials from PASSWORD (SASLprep'd) with a random salt. */
+int ic_scram_creds_make(enum ic_scram_hash h,
+                        const char *password,
+                        uint32_t iterations,
+                        struct ic_scram_creds *out);
+/* The same with a given salt (for test vectors). */
+int ic_scram_creds_derive(enum ic_scram_hash h,
+                          const char *password,
+                          const unsigned char *salt,
+                          size_t salt_len,
+                          uint32_t iterations,
+                          struct ic_scram_creds *out);
+/* Constant-time check of PASSWORD against stored credentials (for
+ * PLAIN). */
+bool ic_scram_check_password(enum ic_scram_hash h,
+                             const struct ic_scram_creds *c,
+                             const char *password);
+
+/* ---------------------------------------------------------------------
+ * The server
+ */
+
+struct ic_xmpp_server;
+struct uv_loop_s;
+
+/* Roster items (RFC 6121 2.1.2): subscription and pending states. */
+enum ic_sub { IC_SUB_NONE = 0, IC_SUB_TO, IC_SUB_FROM, IC_SUB_BOTH };
+
+struct ic_roster_item {
+    char *jid;  /* bare JID of the contact */
+    char *name; /* or NULL */
+    enum ic_sub sub;
+    bool ask;        /* outbound subscribe pending (ask='subscribe') */
+    bool pending_in; /* inbound subscribe not yet answered */
+    char **groups;
+    size_t ngroups;
+};
+
+struct ic_roster {
+    struct ic_roster_item *items;
+    size_t n;
+};
+
+void ic_roster_free(struct ic_roster *r);
+void ic_roster_item_free(struct ic_roster_item *it);
+
+/* What the engine asks of the application: accounts and rosters. Every
+ * function returns 0 or an IC_E* code. */
+struct ic_xmpp_ops {
+    void *data;
+    /* SCRAM credentials of account LOCAL; IC_ENOTFOUND if none. */
+    int (*get_creds)(void *data,
+                     const char *local,
+                     enum ic_scram_hash h,
+                     struct ic_scram_creds *out);
+    bool (*is_admin)(void *data, const char *local);
+    /* The roster of USER (bare JID). */
+    int (*roster_get)(void *data, const char *user, struct ic_roster *out);
+    /* Adds or replaces ITEM in USER's roster. */
+    int (*roster_put)(void *data,
+                      const char *user,
+                      const struct ic_roster_item *item);
+    int (*roster_del)(void *data, const char *user, const char *contact);
+};
+
+struct ic_xmpp_config {
+    const char *domain;
+    const char *c2s_address;
+    int c2s_port;     /* STARTTLS */
+    int c2s_tls_port; /* direct TLS (XEP-0368), 0 for none */
+    const char *cert, *key, *ca;
+    bool tls13_only;
+    size_t max_stanza;          /* after authentication */
+    size_t max_stanza_preauth;  /* before */
+    unsigned handshake_timeout; /* seconds to authenticate */
+    unsigned idle_timeout;      /* seconds without input */
+    unsigned keepalive;         /* seconds between whitespace pings */
+    unsigned login_throttle;    /* failed logins per minute per address */
+    size_t write_queue_max;     /* bytes queued before reading pauses */
+};
+
+void ic_xmpp_config_defaults(struct ic_xmpp_config *c);
+
+/* Creates the server on LOOP and starts listening. */
+int ic_xmpp_server_new(struct uv_loop_s *loop,
+                       const struct ic_xmpp_config *cfg,
+                       const struct ic_xmpp_ops *ops,
+                       struct ic_xmpp_server **out,
+                       char *why,
+                       size_t why_len);
+/* Ends every stream with </stream:stream>, closes listeners; CB runs when
+ * everything is closed (then ic_xmpp_server_free). */
+void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
+                             void (*cb)(void *data),
+                             void *data);
+void ic_xmpp_server_free(struct ic_xmpp_server *srv);
+
+struct ic_xmpp_stats {
+    size_t connections;
+    size_t sessions;
+    uint64_t stanzas_in, stanzas_out;
+};
+void ic_xmpp_server_stats(const struct ic_xmpp_server *srv,
+                          struct ic_xmpp_stats *out);
+
+/* ---------------------------------------------------------------------
+ * Components: a JID the server answers for itself (the catalog service),
+ * with XEP-0030 disco and XEP-0050 ad-hoc commands carrying XEP-0244 IO
+ * Data.
+ */
+
+struct ic_adhoc_req;
+
+struct ic_adhoc_command {
+    const char *node;
+    const char *name;
+    bool admin_only;
+    /* Runs on execute, next or complete. Answer now or later with
+     * ic_adhoc_done / ic_adhoc_fail; exactly once per request. */
+    void (*handler)(void *data, struct ic_adhoc_req *req);
+};
+
+struct ic_xmpp_component {
+    const char *jid; /* e.g. "service.example.org" */
+    const char *identity_category;
+    const char *identity_type;
+    const char *identity_name;
+    const struct ic_adhoc_command *commands;
+    size_t ncommands;
+    void *data;
+};
+
+int ic_xmpp_component_add(struct ic_xmpp_server *srv,
+                          const struct ic_xmpp_component *c);
+
+/* The request's parts. */
+const char *ic_adhoc_from(const struct ic_adhoc_req *r); /* full JID */
+const char *ic_adhoc_from_local(const struct ic_adhoc_req *r);
+bool ic_adhoc_is_admin(const struct ic_adhoc_req *r);
+const char *ic_adhoc_node(const struct ic_adhoc_req *r);
+const char *ic_adhoc_action(const struct ic_adhoc_req *r); /* "execute"...*/
+/* The <command/> element of the request (its children: the payload). */
+const struct ic_xml *ic_adhoc_command_elem(const struct ic_adhoc_req *r);
+
+/* Completes the command: status='completed', PAYLOAD (ownership taken, may
+ * be NULL) inside <command/>, and an optional note (type "info", "warn"
+ * or "error"). */
+void ic_adhoc_done(struct ic_adhoc_req *r,
+                   struct ic_xml *payload,
+                   const char *note_type,
+                   const char *note);
+/* Answers with a stanza error CONDITION (e.g. "bad-request") of TYPE
+ * ("modify", "cancel", "auth") and an optional text. */
+void ic_adhoc_fail(struct ic_adhoc_req *r,
+                   const char *type,
+                   const char *condition,
+                   const char *text);
+
+#endif /* IC_XMPP_H */

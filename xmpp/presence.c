@@ -1,0 +1,325 @@
+/*
+ * presence.c - presence (RFC 6121 sections 3 and 4) among the users of
+ * this server: broadcast to subscribers and the user's own resources,
+ * answers to the probes an initial presence implies, directed presence,
+ * the four subscription states with pending requests in and out, and
+ * unavailable presence when a session ends.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "xmpp_int.h"
+
+static const char *type_of(const struct ic_xml *st)
+{
+    const char *t = ic_xml_attr(st, "type");
+    return t ? t : "";
+}
+
+static int priority_of(const struct ic_xml *st)
+{
+    struct ic_xml *p = ic_xml_child(st, "priority", IC_NS_CLIENT);
+    char *t;
+    long v;
+
+    if (p == NULL)
+        return 0;
+    t = ic_xml_text(p);
+    v = strtol(t, NULL, 10);
+    ic_free(t);
+    return v < -128 ? -128 : v > 127 ? 127 : (int)v;
+}
+
+/* Sends ST to every available session of user BARE. */
+static void
+to_user(struct ic_xmpp_server *srv, const char *bare, const struct ic_xml *st)
+{
+    for (struct ic_xmpp__session *s = ic_map_get(&srv->users, bare); s != NULL;
+         s = s->next_of_user)
+        if (s->available)
+            ic_xmpp__deliver(s, st);
+}
+
+static bool account_exists(struct ic_xmpp_server *srv, const char *bare)
+{
+    struct ic_scram_creds c;
+    const char *at = strchr(bare, '@');
+    char *local;
+    bool ok;
+
+    if (at == NULL || strcasecmp(at + 1, srv->domain) != 0)
+        return false;
+    local = ic_strndup(bare, (size_t)(at - bare));
+    ok = srv->ops.get_creds(srv->ops.data, local, IC_SCRAM_SHA256, &c) == 0;
+    ic_free(local);
+    return ok;
+}
+
+/* Sends the current presence of every available session of FROM_BARE to
+ * the available sessions of TO_BARE (or only to session ONLY). */
+static void share_presence(struct ic_xmpp_server *srv,
+                           const char *from_bare,
+                           const char *to_bare,
+                           struct ic_xmpp__session *only)
+{
+    for (struct ic_xmpp__session *f = ic_map_get(&srv->users, from_bare);
+         f != NULL; f = f->next_of_user) {
+        if (!f->available || f->presence == NULL)
+            continue;
+        ic_xml_set_attr(f->presence, "to", only ? only->full : to_bare);
+        if (only != NULL)
+            ic_xmpp__deliver(only, f->presence);
+        else
+            to_user(srv, to_bare, f->presence);
+        ic_xml_set_attr(f->presence, "to", NULL);
+    }
+}
+
+/* Unavailable presence of every session of FROM_BARE to TO_BARE. */
+static void withdraw_presence(struct ic_xmpp_server *srv,
+                              const char *from_bare,
+                              const char *to_bare)
+{
+    for (struct ic_xmpp__session *f = ic_map_get(&srv->users, from_bare);
+         f != NULL; f = f->next_of_user) {
+        struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
+        ic_xml_set_attr(p, "from", f->full);
+        ic_xml_set_attr(p, "to", to_bare);
+        ic_xml_set_attr(p, "type", "unavailable");
+        to_user(srv, to_bare, p);
+        ic_xml_free(p);
+    }
+}
+
+/* Presence broadcast (RFC 6121 4.2.2, 4.4.2, 4.5.2). */
+static void broadcast(struct ic_xmpp_server *srv,
+                      struct ic_xmpp__session *s,
+                      const struct ic_xml *st)
+{
+    bool available = strcmp(type_of(st), "unavailable") != 0;
+    bool initial = available && !s->available;
+    struct ic_roster r = {0};
+
+    if (srv->ops.roster_get != NULL)
+        srv->ops.roster_get(srv->ops.data, s->bare, &r);
+    ic_xml_free(s->presence);
+    s->presence = available ? ic_xml_copy(st) : NULL;
+    s->priority = available ? priority_of(st) : 0;
+    s->available = available;
+    for (size_t i = 0; i < r.n; i++) {
+        struct ic_roster_item *it = &r.items[i];
+        if (it->sub == IC_SUB_FROM || it->sub == IC_SUB_BOTH) {
+            struct ic_xml *p = ic_xml_copy(st);
+            ic_xml_set_attr(p, "to", it->jid);
+            to_user(srv, it->jid, p);
+            ic_xml_free(p);
+        }
+        /* Initial presence probes the contacts we are subscribed to:
+         * they are local, so answer from their sessions directly. */
+        if (initial && (it->sub == IC_SUB_TO || it->sub == IC_SUB_BOTH))
+            share_presence(srv, it->jid, s->bare, s);
+        if (initial && it->pending_in) {
+            struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
+            ic_xml_set_attr(p, "from", it->jid);
+            ic_xml_set_attr(p, "to", s->bare);
+            ic_xml_set_attr(p, "type", "subscribe");
+            ic_xmpp__deliver(s, p);
+            ic_xml_free(p);
+        }
+    }
+    ic_roster_free(&r);
+    /* and to all of the user's own available resources */
+    for (struct ic_xmpp__session *o = ic_map_get(&srv->users, s->bare);
+         o != NULL; o = o->next_of_user)
+        if (o->available || o == s)
+            ic_xmpp__deliver(o, st);
+}
+
+void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s)
+{
+    struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
+
+    ic_xml_set_attr(p, "from", s->full);
+    ic_xml_set_attr(p, "type", "unavailable");
+    /* The session is going: no echo to itself. */
+    s->available = false;
+    {
+        struct ic_xmpp_server *srv = s->conn->srv;
+        struct ic_roster r = {0};
+        if (srv->ops.roster_get != NULL)
+            srv->ops.roster_get(srv->ops.data, s->bare, &r);
+        for (size_t i = 0; i < r.n; i++)
+            if (r.items[i].sub == IC_SUB_FROM ||
+                r.items[i].sub == IC_SUB_BOTH) {
+                ic_xml_set_attr(p, "to", r.items[i].jid);
+                to_user(srv, r.items[i].jid, p);
+            }
+        ic_roster_free(&r);
+        ic_xml_set_attr(p, "to", NULL);
+        for (struct ic_xmpp__session *o = ic_map_get(&srv->users, s->bare);
+             o != NULL; o = o->next_of_user)
+            if (o != s && o->available)
+                ic_xmpp__deliver(o, p);
+    }
+    ic_xml_free(p);
+}
+
+/* The subscription-related presence P (type TYPE) from user U to
+ * contact C, both bare JIDs, as an ic_xml stamped with U's bare JID. */
+static void deliver_sub(struct ic_xmpp_server *srv,
+                        const char *u,
+                        const char *c,
+                        const char *type)
+{
+    struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
+
+    ic_xml_set_attr(p, "from", u);
+    ic_xml_set_attr(p, "to", c);
+    ic_xml_set_attr(p, "type", type);
+    to_user(srv, c, p);
+    ic_xml_free(p);
+}
+
+static enum ic_sub add_bit(enum ic_sub s, enum ic_sub bit)
+{
+    return (enum ic_sub)((unsigned)s | (unsigned)bit);
+}
+
+static enum ic_sub clear_bit(enum ic_sub s, enum ic_sub bit)
+{
+    return (enum ic_sub)((unsigned)s & ~(unsigned)bit);
+}
+
+/* RFC 6121 3.1-3.3: U asks to see C's presence. */
+static void subscribe(struct ic_xmpp_server *srv, const char *u, const char *c)
+{
+    struct ic_roster_item ui, ci;
+
+    ic_xmpp__roster_find(srv, u, c, &ui);
+    if (!(ui.sub & IC_SUB_TO)) {
+        ui.ask = true;
+        ic_xmpp__roster_save(srv, u, &ui);
+    }
+    ic_xmpp__roster_find(srv, c, u, &ci);
+    if (ci.sub & IC_SUB_FROM) { /* already approved: answer for C */
+        deliver_sub(srv, c, u, "subscribed");
+    } else if (account_exists(srv, c)) {
+        ci.pending_in = true;
+        ic_xmpp__roster_save(srv, c, &ci);
+        deliver_sub(srv, u, c, "subscribe");
+    }
+    ic_roster_item_free(&ui);
+    ic_roster_item_free(&ci);
+}
+
+/* U approves C's request: C now sees U's presence. */
+static void subscribed(struct ic_xmpp_server *srv, const char *u, const char *c)
+{
+    struct ic_roster_item ui, ci;
+
+    ic_xmpp__roster_find(srv, u, c, &ui);
+    ui.sub = add_bit(ui.sub, IC_SUB_FROM);
+    ui.pending_in = false;
+    ic_xmpp__roster_save(srv, u, &ui);
+    ic_xmpp__roster_find(srv, c, u, &ci);
+    if (account_exists(srv, c)) {
+        ci.sub = add_bit(ci.sub, IC_SUB_TO);
+        ci.ask = false;
+        ic_xmpp__roster_save(srv, c, &ci);
+        deliver_sub(srv, u, c, "subscribed");
+        share_presence(srv, u, c, NULL);
+    }
+    ic_roster_item_free(&ui);
+    ic_roster_item_free(&ci);
+}
+
+/* U stops seeing C's presence (unsubscribe) or stops C seeing U's
+ * (unsubscribed). */
+static void cancel(struct ic_xmpp_server *srv,
+                   const char *u,
+                   const char *c,
+                   bool unsubscribe)
+{
+    struct ic_roster_item ui, ci;
+    enum ic_sub ubit = unsubscribe ? IC_SUB_TO : IC_SUB_FROM;
+    enum ic_sub cbit = unsubscribe ? IC_SUB_FROM : IC_SUB_TO;
+
+    ic_xmpp__roster_find(srv, u, c, &ui);
+    ui.sub = clear_bit(ui.sub, ubit);
+    if (unsubscribe)
+        ui.ask = false;
+    else
+        ui.pending_in = false;
+    ic_xmpp__roster_save(srv, u, &ui);
+    ic_xmpp__roster_find(srv, c, u, &ci);
+    if (account_exists(srv, c)) {
+        ci.sub = clear_bit(ci.sub, cbit);
+        if (unsubscribe)
+            ci.pending_in = false;
+        else
+            ci.ask = false;
+        ic_xmpp__roster_save(srv, c, &ci);
+        deliver_sub(srv, u, c, unsubscribe ? "unsubscribe" : "unsubscribed");
+        if (unsubscribe)
+            withdraw_presence(srv, c, u);
+        else
+            withdraw_presence(srv, u, c);
+    }
+    ic_roster_item_free(&ui);
+    ic_roster_item_free(&ci);
+}
+
+void ic_xmpp__presence_cancel_all(struct ic_xmpp__session *s,
+                                  const struct ic_roster_item *it)
+{
+    struct ic_xmpp_server *srv = s->conn->srv;
+
+    if (it->sub & IC_SUB_TO || it->ask)
+        cancel(srv, s->bare, it->jid, true);
+    if (it->sub & IC_SUB_FROM || it->pending_in)
+        cancel(srv, s->bare, it->jid, false);
+}
+
+void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
+                              struct ic_xmpp__session *from,
+                              struct ic_xml *st)
+{
+    const char *type = type_of(st), *to_s = ic_xml_attr(st, "to");
+    struct ic_jid to;
+    char *bare;
+
+    if (to_s == NULL) {
+        if (type[0] == '\0' || strcmp(type, "unavailable") == 0)
+            broadcast(srv, from, st);
+        return;
+    }
+    if (ic_jid_parse(to_s, &to) != 0)
+        return;
+    bare = ic_jid_bare(&to);
+    if (strcasecmp(to.domain, srv->domain) != 0 || to.local == NULL) {
+        /* remote and server-addressed presence: later (S2S) */
+    } else if (strcmp(type, "subscribe") == 0) {
+        subscribe(srv, from->bare, bare);
+    } else if (strcmp(type, "subscribed") == 0) {
+        subscribed(srv, from->bare, bare);
+    } else if (strcmp(type, "unsubscribe") == 0) {
+        cancel(srv, from->bare, bare, true);
+    } else if (strcmp(type, "unsubscribed") == 0) {
+        cancel(srv, from->bare, bare, false);
+    } else if (type[0] == '\0' || strcmp(type, "unavailable") == 0) {
+        /* directed presence */
+        if (to.resource != NULL) {
+            char *full = ic_jid_to_string(&to);
+            struct ic_xmpp__session *s = ic_map_get(&srv->sessions, full);
+            if (s != NULL)
+                ic_xmpp__deliver(s, st);
+            ic_free(full);
+        } else {
+            to_user(srv, bare, st);
+        }
+    }
+    ic_free(bare);
+    ic_jid_free(&to);
+}

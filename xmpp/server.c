@@ -1,0 +1,182 @@
+/*
+ * server.c - the server object: configuration, TLS contexts, listeners on
+ * the STARTTLS and direct-TLS ports, and a clean shutdown that ends every
+ * stream with </stream:stream> before closing.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "xmpp_int.h"
+
+void ic_xmpp_config_defaults(struct ic_xmpp_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->domain = "intercloudexchg.test";
+    c->c2s_address = "127.0.0.1";
+    c->c2s_port = 15222;
+    c->c2s_tls_port = 15223;
+    c->max_stanza = 256 * 1024;
+    c->max_stanza_preauth = 16 * 1024;
+    c->handshake_timeout = 30;
+    c->idle_timeout = 600;
+    c->keepalive = 60;
+    c->login_throttle = 10;
+    c->write_queue_max = 1024 * 1024;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct ic_xmpp_server *srv = listener->data;
+
+    if (status < 0 || srv->shutting_down)
+        return;
+    ic_xmpp__conn_accept(srv, listener,
+                         listener == (uv_stream_t *)&srv->listen_tls);
+}
+
+static int listen_on(struct ic_xmpp_server *srv,
+                     uv_tcp_t *t,
+                     int port,
+                     char *why,
+                     size_t why_len)
+{
+    struct sockaddr_storage ss;
+    int rc;
+
+    if (uv_ip4_addr(srv->cfg.c2s_address, port, (struct sockaddr_in *)&ss) !=
+            0 &&
+        uv_ip6_addr(srv->cfg.c2s_address, port, (struct sockaddr_in6 *)&ss) !=
+            0) {
+        snprintf(why, why_len, "bad address '%s'", srv->cfg.c2s_address);
+        return IC_EINVAL;
+    }
+    uv_tcp_init(srv->loop, t);
+    t->data = srv;
+    srv->listeners_open++;
+    rc = uv_tcp_bind(t, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)t, 511, on_connection);
+    if (rc != 0) {
+        snprintf(why, why_len, "listen on %s:%d: %s", srv->cfg.c2s_address,
+                 port, uv_strerror(rc));
+        return IC_EIO;
+    }
+    return 0;
+}
+
+static int tls_contexts(struct ic_xmpp_server *srv, char *why, size_t why_len)
+{
+    struct ic_tls_ctx_opts o = {0};
+    int rc;
+
+    o.cert = srv->cfg.cert;
+    o.key = srv->cfg.key;
+    o.ca = srv->cfg.ca;
+    o.tls13_only = srv->cfg.tls13_only;
+    o.request_client_cert = srv->cfg.ca != NULL; /* for SASL EXTERNAL */
+    rc = ic_tls_ctx_new_server(&o, &srv->tls_starttls, why, why_len);
+    if (rc != 0)
+        return rc;
+    o.alpn = "xmpp-client"; /* XEP-0368 */
+    return ic_tls_ctx_new_server(&o, &srv->tls_direct, why, why_len);
+}
+
+int ic_xmpp_server_new(struct uv_loop_s *loop,
+                       const struct ic_xmpp_config *cfg,
+                       const struct ic_xmpp_ops *ops,
+                       struct ic_xmpp_server **out,
+                       char *why,
+                       size_t why_len)
+{
+    struct ic_xmpp_server *srv = ic_calloc(1, sizeof *srv);
+    int rc;
+
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    srv->ops = *ops;
+    srv->domain = ic_jid_nameprep(cfg->domain);
+    if (srv->domain == NULL) {
+        snprintf(why, why_len, "bad domain '%s'", cfg->domain);
+        ic_free(srv);
+        return IC_EINVAL;
+    }
+    RAND_bytes(srv->secret, sizeof srv->secret);
+    rc = tls_contexts(srv, why, why_len);
+    if (rc == 0)
+        rc = listen_on(srv, &srv->listen_starttls, cfg->c2s_port, why, why_len);
+    if (rc == 0 && cfg->c2s_tls_port > 0) {
+        srv->have_tls_listener = true;
+        rc = listen_on(srv, &srv->listen_tls, cfg->c2s_tls_port, why, why_len);
+    }
+    *out = srv; /* even on failure: shut down and free it */
+    return rc;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct ic_xmpp_server *srv = h->data;
+
+    srv->listeners_open--;
+    if (srv->listeners_open == 0 && srv->nconns == 0 &&
+        srv->shutdown_cb != NULL)
+        srv->shutdown_cb(srv->shutdown_data);
+}
+
+void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
+                             void (*cb)(void *data),
+                             void *data)
+{
+    struct ic_xmpp__conn *c, *next;
+    int open = srv->listeners_open;
+
+    srv->shutting_down = true;
+    srv->shutdown_cb = cb;
+    srv->shutdown_data = data;
+    for (c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == C2S_SESSION)
+            ic_xmpp__conn_fail(c, IC_SE_SYSTEM_SHUTDOWN, "server stopping");
+        else
+            ic_xmpp__conn_close(c);
+    }
+    if (open > 0 && !uv_is_closing((uv_handle_t *)&srv->listen_starttls))
+        uv_close((uv_handle_t *)&srv->listen_starttls, on_listener_closed);
+    if (srv->have_tls_listener &&
+        !uv_is_closing((uv_handle_t *)&srv->listen_tls))
+        uv_close((uv_handle_t *)&srv->listen_tls, on_listener_closed);
+    if (srv->listeners_open == 0 && srv->nconns == 0 && cb != NULL)
+        cb(data);
+}
+
+void ic_xmpp_server_free(struct ic_xmpp_server *srv)
+{
+    size_t i = 0;
+    struct ic_map_entry *e;
+
+    if (srv == NULL)
+        return;
+    while ((e = ic_map_next(&srv->throttle, &i)) != NULL)
+        ic_free(e->value);
+    ic_map_free(&srv->throttle);
+    ic_map_free(&srv->sessions);
+    ic_map_free(&srv->users);
+    while (srv->components != NULL) {
+        struct ic_xmpp__component *c = srv->components;
+        srv->components = c->next;
+        ic_free(c);
+    }
+    ic_tls_ctx_free(srv->tls_starttls);
+    ic_tls_ctx_free(srv->tls_direct);
+    ic_free(srv->domain);
+    ic_free(srv);
+}
+
+void ic_xmpp_server_stats(const struct ic_xmpp_server *srv,
+                          struct ic_xmpp_stats *out)
+{
+    *out = srv->stats;
+    out->connections = srv->nconns;
+}

@@ -1,0 +1,308 @@
+/*
+ * tls.c - TLS with OpenSSL 3 over memory BIOs. The connection reads
+ * ciphertext from its socket and feeds it here; plaintext comes out of
+ * ic_tls_read; what ic_tls_write encrypts waits in the write BIO until the
+ * connection takes it and queues it on the socket.
+ *
+ * Security settings: TLS 1.2 at least, no compression, no renegotiation,
+ * buffers released while idle (SSL_MODE_RELEASE_BUFFERS) so an idle
+ * connection holds little memory. Client certificates are requested only
+ * when asked for (SASL EXTERNAL) and never required by the handshake: the
+ * verification result is checked when EXTERNAL is used.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+struct ic_tls_ctx {
+    SSL_CTX *ctx;
+    char *alpn;
+};
+
+struct ic_tls {
+    SSL *ssl;
+    BIO *rbio, *wbio;
+};
+
+static void ssl_why(char *why, size_t len, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+
+    if (e != 0)
+        ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    if (why != NULL && len > 0)
+        snprintf(why, len, "%s%s%s", what, buf[0] ? ": " : "", buf);
+}
+
+static int accept_any(int ok, X509_STORE_CTX *x)
+{
+    (void)ok;
+    (void)x;
+    return 1; /* the result is read with SSL_get_verify_result() */
+}
+
+static int on_alpn(SSL *ssl,
+                   const unsigned char **out,
+                   unsigned char *outlen,
+                   const unsigned char *in,
+                   unsigned int inlen,
+                   void *arg)
+{
+    struct ic_tls_ctx *c = arg;
+    unsigned char proto[64];
+    size_t n = strlen(c->alpn);
+    unsigned char *sel;
+
+    (void)ssl;
+    proto[0] = (unsigned char)n;
+    memcpy(proto + 1, c->alpn, n);
+    if (SSL_select_next_proto(&sel, outlen, proto, (unsigned)n + 1, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK; /* no ALPN is fine, a wrong one too */
+    /* SEL points into PROTO; give OpenSSL the client's copy instead. */
+    for (unsigned i = 0; i < inlen; i += 1u + in[i])
+        if (in[i] == n && memcmp(in + i + 1, c->alpn, n) == 0) {
+            *out = in + i + 1;
+            *outlen = (unsigned char)n;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+int ic_tls_ctx_new_server(const struct ic_tls_ctx_opts *o,
+                          struct ic_tls_ctx **out,
+                          char *why,
+                          size_t why_len)
+{
+    struct ic_tls_ctx *c = ic_calloc(1, sizeof *c);
+
+    c->ctx = SSL_CTX_new(TLS_server_method());
+    if (c->ctx == NULL) {
+        ssl_why(why, why_len, "SSL_CTX_new");
+        goto err;
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, o->tls13_only ? TLS1_3_VERSION
+                                                        : TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION |
+                                    SSL_OP_NO_RENEGOTIATION |
+                                    SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_use_certificate_chain_file(c->ctx, o->cert) != 1) {
+        ssl_why(why, why_len, o->cert);
+        goto err;
+    }
+    if (SSL_CTX_use_PrivateKey_file(c->ctx, o->key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(c->ctx) != 1) {
+        ssl_why(why, why_len, o->key);
+        goto err;
+    }
+    if (o->ca != NULL &&
+        SSL_CTX_load_verify_locations(c->ctx, o->ca, NULL) != 1) {
+        ssl_why(why, why_len, o->ca);
+        goto err;
+    }
+    if (o->request_client_cert)
+        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, accept_any);
+    if (o->alpn != NULL) {
+        c->alpn = ic_strdup(o->alpn);
+        SSL_CTX_set_alpn_select_cb(c->ctx, on_alpn, c);
+    }
+    *out = c;
+    return 0;
+err:
+    ic_tls_ctx_free(c);
+    return IC_EINVAL;
+}
+
+void ic_tls_ctx_free(struct ic_tls_ctx *c)
+{
+    if (c == NULL)
+        return;
+    SSL_CTX_free(c->ctx);
+    ic_free(c->alpn);
+    ic_free(c);
+}
+
+int ic_tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out)
+{
+    struct ic_tls *t = ic_calloc(1, sizeof *t);
+
+    t->ssl = SSL_new(ctx->ctx);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        SSL_free(t->ssl);
+        ic_free(t);
+        ERR_clear_error();
+        return IC_ENOMEM;
+    }
+    BIO_set_mem_eof_return(t->rbio, -1); /* empty means "want more" */
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    SSL_set_accept_state(t->ssl);
+    *out = t;
+    return 0;
+}
+
+void ic_tls_free(struct ic_tls *t)
+{
+    if (t == NULL)
+        return;
+    SSL_free(t->ssl); /* frees the BIOs */
+    ic_free(t);
+}
+
+void ic_tls_feed(struct ic_tls *t, const char *buf, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        size_t w = 0;
+        if (BIO_write_ex(t->rbio, buf + done, len - done, &w) != 1)
+            break;
+        done += w;
+    }
+}
+
+int ic_tls_read(struct ic_tls *t, struct ic_buf *out, char *why, size_t why_len)
+{
+    char chunk[16384];
+
+    for (;;) {
+        size_t got = 0;
+        int rc = SSL_read_ex(t->ssl, chunk, sizeof chunk, &got);
+        if (rc == 1) {
+            ic_buf_append(out, chunk, got);
+            continue;
+        }
+        switch (SSL_get_error(t->ssl, rc)) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            return 0;
+        case SSL_ERROR_ZERO_RETURN:
+            return IC_EEND;
+        default:
+            ssl_why(why, why_len, "TLS");
+            return IC_EIO;
+        }
+    }
+}
+
+int ic_tls_write(struct ic_tls *t, const char *buf, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        size_t w = 0;
+        if (SSL_write_ex(t->ssl, buf + done, len - done, &w) != 1) {
+            ERR_clear_error();
+            return IC_EIO;
+        }
+        done += w;
+    }
+    return 0;
+}
+
+void ic_tls_take_output(struct ic_tls *t, struct ic_buf *out)
+{
+    char chunk[16384];
+    size_t got;
+
+    while (BIO_ctrl_pending(t->wbio) > 0 &&
+           BIO_read_ex(t->wbio, chunk, sizeof chunk, &got) == 1)
+        ic_buf_append(out, chunk, got);
+}
+
+bool ic_tls_handshake_done(const struct ic_tls *t)
+{
+    return SSL_is_init_finished(t->ssl) == 1;
+}
+
+void ic_tls_shutdown(struct ic_tls *t)
+{
+    if (SSL_is_init_finished(t->ssl))
+        SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+int ic_tls_exporter(struct ic_tls *t, unsigned char out[32])
+{
+    static const char label[] = "EXPORTER-Channel-Binding";
+
+    /* RFC 9266: TLS 1.3, or TLS 1.2 with the extended master secret. */
+    if (SSL_version(t->ssl) < TLS1_3_VERSION &&
+        SSL_get_extms_support(t->ssl) != 1)
+        return IC_ENOTFOUND;
+    if (SSL_export_keying_material(t->ssl, out, 32, label, sizeof label - 1,
+                                   NULL, 0, 0) != 1) {
+        ERR_clear_error();
+        return IC_ENOTFOUND;
+    }
+    return 0;
+}
+
+int ic_tls_server_end_point(struct ic_tls *t, unsigned char *out, size_t *len)
+{
+    X509 *cert = SSL_get_certificate(t->ssl);
+    const EVP_MD *md;
+    unsigned int n = 0;
+    int mdnid = NID_undef;
+
+    if (cert == NULL ||
+        !X509_get_signature_info(cert, &mdnid, NULL, NULL, NULL))
+        return IC_ENOTFOUND;
+    /* RFC 5929 4.1: MD5 and SHA-1 are replaced by SHA-256. */
+    if (mdnid == NID_md5 || mdnid == NID_sha1 || mdnid == NID_undef)
+        mdnid = NID_sha256;
+    md = EVP_get_digestbynid(mdnid);
+    if (md == NULL || X509_digest(cert, md, out, &n) != 1) {
+        ERR_clear_error();
+        return IC_ENOTFOUND;
+    }
+    *len = n;
+    return 0;
+}
+
+const char *ic_tls_version(const struct ic_tls *t)
+{
+    return SSL_get_version(t->ssl);
+}
+
+char *ic_tls_peer_xmpp_addrs(struct ic_tls *t)
+{
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    GENERAL_NAMES *names;
+    struct ic_buf b = {0};
+
+    if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
+        return NULL;
+    names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        const ASN1_TYPE *v;
+        if (gn->type != GEN_OTHERNAME ||
+            OBJ_obj2nid(gn->d.otherName->type_id) != NID_XmppAddr)
+            continue;
+        v = gn->d.otherName->value;
+        if (v->type != V_ASN1_UTF8STRING)
+            continue;
+        ic_buf_append(&b,
+                      (const char *)ASN1_STRING_get0_data(v->value.utf8string),
+                      (size_t)ASN1_STRING_length(v->value.utf8string));
+        ic_buf_append(&b, "", 1);
+    }
+    GENERAL_NAMES_free(names);
+    if (b.len == 0)
+        return NULL;
+    ic_buf_append(&b, "", 1);
+    return b.data;
+}

@@ -1,0 +1,66 @@
+/*
+ * tls.h - TLS over memory BIOs (private to xmpp/): the event loop owns the
+ * socket; ciphertext read from it is fed in, plaintext comes out, and
+ * plaintext written goes out as ciphertext to queue on the socket.
+ */
+#ifndef IC_XMPP_TLS_H
+#define IC_XMPP_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ic_xmpp.h"
+
+struct ic_tls_ctx;
+struct ic_tls;
+
+struct ic_tls_ctx_opts {
+    const char *cert; /* PEM chain */
+    const char *key;
+    const char *ca;           /* CA file for peer certificates (may be NULL) */
+    bool tls13_only;          /* minimum TLS 1.3 instead of 1.2 */
+    bool request_client_cert; /* ask for (not require) a client cert */
+    const char *alpn;         /* protocol to select for direct TLS, or NULL */
+};
+
+/* A server context. On failure *why gets a one-line reason. */
+int ic_tls_ctx_new_server(const struct ic_tls_ctx_opts *o,
+                          struct ic_tls_ctx **out,
+                          char *why,
+                          size_t why_len);
+void ic_tls_ctx_free(struct ic_tls_ctx *ctx);
+
+int ic_tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out);
+void ic_tls_free(struct ic_tls *t);
+
+/* Ciphertext from the peer. */
+void ic_tls_feed(struct ic_tls *t, const char *buf, size_t len);
+/* Plaintext (handshaking as needed): appends what is available to OUT.
+ * Returns 0 (possibly with nothing new), IC_EIO on a fatal TLS error
+ * (*why set), IC_EEND when the peer closed TLS. */
+int ic_tls_read(struct ic_tls *t,
+                struct ic_buf *out,
+                char *why,
+                size_t why_len);
+/* Encrypts plaintext. */
+int ic_tls_write(struct ic_tls *t, const char *buf, size_t len);
+/* Moves the ciphertext waiting to be sent into OUT. */
+void ic_tls_take_output(struct ic_tls *t, struct ic_buf *out);
+bool ic_tls_handshake_done(const struct ic_tls *t);
+/* Sends close_notify (then take the output). */
+void ic_tls_shutdown(struct ic_tls *t);
+
+/* Channel binding (RFC 9266 tls-exporter, 32 bytes; RFC 5929
+ * tls-server-end-point, the hash of our certificate). 0 or IC_ENOTFOUND
+ * when not available (e.g. tls-exporter before TLS 1.3 without extended
+ * master secret). */
+int ic_tls_exporter(struct ic_tls *t, unsigned char out[32]);
+int ic_tls_server_end_point(struct ic_tls *t, unsigned char *out, size_t *len);
+/* "TLSv1.3" etc. */
+const char *ic_tls_version(const struct ic_tls *t);
+/* The xmppAddr (id-on-xmppAddr otherName) values of a verified client
+ * certificate, or NULL: a NUL-separated list ending in an empty string;
+ * the caller frees. */
+char *ic_tls_peer_xmpp_addrs(struct ic_tls *t);
+
+#endif /* IC_XMPP_TLS_H */

@@ -1,0 +1,212 @@
+/*
+ * xmpp_int.h - shared inside xmpp/ only: the server, its connections and
+ * sessions.
+ */
+#ifndef IC_XMPP_INT_H
+#define IC_XMPP_INT_H
+
+#include <uv.h>
+
+#include "ic_xmpp.h"
+#include "sasl.h"
+#include "tls.h"
+
+/* Connection states of a client stream (RFC 6120 order). Every allowed
+ * move is listed once in c2s.c's transition table and checked there. */
+enum ic_c2s_state {
+    C2S_CONNECTED = 0, /* TCP up, waiting for a stream header */
+    C2S_TLS_HANDSHAKE, /* direct TLS, or after <proceed/> */
+    C2S_TLS_STREAM,    /* TLS up, waiting for a stream header */
+    C2S_FEATURES_TLS,  /* offered STARTTLS (required) */
+    C2S_FEATURES_AUTH, /* offered SASL mechanisms */
+    C2S_SASL,          /* inside a SASL exchange */
+    C2S_AUTHED,        /* SASL succeeded, waiting for a stream header */
+    C2S_FEATURES_BIND, /* offered resource binding */
+    C2S_SESSION,       /* bound: stanzas flow */
+    C2S_CLOSING,       /* our </stream:stream> sent, flushing */
+    C2S_CLOSED,
+    C2S__COUNT
+};
+
+struct ic_xmpp__conn;
+
+struct ic_xmpp__write {
+    uv_write_t req;
+    uv_buf_t buf;
+    struct ic_xmpp__conn *conn;
+};
+
+struct ic_xmpp__session; /* a bound resource */
+
+struct ic_xmpp__conn {
+    struct ic_xmpp_server *srv;
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake, idle and keepalive */
+    int handles_open; /* freed when both handles are closed */
+    bool direct_tls;
+    enum ic_c2s_state state;
+    struct ic_xml_stream *stream;
+    struct ic_tls *tls;
+    struct ic_sasl *sasl;
+    char *id;   /* stream id */
+    char *user; /* authenticated local part */
+    struct ic_xmpp__session *session;
+    unsigned sasl_failures;
+    char peer[64]; /* remote address, for logs and throttling */
+    size_t queued; /* bytes waiting in uv_write */
+    bool reading;
+    bool closing; /* conn_fail/close started: callbacks return */
+    uint64_t last_activity;
+    struct ic_xmpp__conn *prev, *next; /* all connections */
+};
+
+struct ic_xmpp__session {
+    struct ic_xmpp__conn *conn;
+    char *full; /* local@domain/resource */
+    char *bare; /* local@domain */
+    char *resource;
+    bool available; /* sent initial presence */
+    int priority;
+    struct ic_xml *presence; /* last broadcast presence, or NULL */
+    struct ic_xmpp__session *next_of_user; /* same bare JID */
+};
+
+/* A string-keyed hash map (map.c). Keys are copied; values are the
+ * caller's. */
+struct ic_map_entry {
+    char *key;
+    void *value;
+};
+
+struct ic_map {
+    struct ic_map_entry *slots;
+    size_t cap, n, tombs;
+};
+
+void *ic_map_get(const struct ic_map *m, const char *key);
+/* Sets KEY to VALUE; returns the previous value or NULL. */
+void *ic_map_put(struct ic_map *m, const char *key, void *value);
+void *ic_map_del(struct ic_map *m, const char *key);
+void ic_map_free(struct ic_map *m);
+/* Iteration: *I starts at 0; returns NULL at the end. */
+struct ic_map_entry *ic_map_next(const struct ic_map *m, size_t *i);
+
+struct ic_xmpp__component {
+    struct ic_xmpp_component c;
+    struct ic_xmpp__component *next;
+};
+
+struct ic_xmpp__throttle {
+    unsigned failures;
+    uint64_t window_start; /* ms */
+};
+
+struct ic_xmpp_server {
+    uv_loop_t *loop;
+    struct ic_xmpp_config cfg;
+    struct ic_xmpp_ops ops;
+    char *domain;
+    uv_tcp_t listen_starttls, listen_tls;
+    bool have_tls_listener;
+    int listeners_open;
+    struct ic_tls_ctx *tls_starttls, *tls_direct;
+    struct ic_xmpp__conn *conns;
+    size_t nconns;
+    struct ic_map sessions; /* full JID -> struct ic_xmpp__session */
+    struct ic_map users;    /* bare JID -> first session of that user */
+    struct ic_map throttle; /* address -> struct ic_xmpp__throttle */
+    struct ic_xmpp__component *components;
+    unsigned char secret[32]; /* for fake SCRAM credentials, stream ids */
+    uint64_t id_counter;
+    bool shutting_down;
+    void (*shutdown_cb)(void *data);
+    void *shutdown_data;
+    struct ic_xmpp_stats stats;
+};
+
+/* conn.c */
+void ic_xmpp__conn_accept(struct ic_xmpp_server *srv,
+                          uv_stream_t *listener,
+                          bool direct_tls);
+/* Queues bytes (plaintext; encrypted here when TLS is on). */
+void ic_xmpp__conn_send(struct ic_xmpp__conn *c, const char *data, size_t len);
+void ic_xmpp__conn_send_xml(struct ic_xmpp__conn *c, const struct ic_xml *x);
+/* Ends the stream with a stream error and closes. */
+void ic_xmpp__conn_fail(struct ic_xmpp__conn *c,
+                        enum ic_stream_error cond,
+                        const char *text);
+/* Ends the stream cleanly (</stream:stream>) and closes. */
+void ic_xmpp__conn_close(struct ic_xmpp__conn *c);
+/* Starts TLS on the connection (after <proceed/>). */
+int ic_xmpp__conn_start_tls(struct ic_xmpp__conn *c);
+uint64_t ic_xmpp__now_ms(const struct ic_xmpp_server *srv);
+/* (Re)starts the timer for the connection's state: the handshake deadline
+ * before the session, the keepalive period after. */
+void ic_xmpp__conn_arm_timer(struct ic_xmpp__conn *c);
+
+/* c2s.c */
+void ic_xmpp__c2s_on_open(struct ic_xmpp__conn *c, struct ic_xml *header);
+void ic_xmpp__c2s_on_stanza(struct ic_xmpp__conn *c, struct ic_xml *st);
+void ic_xmpp__c2s_on_tls_ready(struct ic_xmpp__conn *c);
+void ic_xmpp__c2s_move(struct ic_xmpp__conn *c, enum ic_c2s_state to);
+/* After SASL success: larger stanzas allowed, the stream restarts. */
+void ic_xmpp__c2s_authenticated(struct ic_xmpp__conn *c);
+void ic_xmpp__c2s_sasl(struct ic_xmpp__conn *c, struct ic_xml *st);
+/* The SASL mechanisms to offer on this connection. */
+size_t ic_xmpp__c2s_mechanisms(struct ic_xmpp__conn *c,
+                               const char **names,
+                               size_t max);
+void ic_xmpp__c2s_bind(struct ic_xmpp__conn *c, struct ic_xml *st);
+const char *ic_xmpp__c2s_state_name(enum ic_c2s_state s);
+
+/* session.c */
+int ic_xmpp__session_bind(struct ic_xmpp__conn *c,
+                          const char *resource,
+                          struct ic_xmpp__session **out);
+void ic_xmpp__session_end(struct ic_xmpp__session *s);
+
+/* route.c: a stanza from a bound session (from already stamped). */
+void ic_xmpp__route(struct ic_xmpp_server *srv,
+                    struct ic_xmpp__session *from,
+                    struct ic_xml *st);
+/* Delivers ST to session S (ownership stays with the caller). */
+void ic_xmpp__deliver(struct ic_xmpp__session *s, const struct ic_xml *st);
+/* An error reply to ST (swaps to/from), of TYPE and CONDITION. */
+struct ic_xml *ic_xmpp__error_reply(const struct ic_xml *st,
+                                    const char *type,
+                                    const char *condition,
+                                    const char *text);
+/* A result iq for request ST, with optional child PAYLOAD (taken). */
+struct ic_xml *ic_xmpp__iq_result(const struct ic_xml *st,
+                                  struct ic_xml *payload);
+
+/* component.c */
+struct ic_xmpp__component *ic_xmpp__component_find(struct ic_xmpp_server *srv,
+                                                   const char *jid);
+void ic_xmpp__component_handle(struct ic_xmpp__component *comp,
+                               struct ic_xmpp__session *from,
+                               struct ic_xml *st);
+
+/* presence.c and roster.c */
+void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
+                              struct ic_xmpp__session *from,
+                              struct ic_xml *st);
+void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s);
+void ic_xmpp__roster_iq(struct ic_xmpp__session *s, struct ic_xml *st);
+bool ic_xmpp__roster_hidden(const struct ic_roster_item *it);
+bool ic_xmpp__roster_find(struct ic_xmpp_server *srv,
+                          const char *user,
+                          const char *contact,
+                          struct ic_roster_item *out);
+void ic_xmpp__roster_push(struct ic_xmpp_server *srv,
+                          const char *user,
+                          const struct ic_roster_item *it,
+                          bool removed);
+int ic_xmpp__roster_save(struct ic_xmpp_server *srv,
+                         const char *user,
+                         const struct ic_roster_item *it);
+/* Before removing a roster item: cancel subscriptions both ways. */
+void ic_xmpp__presence_cancel_all(struct ic_xmpp__session *s,
+                                  const struct ic_roster_item *it);
+
+#endif /* IC_XMPP_INT_H */
