@@ -390,6 +390,13 @@ static int make_certs(const struct ic_dev_opts *o, const char *dir)
     for (int i = 0; rc == 0 && i < o->nodes; i++)
         rc = ic_devcerts_make_node(dir, dir, o->domain, i + 1, kt, why,
                                    sizeof why);
+    /* client certificates for SASL EXTERNAL: DIR/<account>.pem, .key */
+    for (size_t i = 0; rc == 0 && i < IC_ARRAY_LEN(demo_accounts); i++) {
+        char jid[512];
+        snprintf(jid, sizeof jid, "%s@%s", demo_accounts[i], o->domain);
+        rc = ic_devcerts_make_client(dir, dir, jid, demo_accounts[i], kt, why,
+                                     sizeof why);
+    }
     if (rc != 0)
         fprintf(stderr, "icroot dev: certificates: %s\n", why);
     return rc;

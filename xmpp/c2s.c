@@ -43,12 +43,18 @@ const char *ic_xmpp__c2s_state_name(enum ic_c2s_state s)
     return (unsigned)s < C2S__COUNT ? state_names[s] : "?";
 }
 
+bool ic_xmpp__c2s_allowed(enum ic_c2s_state from, enum ic_c2s_state to)
+{
+    for (size_t i = 0; i < IC_ARRAY_LEN(moves); i++)
+        if (moves[i].from == from && moves[i].to == to)
+            return true;
+    return false;
+}
+
 void ic_xmpp__c2s_move(struct ic_xmpp__conn *c, enum ic_c2s_state to)
 {
-    bool ok = false;
+    bool ok = ic_xmpp__c2s_allowed(c->state, to);
 
-    for (size_t i = 0; i < IC_ARRAY_LEN(moves) && !ok; i++)
-        ok = moves[i].from == c->state && moves[i].to == to;
     assert(ok && "c2s: move not in the transition table");
     if (!ok)
         return;

@@ -334,6 +334,31 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     ic_free(buf->base);
 }
 
+/* A quiet session gets an XEP-0199 ping: its answer (result or error)
+ * counts as activity; a peer that never answers reaches the idle timeout.
+ * A session not bound yet gets whitespace. */
+static void keepalive(struct ic_xmpp__conn *c)
+{
+    struct ic_buf b = {0};
+    char id[32];
+
+    if (c->session == NULL) {
+        ic_xmpp__conn_send(c, " ", 1);
+        return;
+    }
+    snprintf(id, sizeof id, "ping%llu",
+             (unsigned long long)++c->srv->id_counter);
+    ic_buf_puts(&b, "<iq type='get' id='");
+    ic_buf_puts(&b, id);
+    ic_buf_puts(&b, "' from='");
+    ic_buf_append_escaped(&b, c->srv->domain, strlen(c->srv->domain));
+    ic_buf_puts(&b, "' to='");
+    ic_buf_append_escaped(&b, c->session->full, strlen(c->session->full));
+    ic_buf_puts(&b, "'><ping xmlns='urn:xmpp:ping'/></iq>");
+    ic_xmpp__conn_send(c, b.data, b.len);
+    ic_buf_free(&b);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     struct ic_xmpp__conn *c = t->data;
@@ -352,7 +377,7 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     if (idle >= (uint64_t)cfg->keepalive * 1000)
-        ic_xmpp__conn_send(c, " ", 1); /* whitespace keepalive */
+        keepalive(c);
     ic_xmpp__conn_arm_timer(c);
 }
 

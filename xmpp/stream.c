@@ -112,6 +112,7 @@ struct ic_xml_stream {
     size_t slice_off;
     size_t slice_len;
     size_t stop_off;
+    unsigned char first; /* the stream's first byte */
     bool in_feed;
     bool in_parse;
     bool halt; /* no handler may act until the feed returns */
@@ -700,12 +701,22 @@ parse_slice(struct ic_xml_stream *s, const char *data, size_t off, size_t n)
         parse_error(s);
 }
 
-/* UTF-16 and UTF-32 start with a BOM or a NUL in the first two bytes. */
+/* UTF-16 and UTF-32 start with a BOM (FE FF, FF FE), a NUL, or "<" and a
+ * NUL. The second byte is looked at only after a "<", which expat cannot
+ * have refused yet: the outcome is then the same however the bytes are
+ * split into feeds. */
 static void check_encoding(struct ic_xml_stream *s, const char *buf, size_t len)
 {
     for (size_t i = 0; i < len && s->total + i < 2; i++) {
         unsigned char c = (unsigned char)buf[i];
-        if (c == 0x00 || c == 0xFE || c == 0xFF) {
+        bool bad;
+        if (s->total + i == 0) {
+            s->first = c;
+            bad = c == 0x00 || c == 0xFE || c == 0xFF;
+        } else {
+            bad = s->first == '<' && c == 0x00;
+        }
+        if (bad) {
             fail(s, IC_SE_UNSUPPORTED_ENCODING, "the stream is not UTF-8");
             return;
         }

@@ -158,6 +158,8 @@ size_t ic_xmpp__c2s_mechanisms(struct ic_xmpp__conn *c,
                                size_t max);
 void ic_xmpp__c2s_bind(struct ic_xmpp__conn *c, struct ic_xml *st);
 const char *ic_xmpp__c2s_state_name(enum ic_c2s_state s);
+/* Whether the transition table allows FROM -> TO. */
+bool ic_xmpp__c2s_allowed(enum ic_c2s_state from, enum ic_c2s_state to);
 
 /* session.c */
 int ic_xmpp__session_bind(struct ic_xmpp__conn *c,
