@@ -366,11 +366,47 @@ static void estimate(struct mctx *m, struct cons *c)
     }
 }
 
+typedef int (*value_fn)(
+    struct mctx *m, const struct attr *a, const char *v, size_t len, void *arg);
+
+/* Calls FN for the value (VAL, VL) or, for a oneOf attribute, for each
+ * non-empty item of the comma-separated list, trimmed. */
+static int each_value(struct mctx *m,
+                      const struct attr *a,
+                      const char *val,
+                      size_t vl,
+                      value_fn fn,
+                      void *arg)
+{
+    const char *end = val + vl;
+    int rc = 0;
+
+    if (!term_is(m->t, a->cmp, ICQ "oneOf"))
+        return fn(m, a, val, vl, arg);
+    while (rc == 0 && val <= end) {
+        const char *comma = memchr(val, ',', (size_t)(end - val));
+        const char *e = comma ? comma : end, *b = val;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > b)
+            rc = fn(m, a, b, (size_t)(e - b), arg);
+        val = (comma ? comma : end) + 1;
+    }
+    return rc;
+}
+
+static int plan_one(
+    struct mctx *m, const struct attr *a, const char *v, size_t len, void *arg)
+{
+    return plan_value(m, a, v, len, arg);
+}
+
 static int plan(struct mctx *m, const struct ic_constraint *in, struct cons *c)
 {
     size_t ao, al, vo, vl;
     struct attr a;
-    const char *val;
     int rc;
 
     trim(in->attribute, &ao, &al);
@@ -385,24 +421,7 @@ static int plan(struct mctx *m, const struct ic_constraint *in, struct cons *c)
     if (rc != 0)
         return rc;
     c->p = a.p;
-    val = in->value + vo;
-    if (term_is(m->t, a.cmp, ICQ "oneOf")) {
-        const char *end = val + vl;
-        while (rc == 0 && val <= end) {
-            const char *comma = memchr(val, ',', (size_t)(end - val));
-            const char *e = comma ? comma : end;
-            const char *b = val;
-            while (b < e && isspace((unsigned char)*b))
-                b++;
-            while (e > b && isspace((unsigned char)e[-1]))
-                e--;
-            if (e > b)
-                rc = plan_value(m, &a, b, (size_t)(e - b), c);
-            val = (comma ? comma : end) + 1;
-        }
-    } else {
-        rc = plan_value(m, &a, val, vl, c);
-    }
+    rc = each_value(m, &a, in->value + vo, vl, plan_one, c);
     ic_free(a.labels.v);
     if (rc == IC_ECORRUPT)
         snprintf(m->res->error, sizeof m->res->error,
@@ -820,6 +839,18 @@ static int publish_value(struct mctx *m,
     return rc;
 }
 
+struct pub {
+    const char *attr;
+    struct ic_store_ids_out *out;
+};
+
+static int publish_one(
+    struct mctx *m, const struct attr *a, const char *v, size_t len, void *arg)
+{
+    struct pub *p = arg;
+    return publish_value(m, a, p->attr, v, len, p->out);
+}
+
 int ic_store_attr_terms(struct ic_txn *t,
                         const char *attribute,
                         const char *value,
@@ -832,7 +863,7 @@ int ic_store_attr_terms(struct ic_txn *t,
     struct mctx m = {t, NULL, NULL, NULL, &res};
     size_t ao, al, vo, vl;
     struct attr a;
-    const char *v, *end;
+
     int rc;
 
     memset(&res, 0, sizeof res);
@@ -847,23 +878,8 @@ int ic_store_attr_terms(struct ic_txn *t,
         rc = IC_EUNKNOWN;
     } else if (rc == 0) {
         *property = a.p;
-        v = value + vo;
-        end = v + vl;
-        /* a oneOf attribute takes a comma-separated list */
-        while (rc == 0 && v <= end) {
-            const char *comma = term_is(t, a.cmp, ICQ "oneOf")
-                                    ? memchr(v, ',', (size_t)(end - v))
-                                    : NULL;
-            const char *e = comma ? comma : end, *b = v;
-            while (b < e && isspace((unsigned char)*b))
-                b++;
-            while (e > b && isspace((unsigned char)e[-1]))
-                e--;
-            if (e > b || comma == NULL)
-                rc = publish_value(&m, &a, attribute + ao, b, (size_t)(e - b),
-                                   out);
-            v = (comma ? comma : end) + 1;
-        }
+        struct pub p = {attribute + ao, out};
+        rc = each_value(&m, &a, value + vo, vl, publish_one, &p);
         ic_free(a.labels.v);
     }
     if (m.spo)

@@ -24,13 +24,11 @@ static bool is_type(const struct ic_xml *st, const char *type)
     return t != NULL && strcmp(t, type) == 0;
 }
 
-struct ic_xml *ic_xmpp__error_reply(const struct ic_xml *st,
-                                    const char *type,
-                                    const char *condition,
-                                    const char *text)
+/* A reply to ST: its id, addressed back to its sender. */
+static struct ic_xml *
+reply_to(const struct ic_xml *st, const char *name, const char *type)
 {
-    struct ic_xml *r = ic_xml_new(st->name, IC_NS_CLIENT);
-    struct ic_xml *e;
+    struct ic_xml *r = ic_xml_new(name, IC_NS_CLIENT);
 
     if (ic_xml_attr(st, "id") != NULL)
         ic_xml_set_attr(r, "id", ic_xml_attr(st, "id"));
@@ -38,8 +36,18 @@ struct ic_xml *ic_xmpp__error_reply(const struct ic_xml *st,
         ic_xml_set_attr(r, "to", ic_xml_attr(st, "from"));
     if (ic_xml_attr(st, "to") != NULL)
         ic_xml_set_attr(r, "from", ic_xml_attr(st, "to"));
-    ic_xml_set_attr(r, "type", "error");
-    e = ic_xml_add(r, "error", NULL);
+    ic_xml_set_attr(r, "type", type);
+    return r;
+}
+
+struct ic_xml *ic_xmpp__error_reply(const struct ic_xml *st,
+                                    const char *type,
+                                    const char *condition,
+                                    const char *text)
+{
+    struct ic_xml *r = reply_to(st, st->name, "error");
+    struct ic_xml *e = ic_xml_add(r, "error", NULL);
+
     ic_xml_set_attr(e, "type", type);
     ic_xml_add(e, condition, IC_NS_STANZA_ERRORS);
     if (text != NULL) {
@@ -52,15 +60,8 @@ struct ic_xml *ic_xmpp__error_reply(const struct ic_xml *st,
 struct ic_xml *ic_xmpp__iq_result(const struct ic_xml *st,
                                   struct ic_xml *payload)
 {
-    struct ic_xml *r = ic_xml_new("iq", IC_NS_CLIENT);
+    struct ic_xml *r = reply_to(st, "iq", "result");
 
-    ic_xml_set_attr(r, "type", "result");
-    if (ic_xml_attr(st, "id") != NULL)
-        ic_xml_set_attr(r, "id", ic_xml_attr(st, "id"));
-    if (ic_xml_attr(st, "from") != NULL)
-        ic_xml_set_attr(r, "to", ic_xml_attr(st, "from"));
-    if (ic_xml_attr(st, "to") != NULL)
-        ic_xml_set_attr(r, "from", ic_xml_attr(st, "to"));
     if (payload != NULL)
         ic_xml_append(r, payload);
     return r;
