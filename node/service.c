@@ -101,12 +101,11 @@ static void query(void *data, struct ic_adhoc_req *r)
 /* The cloud a request acts on: the requester's own, or for an admin the
  * one named by a cloud='NAME' attribute. NULL (and an error sent) when a
  * non-admin names another cloud. */
-static char *target_cloud(struct ic_adhoc_req *r, const struct ic_xml *in)
+static char *target_named(struct ic_adhoc_req *r, const char *named)
 {
-    const char *named = in ? ic_xml_attr(in, "cloud") : NULL;
     const char *self = ic_adhoc_from_local(r);
 
-    if (named == NULL || strcmp(named, self) == 0)
+    if (named == NULL || named[0] == '\0' || strcmp(named, self) == 0)
         return ic_strdup(self);
     if (!ic_adhoc_is_admin(r)) {
         ic_adhoc_fail(r, "auth", "forbidden",
@@ -114,6 +113,11 @@ static char *target_cloud(struct ic_adhoc_req *r, const struct ic_xml *in)
         return NULL;
     }
     return ic_strdup(named);
+}
+
+static char *target_cloud(struct ic_adhoc_req *r, const struct ic_xml *in)
+{
+    return target_named(r, in ? ic_xml_attr(in, "cloud") : NULL);
 }
 
 static char *cloud_iri(struct ic_node_service *svc, const char *cloud)
@@ -292,10 +296,12 @@ static void withdraw(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
     const struct ic_xml *c = input(r, "cloud", NS_RES);
-    char *cloud = target_cloud(r, c), *iri;
+    char *named = c ? ic_xml_text(c) : NULL;
+    char *cloud = target_named(r, named), *iri;
     struct ic_txn *t;
     int rc;
 
+    ic_free(named);
     if (cloud == NULL)
         return;
     iri = cloud_iri(svc, cloud);

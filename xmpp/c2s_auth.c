@@ -242,7 +242,12 @@ static void step(struct ic_xmpp__conn *c, const char *text)
         succeeded(c, out, out_len);
     } else {
         const char *cond = ic_sasl_condition_name(ic_sasl_condition(c->sasl));
-        failed(c, cond ? cond : "not-authorized");
+        /* Only a checked password or proof is a guess: a refusal of the
+         * client's first message (a channel-binding flag, a malformed
+         * request) happens before any credential is looked at. */
+        const char *mech = ic_sasl_mechanism(c->sasl);
+        bool guess = c->state == C2S_SASL || strcmp(mech, "PLAIN") == 0;
+        failed_as(c, cond ? cond : "not-authorized", guess);
     }
     ic_free(out);
 }

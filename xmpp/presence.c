@@ -130,11 +130,15 @@ static void broadcast(struct ic_xmpp_server *srv,
         }
     }
     ic_roster_free(&r);
-    /* and to all of the user's own available resources */
+    /* and to all of the user's own available resources; a resource that
+     * just came online learns about its siblings */
     for (struct ic_xmpp__session *o = ic_map_get(&srv->users, s->bare);
-         o != NULL; o = o->next_of_user)
+         o != NULL; o = o->next_of_user) {
         if (o->available || o == s)
             ic_xmpp__deliver(o, st);
+        if (initial && o != s && o->available && o->presence != NULL)
+            ic_xmpp__deliver(s, o->presence);
+    }
 }
 
 void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s)

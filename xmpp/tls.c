@@ -64,9 +64,10 @@ static int on_alpn(SSL *ssl,
     (void)ssl;
     proto[0] = (unsigned char)n;
     memcpy(proto + 1, c->alpn, n);
+    /* RFC 7301 3.2: offered protocols, none of them ours: refuse. */
     if (SSL_select_next_proto(&sel, outlen, proto, (unsigned)n + 1, in,
                               inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK; /* no ALPN is fine, a wrong one too */
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
     /* SEL points into PROTO; give OpenSSL the client's copy instead. */
     for (unsigned i = 0; i < inlen; i += 1u + in[i])
         if (in[i] == n && memcmp(in + i + 1, c->alpn, n) == 0) {
@@ -74,7 +75,7 @@ static int on_alpn(SSL *ssl,
             *outlen = (unsigned char)n;
             return SSL_TLSEXT_ERR_OK;
         }
-    return SSL_TLSEXT_ERR_NOACK;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 int ic_tls_ctx_new_server(const struct ic_tls_ctx_opts *o,
