@@ -138,6 +138,12 @@ void ic_xmpp__c2s_on_open(struct ic_xmpp__conn *c, struct ic_xml *header)
                            "another domain");
         goto out;
     }
+    if (ic_xml_stream_content_ns(c->stream) == NULL ||
+        strcmp(ic_xml_stream_content_ns(c->stream), IC_NS_CLIENT) != 0) {
+        ic_xmpp__conn_fail(c, IC_SE_INVALID_NAMESPACE,
+                           "the stream's namespace must be jabber:client");
+        goto out;
+    }
     if (version == NULL || strncmp(version, "1.", 2) != 0) {
         ic_xmpp__conn_fail(c, IC_SE_UNSUPPORTED_VERSION, "version 1.0 only");
         goto out;

@@ -31,7 +31,11 @@
  *  - character data between stanzas other than whitespace: bad-format. It
  *    is well-formed XML, so not-well-formed would be wrong; RFC 6120 only
  *    allows whitespace there (11.7), and bad-format is its condition for
- *    XML that "cannot be processed".
+ *    XML that "cannot be processed". It is raised at the next tag, not at
+ *    once: expat hands out text before checking all of it ("]]>" is
+ *    refused whole but not byte by byte), and waiting lets expat's verdict
+ *    on the same bytes come first, so the error does not depend on how the
+ *    input was split. Until then the text counts against the size limit.
  *
  * Expat settings: namespaces on, with 0xFF as separator (a byte that never
  * occurs in UTF-8, so no namespace URI or name can hold it; a URI like
@@ -43,10 +47,20 @@
  * interactive protocol. Its job, bounding re-scans of one huge token, is
  * done here by max_stanza_bytes.
  *
- * Memory: expat copies every chunk into its own buffer, which never
- * shrinks; feeding it slices of at most SLICE bytes keeps that buffer
- * about 4 KiB. Partial text of a stanza is gathered in one ic_buf whose
- * memory moves into the tree; nothing big is kept between stanzas.
+ * Memory: a parser that has read a stream header holds about 11 KiB
+ * (string pools, hash tables, its input buffer, which never shrinks) and
+ * its tables keep every element and attribute name the peer ever sent.
+ * So a feed that ends cleanly between stanzas (no partial token, no open
+ * stanza) "parks" the stream: the parser is freed and only a synthetic
+ * copy of the header's start tag (QName and namespace declarations) is
+ * kept; an idle stream is about 420 bytes. The next feed builds a parser
+ * and primes it with that copy, so the namespace context and the match
+ * for </stream:stream> are as before; this costs about 2.5 us per feed
+ * (one hash salt per stream spares expat a getrandom call per parser).
+ * Positions (bytes, line/column in errors) stay the stream's throughout.
+ * A parser is also made only when data comes, and dropped once the stream
+ * has failed, closed or stopped. Slices of at most SLICE bytes keep the
+ * input buffer of a busy parser small.
  *
  * Callbacks run inside expat. They may call ic_xml_stream_stop(),
  * ic_xml_stream_reset() (which stops too: the running parser is freed when
@@ -58,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* expat.h declares the billion-laughs and allocation-tracker setters only
  * for code that defines XML_DTD; Debian's libexpat is built with it (and
@@ -93,7 +108,7 @@ enum state {
 };
 
 struct ic_xml_stream {
-    XML_Parser p;
+    XML_Parser p;      /* NULL until data comes, and while parked */
     XML_Parser zombie; /* replaced inside a callback: freed after feed */
     struct ic_xml_stream_cbs cbs;
     void *data;
@@ -105,17 +120,27 @@ struct ic_xml_stream {
     unsigned *kids;     /* child nodes per open stanza level */
     unsigned kids_cap;
     char *content_ns;    /* default namespace of the stream header */
-    uint64_t total;      /* bytes handed to this parser */
-    uint64_t unit_start; /* where the current top-level unit began */
+    unsigned long salt;  /* expat's hash salt, drawn once per stream */
+    struct ic_buf prime; /* the header's start tag, rebuilt (see above) */
+    bool priming;        /* parsing PRIME: the handlers stay quiet */
+    /* Positions are the stream's: bytes since its start, and line/column.
+     * A parser primed after parking starts counting at the prime; these
+     * translate. */
+    uint64_t total;          /* bytes fed to this stream */
+    uint64_t unit_start;     /* where the current top-level unit began */
+    int64_t index_base;      /* stream position of parser byte 0 */
+    unsigned long line_base; /* stream line of parser line 1 */
+    unsigned long col_base;  /* stream column where parser line 1 resumes */
+    unsigned long prime_col; /* parser column after the prime */
     /* The slice being parsed, and what this feed has to report. */
     uint64_t slice_base;
     size_t slice_off;
     size_t slice_len;
     size_t stop_off;
-    unsigned char first; /* the stream's first byte */
     bool in_feed;
     bool in_parse;
     bool halt; /* no handler may act until the feed returns */
+    bool junk; /* text between stanzas, refused at the next tag */
     bool have_stop;
     bool feed_failed;
     bool free_pending;
@@ -146,7 +171,7 @@ static uint64_t event_end(const struct ic_xml_stream *s)
     if (end < 0)
         return s->total;
     end += XML_GetCurrentByteCount(s->p);
-    return (uint64_t)end;
+    return (uint64_t)(end + s->index_base);
 }
 
 /* Records where this feed stops: just after the current event. */
@@ -211,18 +236,40 @@ fail(struct ic_xml_stream *s, enum ic_stream_error cond, const char *fmt, ...)
  * Building elements
  */
 
-/* "URI<sep>local" or "local" from expat into a new element. */
+/* Expat's names are "URI<sep>local<sep>prefix", "URI<sep>local" or
+ * "local" (triplets are on); the separator is in no URI and no name. */
+struct qname {
+    const char *uri; /* NULL when none */
+    size_t uri_len;
+    const char *local;
+    size_t local_len;
+    const char *prefix; /* NULL when none */
+};
+
+static struct qname split_name(const char *q)
+{
+    struct qname n = {.local = q, .local_len = strlen(q)};
+    const char *sep = strchr(q, NS_SEP);
+
+    if (sep == NULL)
+        return n;
+    n.uri = q;
+    n.uri_len = (size_t)(sep - q);
+    n.local = sep + 1;
+    sep = strchr(n.local, NS_SEP);
+    n.local_len = sep != NULL ? (size_t)(sep - n.local) : strlen(n.local);
+    n.prefix = sep != NULL ? sep + 1 : NULL;
+    return n;
+}
+
 static struct ic_xml *element_new(const char *qname)
 {
-    const char *sep = strrchr(qname, NS_SEP);
+    struct qname n = split_name(qname);
     struct ic_xml *x = ic_calloc(1, sizeof(*x));
 
-    if (sep == NULL) {
-        x->name = ic_strdup(qname);
-    } else {
-        x->ns = ic_strndup(qname, (size_t)(sep - qname));
-        x->name = ic_strdup(sep + 1);
-    }
+    x->name = ic_strndup(n.local, n.local_len);
+    if (n.uri != NULL)
+        x->ns = ic_strndup(n.uri, n.uri_len);
     return x;
 }
 
@@ -230,22 +277,20 @@ static struct ic_xml *element_new(const char *qname)
  * "local". */
 static char *attr_name(const char *qname)
 {
-    const char *sep = strrchr(qname, NS_SEP);
-    size_t ulen;
-    char *name;
+    struct qname n = split_name(qname);
+    struct ic_buf b = {0};
 
-    if (sep == NULL)
+    if (n.uri == NULL)
         return ic_strdup(qname);
-    ulen = (size_t)(sep - qname);
-    if (ulen == strlen(XML_NS_URI) && memcmp(qname, XML_NS_URI, ulen) == 0) {
-        name = ic_malloc(4 + strlen(sep + 1) + 1);
-        memcpy(name, "xml:", 4);
-        strcpy(name + 4, sep + 1);
-        return name;
+    if (n.uri_len == strlen(XML_NS_URI) &&
+        memcmp(n.uri, XML_NS_URI, n.uri_len) == 0) {
+        ic_buf_puts(&b, "xml:");
+    } else {
+        ic_buf_append(&b, n.uri, n.uri_len);
+        ic_buf_puts(&b, "|");
     }
-    name = ic_strdup(qname);
-    name[ulen] = '|';
-    return name;
+    ic_buf_append(&b, n.local, n.local_len);
+    return b.data;
 }
 
 /* The element of a start tag, or NULL (after on_error) when it has too
@@ -317,6 +362,46 @@ static void grow_kids(struct ic_xml_stream *s, unsigned level)
  * Expat handlers
  */
 
+/* Escapes an attribute value so that it reads back the same (white space
+ * other than ' ' would be normalized to ' '). */
+static void put_value(struct ic_buf *b, const char *v)
+{
+    static const char *const rep[] = {
+        ['&'] = "&amp;", ['<'] = "&lt;",   ['\''] = "&apos;",
+        ['\t'] = "&#9;", ['\n'] = "&#10;", ['\r'] = "&#13;",
+    };
+
+    for (; *v != '\0'; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (c < IC_ARRAY_LEN(rep) && rep[c] != NULL)
+            ic_buf_puts(b, rep[c]);
+        else
+            ic_buf_append(b, v, 1);
+    }
+}
+
+/* Wraps the header's namespace declarations (gathered in PRIME) into the
+ * start tag "<PREFIX:stream DECLS>" that a new parser is primed with. */
+static void finish_prime(struct ic_xml_stream *s, const char *qname)
+{
+    struct qname n = split_name(qname);
+    struct ic_buf b = {0};
+
+    ic_buf_puts(&b, "<");
+    if (n.prefix != NULL) {
+        ic_buf_puts(&b, n.prefix);
+        ic_buf_puts(&b, ":");
+    }
+    ic_buf_puts(&b, "stream");
+    if (s->prime.len > 0)
+        ic_buf_append(&b, s->prime.data, s->prime.len);
+    ic_buf_puts(&b, ">");
+    ic_buf_free(&s->prime);
+    b.data = ic_realloc(b.data, b.len + 1); /* kept for the stream's life */
+    b.cap = b.len + 1;
+    s->prime = b;
+}
+
 static void
 open_stream(struct ic_xml_stream *s, const char *qname, const char **atts)
 {
@@ -331,6 +416,7 @@ open_stream(struct ic_xml_stream *s, const char *qname, const char **atts)
              "the root element is not {" IC_NS_STREAMS "}stream");
         return;
     }
+    finish_prime(s, qname);
     s->depth = 1;
     s->unit_start = event_end(s);
     if (s->cbs.on_open != NULL)
@@ -370,8 +456,12 @@ static void XMLCALL on_start(void *ud,
 {
     struct ic_xml_stream *s = ud;
 
-    if (s->halt)
+    if (s->halt || s->priming)
         return;
+    if (s->junk) {
+        fail(s, IC_SE_BAD_FORMAT, "text between stanzas");
+        return;
+    }
     if (s->depth == 0)
         open_stream(s, qname, atts);
     else
@@ -397,7 +487,10 @@ static void XMLCALL on_end(void *ud, const XML_Char *qname)
     if (s->halt)
         return;
     if (s->depth == 1) {
-        close_stream(s);
+        if (s->junk)
+            fail(s, IC_SE_BAD_FORMAT, "text between stanzas");
+        else
+            close_stream(s);
         return;
     }
     if (!flush_text(s))
@@ -414,13 +507,33 @@ static void XMLCALL on_end(void *ud, const XML_Char *qname)
         ic_xml_free(x);
 }
 
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 static bool all_space(const char *t, int len)
 {
     for (int i = 0; i < len; i++) {
-        if (t[i] != ' ' && t[i] != '\t' && t[i] != '\n' && t[i] != '\r')
+        if (!is_space(t[i]))
             return false;
     }
     return true;
+}
+
+/* Where the first raw byte that is not white space lies in the current
+ * event. Expat may deliver "\n  junk" as one event or three, so a unit
+ * cut there gives the same limits however the input was split. */
+static uint64_t first_non_space(const struct ic_xml_stream *s)
+{
+    XML_Index start = XML_GetCurrentByteIndex(s->p);
+    int n = XML_GetCurrentByteCount(s->p);
+    int off, size, i = 0;
+    const char *raw = XML_GetInputContext(s->p, &off, &size);
+
+    while (raw != NULL && i < n && off + i < size && is_space(raw[off + i]))
+        i++;
+    return (uint64_t)(start + s->index_base) + (uint64_t)i;
 }
 
 static void XMLCALL on_text(void *ud, const XML_Char *t, int len)
@@ -433,11 +546,14 @@ static void XMLCALL on_text(void *ud, const XML_Char *t, int len)
         ic_buf_append(&s->text, t, (size_t)len);
         return;
     }
-    if (!all_space(t, len)) {
-        fail(s, IC_SE_BAD_FORMAT, "text between stanzas");
+    if (s->junk)
+        return;
+    if (all_space(t, len)) {
+        s->unit_start = event_end(s); /* a keepalive ends a unit */
         return;
     }
-    s->unit_start = event_end(s); /* a keepalive ends a unit */
+    s->junk = true;
+    s->unit_start = first_non_space(s);
 }
 
 static bool ascii_caseeq(const char *a, const char *b)
@@ -515,17 +631,28 @@ static void XMLCALL on_pi(void *ud,
     fail(ud, IC_SE_RESTRICTED_XML, "a processing instruction is not allowed");
 }
 
-/* Remembers the header's default namespace (the content namespace). */
+/* Records the header's namespace declarations, for the prime and for the
+ * content namespace (the default one). */
 static void XMLCALL on_ns_decl(void *ud,
                                const XML_Char *prefix,
                                const XML_Char *uri)
 {
     struct ic_xml_stream *s = ud;
 
-    if (s->halt || s->depth != 0 || prefix != NULL)
+    if (s->halt || s->priming || s->depth != 0)
         return;
-    ic_free(s->content_ns);
-    s->content_ns = uri != NULL ? ic_strdup(uri) : NULL;
+    ic_buf_puts(&s->prime, " xmlns");
+    if (prefix != NULL) {
+        ic_buf_puts(&s->prime, ":");
+        ic_buf_puts(&s->prime, prefix);
+    }
+    ic_buf_puts(&s->prime, "='");
+    put_value(&s->prime, uri != NULL ? uri : "");
+    ic_buf_puts(&s->prime, "'");
+    if (prefix == NULL) {
+        ic_free(s->content_ns);
+        s->content_ns = uri != NULL ? ic_strdup(uri) : NULL;
+    }
 }
 
 /* ---------------------------------------------------------------------
@@ -542,6 +669,10 @@ static XML_Parser parser_new(struct ic_xml_stream *s)
     if (p == NULL) /* only when memory is short: ic_malloc aborts first */
         abort();
     XML_SetUserData(p, s);
+    /* Expat would draw a salt with a system call for every parser. */
+    if (s->salt != 0)
+        XML_SetHashSalt(p, s->salt);
+    XML_SetReturnNSTriplet(p, XML_TRUE); /* the header's prefix, for PRIME */
     XML_SetElementHandler(p, on_start, on_end);
     XML_SetCharacterDataHandler(p, on_text);
     XML_SetXmlDeclHandler(p, on_xml_decl);
@@ -565,10 +696,16 @@ static void clear_stream(struct ic_xml_stream *s)
     drop_stanza(s);
     ic_free(s->content_ns);
     s->content_ns = NULL;
+    ic_buf_free(&s->prime);
     s->state = LIVE;
+    s->junk = false;
     s->depth = 0;
     s->total = 0;
     s->unit_start = 0;
+    s->index_base = 0;
+    s->line_base = 1;
+    s->col_base = 0;
+    s->prime_col = 0;
 }
 
 void ic_xml_stream_set_limits(struct ic_xml_stream *s,
@@ -598,13 +735,18 @@ struct ic_xml_stream *ic_xml_stream_new(const struct ic_xml_stream_cbs *cbs,
     s->cbs = *cbs;
     s->data = data;
     ic_xml_stream_set_limits(s, limits);
-    s->p = parser_new(s);
+    clear_stream(s);
+    /* On failure expat draws its own salt: 0 means "none". */
+    if (getrandom(&s->salt, sizeof(s->salt), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(s->salt))
+        s->salt = 0;
     return s;
 }
 
 static void destroy(struct ic_xml_stream *s)
 {
-    XML_ParserFree(s->p);
+    if (s->p != NULL)
+        XML_ParserFree(s->p);
     if (s->zombie != NULL)
         XML_ParserFree(s->zombie);
     clear_stream(s);
@@ -641,15 +783,13 @@ void ic_xml_stream_reset(struct ic_xml_stream *s)
         if (!s->have_stop)
             mark_stop(s);
         halt_parser(s);
-        if (s->zombie == NULL)
+        if (s->zombie == NULL) /* else a reset already took it */
             s->zombie = s->p;
-        else
-            XML_ParserFree(s->p);
-    } else {
+    } else if (s->p != NULL) {
         XML_ParserFree(s->p);
     }
+    s->p = NULL; /* the next feed makes a fresh one */
     clear_stream(s);
-    s->p = parser_new(s);
 }
 
 /* ---------------------------------------------------------------------
@@ -671,18 +811,94 @@ static size_t slice_len(const struct ic_xml_stream *s, size_t left)
     return n;
 }
 
+/* The parser's current line and column (1- and 0-based, as expat counts)
+ * in the stream's terms: a primed parser's line 1 holds the prime first. */
+static void position(const struct ic_xml_stream *s,
+                     unsigned long long *line,
+                     unsigned long long *col)
+{
+    unsigned long long l = XML_GetCurrentLineNumber(s->p);
+    unsigned long long c = XML_GetCurrentColumnNumber(s->p);
+
+    if (l <= 1) {
+        *line = s->line_base;
+        *col = s->col_base + (c > s->prime_col ? c - s->prime_col : 0);
+    } else {
+        *line = s->line_base + l - 1;
+        *col = c;
+    }
+}
+
+/* Whether expat stopped at a markup declaration (<!DOCTYPE, <!ENTITY...)
+ * inside the stream, where it reports only an invalid token: RFC 6120
+ * 11.1 calls that restricted XML, not malformed. */
+static bool declaration_at(struct ic_xml_stream *s)
+{
+    int off = 0, size = 0;
+    const char *ctx = XML_GetInputContext(s->p, &off, &size);
+
+    if (ctx == NULL || off < 0 || off > size)
+        return false;
+    /* expat points just past the "<!" of the declaration */
+    if (off >= 2 && memcmp(ctx + off - 2, "<!", 2) == 0)
+        return off == size || ctx[off] != '[';
+    return size - off >= 2 && memcmp(ctx + off, "<!", 2) == 0;
+}
+
 static void parse_error(struct ic_xml_stream *s)
 {
     enum XML_Error e = XML_GetErrorCode(s->p);
     enum ic_stream_error cond = IC_SE_NOT_WELL_FORMED;
+    unsigned long long line, col;
 
     if (e == XML_ERROR_NO_MEMORY)
         cond = IC_SE_RESOURCE_CONSTRAINT;
-    else if (e == XML_ERROR_AMPLIFICATION_LIMIT_BREACH)
+    else if (e == XML_ERROR_AMPLIFICATION_LIMIT_BREACH || declaration_at(s))
         cond = IC_SE_RESTRICTED_XML;
-    fail(s, cond, "%s at line %llu, column %llu", XML_ErrorString(e),
-         (unsigned long long)XML_GetCurrentLineNumber(s->p),
-         (unsigned long long)XML_GetCurrentColumnNumber(s->p));
+    position(s, &line, &col);
+    fail(s, cond, "%s at line %llu, column %llu", XML_ErrorString(e), line,
+         col);
+}
+
+/* Whether the parser can go: between stanzas, with every byte fed already
+ * turned into events (nothing partial inside expat). */
+static bool can_park(const struct ic_xml_stream *s)
+{
+    return s->p != NULL && s->state == LIVE && s->depth == 1 &&
+           s->cur == NULL && !s->junk && s->unit_start == s->total &&
+           s->prime.len > 0;
+}
+
+static void park(struct ic_xml_stream *s)
+{
+    unsigned long long line, col;
+
+    position(s, &line, &col); /* after a whole parse: the end */
+    s->line_base = (unsigned long)line;
+    s->col_base = (unsigned long)col;
+    XML_ParserFree(s->p);
+    s->p = NULL;
+    ic_free(s->kids);
+    s->kids = NULL;
+    s->kids_cap = 0;
+}
+
+/* The parser for the next bytes. A parked stream's is primed with the
+ * header's start tag while the handlers stay quiet. */
+static void make_parser(struct ic_xml_stream *s)
+{
+    enum XML_Status st;
+
+    s->p = parser_new(s);
+    if (s->depth == 0)
+        return; /* a new stream: nothing to restore */
+    s->priming = true;
+    st = XML_Parse(s->p, s->prime.data, (int)s->prime.len, XML_FALSE);
+    s->priming = false;
+    s->index_base = (int64_t)s->total - (int64_t)s->prime.len;
+    s->prime_col = XML_GetCurrentColumnNumber(s->p);
+    if (st != XML_STATUS_OK)
+        fail(s, IC_SE_INTERNAL_SERVER_ERROR, "cannot restore the parser");
 }
 
 static void
@@ -701,26 +917,18 @@ parse_slice(struct ic_xml_stream *s, const char *data, size_t off, size_t n)
         parse_error(s);
 }
 
-/* UTF-16 and UTF-32 start with a BOM (FE FF, FF FE), a NUL, or "<" and a
- * NUL. The second byte is looked at only after a "<", which expat cannot
- * have refused yet: the outcome is then the same however the bytes are
- * split into feeds. */
-static void check_encoding(struct ic_xml_stream *s, const char *buf, size_t len)
+/* A stream's first two bytes go to expat one at a time, so that expat's
+ * encoding detection (which honours a UTF-16 BOM, or a "<\0", even when
+ * told UTF-8) sees the same thing however the input is split. Each is
+ * checked before expat gets it: a BOM or NUL first, or a NUL second, is
+ * UTF-16 or UTF-32. */
+static bool check_encoding(struct ic_xml_stream *s, unsigned char c)
 {
-    for (size_t i = 0; i < len && s->total + i < 2; i++) {
-        unsigned char c = (unsigned char)buf[i];
-        bool bad;
-        if (s->total + i == 0) {
-            s->first = c;
-            bad = c == 0x00 || c == 0xFE || c == 0xFF;
-        } else {
-            bad = s->first == '<' && c == 0x00;
-        }
-        if (bad) {
-            fail(s, IC_SE_UNSUPPORTED_ENCODING, "the stream is not UTF-8");
-            return;
-        }
-    }
+    bool bad = c == 0x00 || (s->total == 0 && (c == 0xFE || c == 0xFF));
+
+    if (bad)
+        fail(s, IC_SE_UNSUPPORTED_ENCODING, "the stream is not UTF-8");
+    return !bad;
 }
 
 static int finish_feed(struct ic_xml_stream *s, size_t len, size_t *consumed)
@@ -737,8 +945,16 @@ static int finish_feed(struct ic_xml_stream *s, size_t len, size_t *consumed)
     s->have_stop = false;
     s->feed_failed = false;
     s->halt = false;
-    if (s->free_pending)
+    if (s->free_pending) {
         destroy(s);
+    } else if (can_park(s)) {
+        park(s);
+    } else if (s->state != LIVE && s->p != NULL) {
+        /* Failed, closed or stopped: only a reset makes it useful again
+         * (after STARTTLS that waits for a TLS handshake). */
+        XML_ParserFree(s->p);
+        s->p = NULL;
+    }
     return failed ? IC_ESYNTAX : 0;
 }
 
@@ -757,9 +973,15 @@ int ic_xml_stream_feed(struct ic_xml_stream *s,
         return s->state == FAILED ? IC_ESYNTAX : 0;
     }
     s->in_feed = true;
-    check_encoding(s, buf, len);
+    if (s->p == NULL && len > 0)
+        make_parser(s);
     while (off < len && !s->halt) {
         size_t n = slice_len(s, len - off);
+        if (s->total < 2 && n > 0) {
+            if (!check_encoding(s, (unsigned char)buf[off]))
+                break;
+            n = 1;
+        }
         if (n == 0) {
             fail(s, IC_SE_POLICY_VIOLATION, "a stanza is larger than %zu bytes",
                  s->limits.max_stanza_bytes);

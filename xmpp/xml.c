@@ -12,10 +12,14 @@
  *    namespace differs from the default namespace in scope (the parent's,
  *    or CONTEXT_NS at the root); an element without a namespace under a
  *    namespaced parent gets xmlns=''.
- *  - elements of the streams namespace (features, error) are the one
+ *  - elements of the streams namespace (features, error) are the first
  *    exception: they are written as <stream:NAME>, because older XMPP
  *    peers match that prefix literally (RFC 6120 4.8.5); the outermost one
- *    redeclares xmlns:stream so the output stands on its own.
+ *    redeclares xmlns:stream so the output stands on its own. Elements of
+ *    the XML namespace are the second: that namespace may not be declared
+ *    as a default, so they are written <xml:NAME> (the parser accepts
+ *    them; the fuzzer found that). Prefixed elements do not change the
+ *    default namespace their children see.
  *  - "xml:lang" is written as is; an attribute named "URI|local" gets a
  *    generated prefix declared on its own element ("ns<position>").
  *  - text escapes & < > and \r (a literal \r would come back as \n after
@@ -433,6 +437,18 @@ static bool is_streams(const struct ic_xml *e)
     return e->ns != NULL && strcmp(e->ns, IC_NS_STREAMS) == 0;
 }
 
+/* The prefix E is written with, or NULL. */
+static const char *prefix_of_element(const struct ic_xml *e)
+{
+    if (e->ns == NULL)
+        return NULL;
+    if (strcmp(e->ns, IC_NS_STREAMS) == 0)
+        return "stream";
+    if (strcmp(e->ns, XML_NS_URI) == 0)
+        return "xml";
+    return NULL;
+}
+
 /* The default namespace in scope at E's start tag: that of the nearest
  * unprefixed ancestor inside the written subtree, else CTX. */
 static const char *
@@ -440,7 +456,7 @@ scope_at(const struct ic_xml *e, const struct ic_xml *root, const char *ctx)
 {
     while (e != root) {
         e = e->parent;
-        if (!is_streams(e))
+        if (prefix_of_element(e) == NULL)
             return e->ns;
     }
     return ctx;
@@ -527,12 +543,16 @@ static void open_tag(struct ic_buf *out,
                      const struct ic_xml *root,
                      const char *ctx)
 {
-    bool streams = is_streams(e);
+    const char *prefix = prefix_of_element(e);
 
-    ic_buf_puts(out, streams ? "<stream:" : "<");
+    ic_buf_puts(out, "<");
+    if (prefix != NULL) {
+        ic_buf_puts(out, prefix);
+        ic_buf_puts(out, ":");
+    }
     ic_buf_puts(out, e->name);
-    if (streams) {
-        if (!stream_prefix_bound(e, root)) {
+    if (prefix != NULL) {
+        if (is_streams(e) && !stream_prefix_bound(e, root)) {
             put_name(out, "xmlns", "stream");
             put_value(out, IC_NS_STREAMS, strlen(IC_NS_STREAMS));
         }
@@ -546,7 +566,13 @@ static void open_tag(struct ic_buf *out,
 
 static void close_tag(struct ic_buf *out, const struct ic_xml *e)
 {
-    ic_buf_puts(out, is_streams(e) ? "</stream:" : "</");
+    const char *prefix = prefix_of_element(e);
+
+    ic_buf_puts(out, "</");
+    if (prefix != NULL) {
+        ic_buf_puts(out, prefix);
+        ic_buf_puts(out, ":");
+    }
     ic_buf_puts(out, e->name);
     ic_buf_puts(out, ">");
 }

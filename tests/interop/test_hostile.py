@@ -99,15 +99,8 @@ class Hostile(unittest.TestCase):
 
     # -- restricted XML (RFC 6120 11.1)
 
-    # BUG: xmpp/stream.c: a DOCTYPE after the stream header never reaches
-    # on_doctype(): expat reports it as XML_ERROR_INVALID_TOKEN (a DTD is
-    # only legal in the prolog) and parse_error() maps that to
-    # not-well-formed. RFC 6120 11.1 says such data SHOULD get
-    # <restricted-xml/> (and the file header promises restricted-xml for
-    # any DOCTYPE): recognise "<!DOCTYPE"/"<!ENTITY" at the error offset
-    # (or scan for "<!" in content) and answer restricted-xml. Nothing
-    # is expanded either way (test_billion_laughs_in_stream_is_harmless).
-    @unittest.expectedFailure
+    # A DOCTYPE after the stream header (expat sees an invalid token
+    # there) is restricted XML too (RFC 6120 11.1).
     def test_billion_laughs_in_stream(self):
         r = self.raw()
         r.open_stream()
@@ -281,14 +274,8 @@ class Hostile(unittest.TestCase):
         r.send(r.header_xml(stream_ns='http://example.com/not-streams'))
         self.assertStreamError(r, 'invalid-namespace')
 
-    # BUG: xmpp/c2s.c: ic_xmpp__c2s_on_open() does not look at the
-    # header's default (content) namespace, so xmlns='urn:example:bogus'
-    # is accepted and STARTTLS offered; RFC 6120 4.9.3.10 names
-    # <invalid-namespace/> for "the content namespace declared as the
-    # default namespace is not supported (e.g., something other than
-    # jabber:client or jabber:server)". Check ic_xml_stream_content_ns()
-    # there (jabber:client on C2S).
-    @unittest.expectedFailure
+    # RFC 6120 4.9.3.10: a content namespace other than jabber:client on
+    # a client stream is <invalid-namespace/>.
     def test_unsupported_content_namespace(self):
         r = self.raw()
         r.send(r.header_xml(ns='urn:example:bogus'))

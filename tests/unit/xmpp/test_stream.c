@@ -460,10 +460,20 @@ static void test_not_well_formed(void **state)
     expect_error(NULL, "junk<stream:stream/>", "", IC_SE_NOT_WELL_FORMED);
     expect_error(NULL, HDR "<iq/><?xml version='1.0'?>",
                  HDR_OPEN "stanza <iq/>\n", IC_SE_NOT_WELL_FORMED);
-    /* Well-formed, but text has no place between stanzas. */
+    /* Well-formed, but text has no place between stanzas: refused at the
+     * next tag (a stanza or the close)... */
     expect(NULL, HDR "<iq/> hello <iq/>",
            HDR_OPEN "stanza <iq/>\nerror bad-format: text between "
                     "stanzas\n");
+    expect(NULL, HDR "<iq/> hello </stream:stream>",
+           HDR_OPEN "stanza <iq/>\nerror bad-format: text between "
+                    "stanzas\n");
+    expect(NULL, HDR "x", HDR_OPEN);
+    /* ...so that expat's verdict on the same bytes comes first: whole, it
+     * refuses "]]>" before handing out any of the text; byte by byte it
+     * hands out the first ']' before it can tell (expat's column differs
+     * too, so only the condition is compared). */
+    expect_error(NULL, HDR " ]]]]><iq/>", HDR_OPEN, IC_SE_NOT_WELL_FORMED);
 }
 
 static void test_bad_root(void **state)
@@ -585,6 +595,18 @@ static void test_stanza_size_boundary(void **state)
         assert_int_equal(r.cond, IC_SE_POLICY_VIOLATION);
         rec_done(&r);
     }
+    /* Text between stanzas counts from its first byte that is not white
+     * space, however expat cut it into events: here the tag after it ends
+     * at byte 99 of that unit, so bad-format comes first, whole or byte by
+     * byte (found by the fuzzer). */
+    char junk[200];
+    snprintf(junk, sizeof(junk),
+             "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'"
+             ">\n    %095d<a/>",
+             0);
+    expect(&l, junk,
+           "open <stream:stream xmlns:stream='http://etherx.jabber.org/"
+           "streams'/>\nerror bad-format: text between stanzas\n");
     /* The header is a unit too. */
     expect_error(&l,
                  "<stream:stream xmlns:stream='http://etherx.jabber.org/"
@@ -832,6 +854,38 @@ static void test_reset_midway(void **state)
     rec_done(&r);
 }
 
+/* Between stanzas a stream parks (its parser is freed) when a feed ends
+ * cleanly; byte by byte that is after nearly every byte. The rebuilt
+ * parser must keep the header's prefixes (here "s" and "p", with a
+ * namespace holding a newline), match its close tag, and report errors at
+ * the stream's own line and column. */
+static void test_park(void **state)
+{
+    (void)state;
+    expect(NULL,
+           "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+           "xmlns='jabber:server' xmlns:p='urn:p&#10;&apos;x'>\n<iq/>\n"
+           "<p:x p:a='1'/> <message><p:y/></message>\n</s:stream>",
+           "open <stream:stream xmlns:stream='http://etherx.jabber.org/"
+           "streams'/>\n"
+           "stanza <iq xmlns='jabber:server'/>\n"
+           "stanza <x xmlns='urn:p&#10;&apos;x' xmlns:ns1='urn:p&#10;&apos;x' "
+           "ns1:a='1'/>\n"
+           "stanza <message xmlns='jabber:server'><y xmlns='urn:p&#10;&apos;x'"
+           "/></message>\n"
+           "close\n");
+    expect(NULL, HDR "\n<iq/>\n  <a></b>",
+           HDR_OPEN "stanza <iq/>\nerror not-well-formed: mismatched tag at "
+                    "line 3, column 7\n");
+    expect(NULL, HDR "<iq/><iq/>\xC3\xA9<a></b>",
+           HDR_OPEN "stanza <iq/>\nstanza <iq/>\nerror bad-format: text "
+                    "between stanzas\n");
+    expect(NULL, HDR "<iq/><iq/> <a></b>",
+           HDR_OPEN "stanza <iq/>\nstanza <iq/>\nerror not-well-formed: "
+                    "mismatched tag at line 1, column 175\n");
+    assert_int_equal(strlen(HDR "<iq/><iq/> <a></"), 175);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_sasl_restart),
         cmocka_unit_test(test_free_in_callback),
         cmocka_unit_test(test_reset_midway),
+        cmocka_unit_test(test_park),
     };
 
     return cmocka_run_group_tests_name("xmpp_stream", tests, NULL, NULL);

@@ -14,11 +14,6 @@
 
 #include "ic_xmpp.h"
 
-#define HDR_CLIENT                                                      \
-    "<stream:stream xmlns='jabber:client' "                             \
-    "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' " \
-    "version='1.0'>"
-
 /* ---------------------------------------------------------------------
  * Helpers
  */
@@ -534,6 +529,13 @@ static void test_round_trip_namespaces(void **state)
                       "urn:ietf:params:xml:ns:xmpp-tls'><required/>"
                       "</starttls></stream:features>");
     assert_round_trip(NULL, "<plain a='1'><child/></plain>");
+    /* An element in the XML namespace keeps its predeclared prefix: that
+     * namespace may not be a default one (found by the fuzzer). */
+    assert_round_trip(IC_NS_CLIENT, "<m><xml:x a='1'><y/></xml:x></m>");
+    x = parse_in(IC_NS_CLIENT, "<xml:ltls xmlns='urn:q'><y/></xml:ltls>");
+    assert_string_equal(x->ns, "http://www.w3.org/XML/1998/namespace");
+    assert_writes(x, IC_NS_CLIENT, "<xml:ltls><y xmlns='urn:q'/></xml:ltls>");
+    ic_xml_free(x);
     /* Namespaced attributes are stored as URI|local. */
     x = parse_in(IC_NS_CLIENT, "<m xmlns:p='urn:p' p:a='1' b='2'/>");
     assert_string_equal(ic_xml_attr(x, "urn:p|a"), "1");
