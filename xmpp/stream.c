@@ -829,22 +829,6 @@ static void position(const struct ic_xml_stream *s,
     }
 }
 
-/* Whether expat stopped at a markup declaration (<!DOCTYPE, <!ENTITY...)
- * inside the stream, where it reports only an invalid token: RFC 6120
- * 11.1 calls that restricted XML, not malformed. */
-static bool declaration_at(struct ic_xml_stream *s)
-{
-    int off = 0, size = 0;
-    const char *ctx = XML_GetInputContext(s->p, &off, &size);
-
-    if (ctx == NULL || off < 0 || off > size)
-        return false;
-    /* expat points just past the "<!" of the declaration */
-    if (off >= 2 && memcmp(ctx + off - 2, "<!", 2) == 0)
-        return off == size || ctx[off] != '[';
-    return size - off >= 2 && memcmp(ctx + off, "<!", 2) == 0;
-}
-
 static void parse_error(struct ic_xml_stream *s)
 {
     enum XML_Error e = XML_GetErrorCode(s->p);
@@ -853,7 +837,7 @@ static void parse_error(struct ic_xml_stream *s)
 
     if (e == XML_ERROR_NO_MEMORY)
         cond = IC_SE_RESOURCE_CONSTRAINT;
-    else if (e == XML_ERROR_AMPLIFICATION_LIMIT_BREACH || declaration_at(s))
+    else if (e == XML_ERROR_AMPLIFICATION_LIMIT_BREACH)
         cond = IC_SE_RESTRICTED_XML;
     position(s, &line, &col);
     fail(s, cond, "%s at line %llu, column %llu", XML_ErrorString(e), line,
