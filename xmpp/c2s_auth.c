@@ -205,6 +205,9 @@ succeeded(struct ic_xmpp__conn *c, const unsigned char *out, size_t len)
     send_sasl(c, "success", out, len, len > 0);
     ic_free(c->user);
     c->user = ic_strdup(user);
+    /* looked up once per stream, not per command */
+    c->admin = c->srv->ops.is_admin != NULL &&
+               c->srv->ops.is_admin(c->srv->ops.data, user);
     ic_sasl_free(c->sasl);
     c->sasl = NULL;
     ic_xmpp__c2s_move(c, C2S_AUTHED);

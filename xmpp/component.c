@@ -139,8 +139,7 @@ static void run_command(struct ic_xmpp__component *comp,
     const char *node = ic_xml_attr(cmd_el, "node");
     const char *action = ic_xml_attr(cmd_el, "action");
     const struct ic_adhoc_command *cmd = command(comp, node);
-    bool admin = srv->ops.is_admin != NULL &&
-                 srv->ops.is_admin(srv->ops.data, from->conn->user);
+    bool admin = from->conn->admin;
     struct ic_adhoc_req *r;
     char sid[48];
 
@@ -195,8 +194,7 @@ void ic_xmpp__component_handle(struct ic_xmpp__component *comp,
     struct ic_xml *q = ic_xml_child(st, NULL, NULL);
     bool get = type && strcmp(type, "get") == 0;
     bool set = type && strcmp(type, "set") == 0;
-    bool admin = srv->ops.is_admin != NULL &&
-                 srv->ops.is_admin(srv->ops.data, from->conn->user);
+    bool admin = from->conn->admin;
 
     if (strcmp(st->name, "iq") != 0 || (!get && !set)) {
         if (strcmp(st->name, "message") == 0 &&

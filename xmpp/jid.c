@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,6 +99,60 @@ static bool idna_ok(const char *name)
     return ok;
 }
 
+/* Fast paths for ASCII, the common case on every stanza: what the
+ * profiles do to ASCII is only case folding (nodeprep, nameprep) and
+ * refusing control characters (all), space and "&'/:<>@ (nodeprep). A
+ * fast path returns FALLBACK when the input is not plain ASCII, and the
+ * caller runs stringprep then. */
+static char *const fallback = (char *)"";
+
+static char *
+ascii_part(const char *s, size_t len, bool fold, const char *prohibited)
+{
+    char *out;
+
+    if (len == 0 || len > IC_JID_PART_MAX)
+        return len == 0 ? NULL : fallback;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x80)
+            return fallback;
+        if (ch < 0x20 || ch == 0x7f || strchr(prohibited, ch) != NULL)
+            return NULL;
+    }
+    out = ic_strndup(s, len);
+    for (char *p = out; fold && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return out;
+}
+
+/* An ASCII domain of LDH labels (STD3 rules) needs no IDNA pass. */
+static char *ascii_domain(const char *s, size_t len)
+{
+    size_t label = 0;
+    char *out;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '-' && ch != '.')
+            return fallback;
+    }
+    out = ascii_part(s, len, true, "");
+    if (out == NULL || out == fallback)
+        return out;
+    for (size_t i = 0; i <= len; i++) {
+        bool end = out[i] == '.' || out[i] == '\0';
+        if (end && (label == 0 || label > 63 || out[i - 1] == '-' ||
+                    out[i - label] == '-')) {
+            ic_free(out);
+            return NULL;
+        }
+        label = end ? 0 : label + 1;
+    }
+    return out;
+}
+
 static char *domain_prep(const char *s, size_t len)
 {
     char *out;
@@ -106,6 +161,9 @@ static char *domain_prep(const char *s, size_t len)
         len--;
     if (len > 0 && s[0] == '[')
         return ip6_literal(s, len);
+    out = ascii_domain(s, len);
+    if (out != fallback)
+        return out;
     out = prep(s, len, stringprep_nameprep);
     if (out == NULL)
         return NULL;
@@ -119,7 +177,12 @@ static char *domain_prep(const char *s, size_t len)
 
 char *ic_jid_nodeprep(const char *s)
 {
-    return s ? prep(s, strlen(s), stringprep_xmpp_nodeprep) : NULL;
+    char *out;
+
+    if (s == NULL)
+        return NULL;
+    out = ascii_part(s, strlen(s), true, " \"&'/:<>@");
+    return out != fallback ? out : prep(s, strlen(s), stringprep_xmpp_nodeprep);
 }
 
 char *ic_jid_nameprep(const char *s)
@@ -129,7 +192,13 @@ char *ic_jid_nameprep(const char *s)
 
 char *ic_jid_resourceprep(const char *s)
 {
-    return s ? prep(s, strlen(s), stringprep_xmpp_resourceprep) : NULL;
+    char *out;
+
+    if (s == NULL)
+        return NULL;
+    out = ascii_part(s, strlen(s), false, "");
+    return out != fallback ? out
+                           : prep(s, strlen(s), stringprep_xmpp_resourceprep);
 }
 
 int ic_jid_parse(const char *s, struct ic_jid *out)

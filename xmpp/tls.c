@@ -95,7 +95,10 @@ int ic_tls_ctx_new_server(const struct ic_tls_ctx_opts *o,
     SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION |
                                     SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+    /* No TLS 1.3 session tickets: XMPP clients reconnect rarely and the
+     * two tickets OpenSSL sends by default cost every handshake. */
+    SSL_CTX_set_num_tickets(c->ctx, 0);
     if (SSL_CTX_use_certificate_chain_file(c->ctx, o->cert) != 1) {
         ssl_why(why, why_len, o->cert);
         goto err;

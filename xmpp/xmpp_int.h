@@ -52,6 +52,7 @@ struct ic_xmpp__conn {
     char *user; /* authenticated local part */
     struct ic_xmpp__session *session;
     unsigned sasl_failures;
+    bool admin;    /* the authenticated account is an admin */
     char peer[64]; /* remote address, for logs and throttling */
     size_t queued; /* bytes waiting in uv_write */
     bool reading;
