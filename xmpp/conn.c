@@ -68,6 +68,7 @@ static void on_handle_closed(uv_handle_t *h)
     ic_sasl_free(c->sasl);
     ic_free(c->id);
     ic_free(c->user);
+    ic_buf_free(&c->out);
     ic_free(c);
     if (srv->shutting_down && srv->nconns == 0 && srv->listeners_open == 0 &&
         srv->shutdown_cb != NULL)
@@ -105,6 +106,7 @@ static void finish(struct ic_xmpp__conn *c)
     uv_shutdown_t *req = ic_calloc(1, sizeof *req);
 
     req->data = c;
+    ic_xmpp__conn_flush(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         ic_free(req);
@@ -169,19 +171,45 @@ static void flush_tls(struct ic_xmpp__conn *c)
     ic_buf_free(&out);
 }
 
-void ic_xmpp__conn_send(struct ic_xmpp__conn *c, const char *data, size_t len)
+void ic_xmpp__conn_flush(struct ic_xmpp__conn *c)
 {
-    if (c->state == C2S_CLOSED)
+    if (c->out.len == 0)
         return;
-    if (c->tls != NULL && ic_tls_handshake_done(c->tls)) {
-        if (ic_tls_write(c->tls, data, len) != 0) {
+    if (c->state == C2S_CLOSED) {
+        ic_buf_reset(&c->out);
+        return;
+    }
+    if (c->tls != NULL) {
+        if (!ic_tls_handshake_done(c->tls))
+            return; /* application data waits for the handshake */
+        if (ic_tls_write(c->tls, c->out.data, c->out.len) != 0) {
+            ic_buf_reset(&c->out);
             teardown(c);
             return;
         }
         flush_tls(c);
-        return;
+    } else {
+        write_raw(c, c->out.data, c->out.len);
     }
-    write_raw(c, data, len);
+    /* keep a small buffer for the next turn, not a big one */
+    if (c->out.cap > 16384)
+        ic_buf_free(&c->out);
+    else
+        ic_buf_reset(&c->out);
+}
+
+void ic_xmpp__conn_send(struct ic_xmpp__conn *c, const char *data, size_t len)
+{
+    struct ic_xmpp_server *srv = c->srv;
+
+    if (c->state == C2S_CLOSED)
+        return;
+    ic_buf_append(&c->out, data, len);
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = srv->dirty;
+        srv->dirty = c;
+    }
 }
 
 void ic_xmpp__conn_send_xml(struct ic_xmpp__conn *c, const struct ic_xml *x)
@@ -200,6 +228,7 @@ static void send_close_tag(struct ic_xmpp__conn *c)
     static const char tag[] = "</stream:stream>";
 
     ic_xmpp__conn_send(c, tag, sizeof tag - 1);
+    ic_xmpp__conn_flush(c); /* everything before close_notify */
     if (c->tls != NULL && ic_tls_handshake_done(c->tls)) {
         ic_tls_shutdown(c->tls);
         flush_tls(c);
@@ -259,6 +288,7 @@ int ic_xmpp__conn_start_tls(struct ic_xmpp__conn *c)
     struct ic_tls_ctx *ctx =
         c->direct_tls ? c->srv->tls_direct : c->srv->tls_starttls;
 
+    ic_xmpp__conn_flush(c); /* <proceed/> goes out in the clear */
     return ic_tls_new(ctx, &c->tls);
 }
 

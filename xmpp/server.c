@@ -27,6 +27,21 @@ void ic_xmpp_config_defaults(struct ic_xmpp_config *c)
     c->write_queue_max = 1024 * 1024;
 }
 
+/* The end of every loop turn: each connection that got output writes it
+ * at once, one write (and one TLS record) however many stanzas. */
+static void on_flush(uv_check_t *h)
+{
+    struct ic_xmpp_server *srv = h->data;
+
+    while (srv->dirty != NULL) {
+        struct ic_xmpp__conn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        ic_xmpp__conn_flush(c);
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct ic_xmpp_server *srv = listener->data;
@@ -104,6 +119,10 @@ int ic_xmpp_server_new(struct uv_loop_s *loop,
         return IC_EINVAL;
     }
     RAND_bytes(srv->secret, sizeof srv->secret);
+    uv_check_init(loop, &srv->flush);
+    srv->flush.data = srv;
+    uv_check_start(&srv->flush, on_flush);
+    srv->listeners_open++; /* the flush handle closes with the listeners */
     rc = tls_contexts(srv, why, why_len);
     if (rc == 0)
         rc = listen_on(srv, &srv->listen_starttls, cfg->c2s_port, why, why_len);
@@ -130,7 +149,6 @@ void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
                              void *data)
 {
     struct ic_xmpp__conn *c, *next;
-    int open = srv->listeners_open;
 
     srv->shutting_down = true;
     srv->shutdown_cb = cb;
@@ -142,11 +160,15 @@ void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
         else
             ic_xmpp__conn_close(c);
     }
-    if (open > 0 && !uv_is_closing((uv_handle_t *)&srv->listen_starttls))
+    if (srv->listen_starttls.data != NULL &&
+        !uv_is_closing((uv_handle_t *)&srv->listen_starttls))
         uv_close((uv_handle_t *)&srv->listen_starttls, on_listener_closed);
-    if (srv->have_tls_listener &&
+    if (srv->listen_tls.data != NULL &&
         !uv_is_closing((uv_handle_t *)&srv->listen_tls))
         uv_close((uv_handle_t *)&srv->listen_tls, on_listener_closed);
+    on_flush(&srv->flush);
+    if (!uv_is_closing((uv_handle_t *)&srv->flush))
+        uv_close((uv_handle_t *)&srv->flush, on_listener_closed);
     if (srv->listeners_open == 0 && srv->nconns == 0 && cb != NULL)
         cb(data);
 }

@@ -56,7 +56,10 @@ struct ic_xmpp__conn {
     char peer[64]; /* remote address, for logs and throttling */
     size_t queued; /* bytes waiting in uv_write */
     bool reading;
-    bool closing; /* conn_fail/close started: callbacks return */
+    bool closing;      /* conn_fail/close started: callbacks return */
+    struct ic_buf out; /* sent in this loop turn, not yet written */
+    bool dirty;        /* on the server's list of connections to flush */
+    struct ic_xmpp__conn *dirty_next;
     uint64_t last_activity;
     struct ic_xmpp__conn *prev, *next; /* all connections */
 };
@@ -113,6 +116,8 @@ struct ic_xmpp_server {
     struct ic_tls_ctx *tls_starttls, *tls_direct;
     struct ic_xmpp__conn *conns;
     size_t nconns;
+    uv_check_t flush; /* writes what each connection got in a loop turn */
+    struct ic_xmpp__conn *dirty;
     struct ic_map sessions; /* full JID -> struct ic_xmpp__session */
     struct ic_map users;    /* bare JID -> first session of that user */
     struct ic_map throttle; /* address -> struct ic_xmpp__throttle */
@@ -129,7 +134,10 @@ struct ic_xmpp_server {
 void ic_xmpp__conn_accept(struct ic_xmpp_server *srv,
                           uv_stream_t *listener,
                           bool direct_tls);
-/* Queues bytes (plaintext; encrypted here when TLS is on). */
+/* Writes the connection's pending output now (encrypted when TLS is on). */
+void ic_xmpp__conn_flush(struct ic_xmpp__conn *c);
+/* Queues bytes (plaintext): they are written, in one write and one TLS
+ * record per connection, at the end of the loop turn. */
 void ic_xmpp__conn_send(struct ic_xmpp__conn *c, const char *data, size_t len);
 void ic_xmpp__conn_send_xml(struct ic_xmpp__conn *c, const struct ic_xml *x);
 /* Ends the stream with a stream error and closes. */
