@@ -169,6 +169,41 @@ class SASL(Base):
         self.assertTrue(r.bind().startswith(C.jid('cloud3') + '/'))
         self.assertEqual(r.ping().get('type'), 'result')
 
+    def external_client(self, account):
+        """A raw client presenting icroot dev's client certificate for
+        ACCOUNT (DIR/<account>.pem), up to the SASL features."""
+        r = self.raw()
+        ctx = r.tls_context()
+        ctx.load_cert_chain(os.path.join(C.dir, account + '.pem'),
+                            os.path.join(C.dir, account + '.key'))
+        r.open_stream()
+        r.starttls(ctx=ctx)
+        return r, r.mechanisms(r.open_stream())
+
+    def test_external_with_client_certificate(self):
+        r, mechs = self.external_client('cloud2')
+        self.assertIn('EXTERNAL', mechs)
+        r.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+               "mechanism='EXTERNAL'>=</auth>")
+        kind, cond, _ = r.sasl_result()
+        self.assertEqual((kind, cond), ('success', None))
+        r.reset_parser()
+        self.assertTrue(r.bind().startswith(C.jid('cloud2') + '/'))
+        self.assertEqual(r.ping().get('type'), 'result')
+
+    def test_external_authzid_of_another_account_refused(self):
+        r, mechs = self.external_client('cloud2')
+        self.assertIn('EXTERNAL', mechs)
+        r.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+               "mechanism='EXTERNAL'>%s</auth>" % H.b64(C.jid('cloud3')))
+        kind, cond, _ = r.sasl_result()
+        self.assertEqual(kind, 'failure')
+        self.assertEqual(cond, 'invalid-authzid')
+
+    def test_external_not_offered_without_certificate(self):
+        r = self.raw()
+        self.assertNotIn('EXTERNAL', r.mechanisms(r.secure()))
+
     def test_scram_sha256_plus_tls_server_end_point(self):
         self.plus('sha256')
 
