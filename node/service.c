@@ -56,6 +56,46 @@ static void bad(struct ic_adhoc_req *r, const char *text)
     ic_adhoc_fail(r, "modify", "bad-request", text);
 }
 
+/* The (attribute, value) pairs of a parsed <constraints> element, with the
+ * limits of ic_constraints_parse(); strings owned by DOC. */
+static int constraints_of(const struct ic_xml *cs,
+                          struct ic_constraints_doc *doc)
+{
+    memset(doc, 0, sizeof *doc);
+    doc->c = ic_calloc(IC_CONSTRAINTS_MAX, sizeof *doc->c);
+    for (const struct ic_xml *x = ic_xml_child(cs, "constraint", NS_RES);
+         x != NULL; x = ic_xml_next(x, "constraint", NS_RES)) {
+        const struct ic_xml *a = ic_xml_child(x, "attribute", NS_RES);
+        const struct ic_xml *v = ic_xml_child(x, "value", NS_RES);
+        struct ic_constraint *c = &doc->c[doc->n];
+        if (doc->n == IC_CONSTRAINTS_MAX) {
+            snprintf(doc->error, sizeof doc->error,
+                     "more than %d "
+                     "constraints",
+                     IC_CONSTRAINTS_MAX);
+            return IC_ELIMIT;
+        }
+        if (a == NULL || v == NULL) {
+            snprintf(doc->error, sizeof doc->error,
+                     "constraint %zu has no <%s>", doc->n + 1,
+                     a == NULL ? "attribute" : "value");
+            return IC_EVALUE;
+        }
+        c->attribute = ic_xml_text(a);
+        c->value = ic_xml_text(v);
+        doc->n++;
+        if (strlen(c->attribute) > IC_CONSTRAINT_TEXT_MAX ||
+            strlen(c->value) > IC_CONSTRAINT_TEXT_MAX) {
+            snprintf(doc->error, sizeof doc->error,
+                     "text longer than %d "
+                     "bytes",
+                     IC_CONSTRAINT_TEXT_MAX);
+            return IC_ELIMIT;
+        }
+    }
+    return 0;
+}
+
 static void query(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
@@ -64,18 +104,17 @@ static void query(void *data, struct ic_adhoc_req *r)
     struct ic_match_result res = {0};
     struct ic_xml *mc;
     struct ic_txn *t;
-    char *xml;
     int rc;
 
     if (c == NULL) {
         bad(r, "no <constraints xmlns='" NS_RES "'> input");
         return;
     }
-    xml = ic_xml_to_string(c, NULL);
-    rc = ic_constraints_parse(xml, strlen(xml), &doc);
-    ic_free(xml);
+    /* the stream parser has checked the XML already: walk the tree */
+    rc = constraints_of(c, &doc);
     if (rc != 0) {
         bad(r, doc.error);
+        ic_constraints_doc_free(&doc);
         return;
     }
     rc = ic_store_txn_begin(svc->st, false, &t);

@@ -25,6 +25,9 @@
  * whichever comes first, as in LMDB.
  *
  * Errors: functions return 0 or a negative IC_E* code (ic_common.h).
+ *
+ * Threads: a store handle and its transactions belong to one thread (the
+ * node's event loop); other processes may open the same directory.
  */
 #ifndef IC_STORE_H
 #define IC_STORE_H

@@ -207,6 +207,78 @@ out:
     return rc;
 }
 
+/* The attribute map changes only when the catalog is written: entries
+ * looked up at one snapshot serve every query of the same snapshot. */
+struct ic_store__attr_cache {
+    uint64_t txnid;
+    size_t n, cap;
+    struct cached {
+        char *name;
+        int rc;
+        struct attr a;
+    } * e;
+};
+
+void ic_store__attr_cache_free(struct ic_store__attr_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        ic_free(c->e[i].name);
+        ic_free(c->e[i].a.labels.v);
+    }
+    ic_free(c->e);
+    ic_free(c);
+}
+
+/* attr_lookup through the store's cache; *A is the caller's copy. */
+static int
+cached_attr(struct mctx *m, const char *name, size_t len, struct attr *a)
+{
+    struct ic_store *st = m->t->st;
+    struct ic_store__attr_cache *c = st->attrs;
+    uint64_t txnid = (uint64_t)mdb_txn_id(m->t->txn);
+    struct cached *e;
+    int rc;
+
+    if (m->t->write) /* a write transaction sees its own changes */
+        return attr_lookup(m, name, len, a);
+    if (c == NULL || c->txnid != txnid) {
+        ic_store__attr_cache_free(c);
+        c = st->attrs = ic_calloc(1, sizeof *c);
+        c->txnid = txnid;
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        e = &c->e[i];
+        if (strlen(e->name) == len && memcmp(e->name, name, len) == 0)
+            goto hit;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->e = ic_realloc(c->e, c->cap * sizeof *c->e);
+    }
+    e = &c->e[c->n];
+    memset(e, 0, sizeof *e);
+    e->rc = attr_lookup(m, name, len, &e->a);
+    if (e->rc != 0 && e->rc != IC_ENOTFOUND) {
+        rc = e->rc; /* not cached: may be transient */
+        ic_free(e->a.labels.v);
+        return rc;
+    }
+    e->name = ic_strndup(name, len);
+    c->n++;
+hit:
+    *a = e->a;
+    a->labels.v = NULL;
+    a->labels.cap = 0;
+    if (e->a.labels.n > 0) {
+        a->labels.v = ic_malloc(e->a.labels.n * sizeof *a->labels.v);
+        memcpy(a->labels.v, e->a.labels.v, e->a.labels.n * sizeof *a->labels.v);
+        a->labels.cap = e->a.labels.n;
+    }
+    return e->rc;
+}
+
 static bool term_is(struct ic_txn *t, uint64_t id, const char *iri)
 {
     struct ic_term term;
@@ -412,7 +484,7 @@ static int plan(struct mctx *m, const struct ic_constraint *in, struct cons *c)
     trim(in->attribute, &ao, &al);
     trim(in->value, &vo, &vl);
     c->attr = in->attribute;
-    rc = attr_lookup(m, in->attribute + ao, al, &a);
+    rc = cached_attr(m, in->attribute + ao, al, &a);
     if (rc == IC_ENOTFOUND) {
         snprintf(m->res->error, sizeof m->res->error,
                  "unknown attribute '%.*s'", (int)al, in->attribute + ao);

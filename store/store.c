@@ -327,6 +327,7 @@ void ic_store_close(struct ic_store *st)
 {
     if (st == NULL)
         return;
+    ic_store__attr_cache_free(st->attrs);
     mdb_env_close(st->env);
     ic_free(st);
 }

@@ -33,12 +33,20 @@ enum ic_store__dbi {
     DBI__COUNT = DBI_KV0 + IC_KV__COUNT,
 };
 
+/* The matcher's cache of the attribute map (match.c): entries as read at
+ * LMDB snapshot TXNID; any commit after it makes it stale. */
+struct ic_store__attr_cache;
+
 struct ic_store {
     MDB_env *env;
     MDB_dbi dbi[DBI__COUNT];
     bool read_only;
     uint64_t map_size;
+    struct ic_store__attr_cache *attrs;
 };
+
+/* match.c */
+void ic_store__attr_cache_free(struct ic_store__attr_cache *c);
 
 /* Terms created in a write transaction, kept so repeated look-ups are cheap
  * and the hash2id inserts can be done sorted at commit. */

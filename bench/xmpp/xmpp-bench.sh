@@ -21,7 +21,7 @@
 #   BENCH_PIN=0        do not pin the server to CPU 0 and the generator to
 #                      CPU 1 (pinned by default on 2+ CPUs)
 #   BENCH_PERF=1       record `perf record -g` of icroot during ping into
-#                      BENCH_DIR/perf-ping.data and print the top functions
+#                      BENCH_DIR/perf-CASE.data (BENCH_PERF_CASE, default ping) and print the top functions
 #
 # Never touches the system Prosody: its own config, data, pid file and
 # ports under BENCH_DIR (`prosody --version` would start the system server,
@@ -189,9 +189,10 @@ run_case() { # CASE SERVER ARGS...
     shift 2
     "${srv}_start"
     say "$c on $srv ..."
-    if [ "$c" = ping ] && [ "$srv" = icroot ] && [ "${BENCH_PERF:-0}" = 1 ] &&
+    if [ "$c" = "${BENCH_PERF_CASE:-ping}" ] && [ "$srv" = icroot ] &&
+        [ "${BENCH_PERF:-0}" = 1 ] &&
         command -v perf >/dev/null; then
-        perf record -g -o "$work/perf-ping.data" -p "$server_pid" \
+        perf record -g -o "$work/perf-$c.data" -p "$server_pid" \
             -- sleep "$((dur + 2))" >/dev/null 2>&1 &
         perf_pid=$!
     fi
@@ -244,11 +245,11 @@ done
     echo
     "$bench" --compare "$results"
 } | tee "$work/results.md"
-if [ "${BENCH_PERF:-0}" = 1 ] && [ -s "$work/perf-ping.data" ]; then
+if [ "${BENCH_PERF:-0}" = 1 ] && [ -s "$work/perf-${BENCH_PERF_CASE:-ping}.data" ]; then
     echo
     echo "icroot during ping (perf, self time), by library, then by function:"
-    perf report -i "$work/perf-ping.data" --no-children --sort dso --stdio \
+    perf report -i "$work/perf-${BENCH_PERF_CASE:-ping}.data" --no-children --sort dso --stdio \
         -g none 2>/dev/null | grep '%' | head -10
-    perf report -i "$work/perf-ping.data" --no-children --sort dso,sym \
+    perf report -i "$work/perf-${BENCH_PERF_CASE:-ping}.data" --no-children --sort dso,sym \
         --stdio -g none 2>/dev/null | grep '%' | head -25
 fi
