@@ -460,6 +460,8 @@ void ic_xmpp__conn_accept(struct ic_xmpp_server *srv,
             uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
     }
     c->stream = ic_xml_stream_new(&stream_cbs, c, &lim);
+    /* a busy stream keeps its parser; the server's sweep trims quiet ones */
+    ic_xml_stream_set_auto_trim(c->stream, false);
     c->last_activity = ic_xmpp__now_ms(srv);
     c->state = C2S_CONNECTED;
     if (direct_tls) {

@@ -208,6 +208,14 @@ void ic_xml_stream_set_limits(struct ic_xml_stream *s,
  * ("jabber:client", "jabber:server"), or NULL when there is none (or no
  * header yet). Valid until the next reset. */
 const char *ic_xml_stream_content_ns(const struct ic_xml_stream *s);
+/* Between stanzas a stream can free its expat parser ("park": about 420
+ * bytes stay) and rebuild it when data comes, for about 2 us per read.
+ * By default it parks whenever a feed ends between stanzas; with
+ * AUTO_TRIM false it parks only when ic_xml_stream_trim() is called (for
+ * streams that have gone quiet; not from inside a callback). */
+void ic_xml_stream_set_auto_trim(struct ic_xml_stream *s, bool auto_trim);
+/* Returns whether the parser was freed now. */
+bool ic_xml_stream_trim(struct ic_xml_stream *s);
 /* ---- End of addition ---- */
 
 /* ---------------------------------------------------------------------

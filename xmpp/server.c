@@ -4,6 +4,7 @@
  * stream with </stream:stream> before closing.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,27 @@ static void on_flush(uv_check_t *h)
         c->dirty_next = NULL;
         ic_xmpp__conn_flush(c);
     }
+}
+
+#define SWEEP_MS 1000
+
+/* Once a second: a connection quiet for a second frees its parser (an idle
+ * stream then holds a few hundred bytes of parser state, not ~11 KiB). */
+static void on_sweep(uv_timer_t *t)
+{
+    struct ic_xmpp_server *srv = t->data;
+    uint64_t now = ic_xmpp__now_ms(srv);
+
+    size_t trimmed = 0;
+
+    for (struct ic_xmpp__conn *c = srv->conns; c != NULL; c = c->next)
+        if (!c->closing && now - c->last_activity >= SWEEP_MS &&
+            ic_xml_stream_trim(c->stream))
+            trimmed++;
+    /* many parsers freed at once (after a burst of logins): give the
+     * pages back to the system */
+    if (trimmed >= 256)
+        malloc_trim(0);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -122,7 +144,11 @@ int ic_xmpp_server_new(struct uv_loop_s *loop,
     uv_check_init(loop, &srv->flush);
     srv->flush.data = srv;
     uv_check_start(&srv->flush, on_flush);
-    srv->listeners_open++; /* the flush handle closes with the listeners */
+    uv_timer_init(loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    /* both handles close with the listeners */
+    srv->listeners_open += 2;
     rc = tls_contexts(srv, why, why_len);
     if (rc == 0)
         rc = listen_on(srv, &srv->listen_starttls, cfg->c2s_port, why, why_len);
@@ -169,6 +195,8 @@ void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
     on_flush(&srv->flush);
     if (!uv_is_closing((uv_handle_t *)&srv->flush))
         uv_close((uv_handle_t *)&srv->flush, on_listener_closed);
+    if (!uv_is_closing((uv_handle_t *)&srv->sweep))
+        uv_close((uv_handle_t *)&srv->sweep, on_listener_closed);
     if (srv->listeners_open == 0 && srv->nconns == 0 && cb != NULL)
         cb(data);
 }

@@ -110,6 +110,7 @@ enum state {
 struct ic_xml_stream {
     XML_Parser p;      /* NULL until data comes, and while parked */
     XML_Parser zombie; /* replaced inside a callback: freed after feed */
+    bool keep_parser;  /* park only on ic_xml_stream_trim() */
     struct ic_xml_stream_cbs cbs;
     void *data;
     struct ic_xml_limits limits;
@@ -931,7 +932,7 @@ static int finish_feed(struct ic_xml_stream *s, size_t len, size_t *consumed)
     s->halt = false;
     if (s->free_pending) {
         destroy(s);
-    } else if (can_park(s)) {
+    } else if (!s->keep_parser && can_park(s)) {
         park(s);
     } else if (s->state != LIVE && s->p != NULL) {
         /* Failed, closed or stopped: only a reset makes it useful again
@@ -982,4 +983,17 @@ int ic_xml_stream_feed(struct ic_xml_stream *s,
 const char *ic_xml_stream_content_ns(const struct ic_xml_stream *s)
 {
     return s->content_ns;
+}
+
+void ic_xml_stream_set_auto_trim(struct ic_xml_stream *s, bool auto_trim)
+{
+    s->keep_parser = !auto_trim;
+}
+
+bool ic_xml_stream_trim(struct ic_xml_stream *s)
+{
+    if (s->in_feed || !can_park(s))
+        return false;
+    park(s);
+    return true;
 }

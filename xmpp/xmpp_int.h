@@ -117,6 +117,7 @@ struct ic_xmpp_server {
     struct ic_xmpp__conn *conns;
     size_t nconns;
     uv_check_t flush; /* writes what each connection got in a loop turn */
+    uv_timer_t sweep; /* trims the parsers of quiet connections */
     struct ic_xmpp__conn *dirty;
     struct ic_map sessions; /* full JID -> struct ic_xmpp__session */
     struct ic_map users;    /* bare JID -> first session of that user */

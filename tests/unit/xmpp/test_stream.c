@@ -886,6 +886,29 @@ static void test_park(void **state)
     assert_int_equal(strlen(HDR "<iq/><iq/> <a></"), 175);
 }
 
+/* With auto-trim off the parser stays between feeds; ic_xml_stream_trim()
+ * parks it, and the stream goes on exactly as when it parks by itself. */
+static void test_manual_trim(void **state)
+{
+    const char *parts[] = {HDR, "<iq/>", "<message><body>x</body>",
+                           "</message>", "<iq/></stream:stream>"};
+    struct rec a, b;
+
+    (void)state;
+    rec_init(&a, NULL);
+    rec_init(&b, NULL);
+    ic_xml_stream_set_auto_trim(b.s, false);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        assert_int_equal(feed(&a, parts[i]), 0);
+        assert_int_equal(feed(&b, parts[i]), 0);
+        ic_xml_stream_trim(b.s); /* mid-stanza after part 2: no effect */
+    }
+    assert_string_equal(a.log.data, b.log.data);
+    assert_int_equal(b.errors, 0);
+    rec_done(&a);
+    rec_done(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_free_in_callback),
         cmocka_unit_test(test_reset_midway),
         cmocka_unit_test(test_park),
+        cmocka_unit_test(test_manual_trim),
     };
 
     return cmocka_run_group_tests_name("xmpp_stream", tests, NULL, NULL);
