@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <uv.h>
 
@@ -42,6 +43,21 @@ static void on_signal(uv_signal_t *s, int signum)
     n->stopping = true;
     IC_LOG(IC_LOG_INFO, "node", "signal %d: stopping", signum);
     ic_xmpp_server_shutdown(n->srv, on_server_down, n);
+}
+
+/* One descriptor per connection: take all the system allows (the soft
+ * limit is often 1024 while the hard one is far higher). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        IC_LOG(IC_LOG_INFO, "node", "up to %llu open files",
+               (unsigned long long)rl.rlim_cur);
 }
 
 static void xmpp_config(const struct ic_node_config *c,
@@ -106,6 +122,7 @@ int ic_node_run(const char *config_path)
     }
     ic_log_set_level(n.cfg.node.log_level);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     uv_loop_init(&n.loop);
     uv_signal_init(&n.loop, &n.sigterm);
     uv_signal_init(&n.loop, &n.sigint);
