@@ -296,3 +296,31 @@ int tu_main(int argc,
     }
     return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
 }
+
+int tu_fx_setup(void **state)
+{
+    struct tu_fx *f = ic_calloc(1, sizeof *f);
+
+    tu_tmpdir(f->dir, sizeof f->dir);
+    tu_join(f->store, sizeof f->store, f->dir, "store");
+    f->st = tu_store_open(f->store, 256ULL << 20);
+    *state = f;
+    return 0;
+}
+
+int tu_fx_setup_ontology(void **state)
+{
+    tu_fx_setup(state);
+    tu_load_ontology(((struct tu_fx *)*state)->st);
+    return 0;
+}
+
+int tu_fx_teardown(void **state)
+{
+    struct tu_fx *f = *state;
+
+    ic_store_close(f->st);
+    tu_rmrf(f->dir);
+    ic_free(f);
+    return 0;
+}

@@ -42,6 +42,18 @@ char *tu_read_file(const char *path, size_t *len);
 
 /* Opens (creating) the store in DIR with MAP_SIZE (0: the default). */
 struct ic_store *tu_store_open(const char *dir, uint64_t map_size);
+
+/* The usual fixture: a fresh temporary directory with a store (256 MiB
+ * map) in DIR/store; tu_fx_setup_ontology also loads ontology/<name>.ttl.
+ * Use as cmocka setup and teardown; *state is a struct tu_fx. */
+struct tu_fx {
+    char dir[64];
+    char store[128];
+    struct ic_store *st;
+};
+int tu_fx_setup(void **state);
+int tu_fx_setup_ontology(void **state);
+int tu_fx_teardown(void **state);
 /* ic_node_load of FILE (by-subject, replace); asserts success. */
 void tu_load(struct ic_store *st, const char *file);
 /* Loads ontology/constraints.ttl, intercloud.ttl and sample-catalog.ttl. */

@@ -27,35 +27,8 @@
 #define CX "xmpp:cloudx@intercloudexchg.test"
 #define ICNS "http://www.csp/resOntology#"
 
-struct fx {
-    char dir[64];
-    char store[128];
-    struct ic_store *st;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = ic_calloc(1, sizeof *f);
-
-    tu_tmpdir(f->dir, sizeof f->dir);
-    tu_join(f->store, sizeof f->store, f->dir, "store");
-    f->st = tu_store_open(f->store, 256ULL << 20);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    ic_store_close(f->st);
-    tu_rmrf(f->dir);
-    ic_free(f);
-    return 0;
-}
-
 static void write_text(
-    struct fx *f, const char *name, const char *text, char *path, size_t len)
+    struct tu_fx *f, const char *name, const char *text, char *path, size_t len)
 {
     tu_join(path, len, f->dir, name);
     tu_write_file(path, text, strlen(text));
@@ -86,7 +59,7 @@ static int load_opts(struct ic_store *st,
 
 static void test_load_ontology(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_store_stats st;
     struct ic_load_result res;
     uint64_t total = 0;
@@ -148,7 +121,7 @@ static void test_load_ontology(void **state)
 
 static void test_load_buffer(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_opts o = {0};
     struct ic_load_result res;
     char *d;
@@ -209,7 +182,7 @@ static void test_load_buffer(void **state)
  * URI unless a base is given; the syntax comes from the extension. */
 static void test_load_file(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_opts o = {0};
     struct ic_load_result res;
     struct ic_txn *txn;
@@ -278,7 +251,7 @@ static void check_error_at(const char *error, const char *name, int line)
 
 static void test_syntax_error(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_store_stats before, after;
     struct ic_load_result res;
     char path[256], *d0, *d1, *text;
@@ -339,7 +312,7 @@ static void test_syntax_error(void **state)
  * is reported at the comment's line (rdfio.c locates the token by text). */
 static void regress_undefined_prefix_in_comment(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_result res;
     char path[256];
 
@@ -356,7 +329,7 @@ static void regress_undefined_prefix_in_comment(void **state)
  * without line and column. */
 static void regress_relative_iri_position(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_result res;
 
     memset(&res, 0, sizeof res);
@@ -368,7 +341,7 @@ static void regress_relative_iri_position(void **state)
 
 static void test_undefined_prefix(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_result res;
     struct ic_store_stats st;
     char path[256];
@@ -428,7 +401,7 @@ static char *graph_sorted(struct ic_store *st, const char *g)
 
 static void test_graph_replace(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_result res;
     char p1[256], p2[256], *g;
     struct ic_store_stats st;
@@ -524,7 +497,7 @@ subjects_of(struct ic_store *st, const char *pred, uint64_t *out, size_t max)
 
 static void test_blank_nodes(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_result res;
     uint64_t s[8];
     size_t n;
@@ -594,7 +567,7 @@ static void test_blank_nodes(void **state)
     "<http://ex/s1> <http://ex/p> <http://ex/o1> <http://ex/g2> .\n" \
     "<xmpp:c@t> <http://ex/p> <http://ex/o3> .\n"
 
-static void check_named(struct fx *f, const char *dflt, const char *cgraph)
+static void check_named(struct tu_fx *f, const char *dflt, const char *cgraph)
 {
     char *g, a_line[256], c_line[256], want[512];
 
@@ -625,7 +598,7 @@ static void check_named(struct fx *f, const char *dflt, const char *cgraph)
 
 static void test_named_graphs(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_opts o = {0};
     struct ic_load_result res;
     struct ic_store_stats st;
@@ -712,7 +685,8 @@ static size_t mask_blanks(char *text)
     return n;
 }
 
-static void round_trip(struct fx *f, bool with_blanks, enum ic_rdf_syntax via)
+static void
+round_trip(struct tu_fx *f, bool with_blanks, enum ic_rdf_syntax via)
 {
     static const char *const ext[] = {"", ".ttl", ".nt", ".nq", ".trig"};
     char b_dir[128], path[256], *d1, *d2, *s1, *s2;
@@ -809,7 +783,7 @@ static const char *line_graph(const char *l, size_t *len)
 
 static void test_bulk_model(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     static char lines[MODEL_MAX][128];
     struct model m = {lines, 0};
     uint64_t seed = 31337;
@@ -957,7 +931,7 @@ check_full(struct ic_store **stp, const char *store, const char *big, bool node)
 
 static void test_map_full(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     char big[256], store[256];
 
     tu_join(big, sizeof big, f->dir, "big.ttl");
@@ -972,7 +946,7 @@ static void test_map_full(void **state)
 
 static void test_map_full_env(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     char big[256], node[256], why[512];
 
     tu_join(big, sizeof big, f->dir, "big.ttl");
@@ -998,7 +972,7 @@ static void test_map_full_env(void **state)
  * transaction when it dies, whatever the machine's speed. */
 static void test_killed_mid_load(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_store_stats before, after;
     char fifo[256], *d0, *d1, buf[8192];
     int sync[2], fd, status;
@@ -1107,27 +1081,40 @@ static void test_killed_mid_load(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_load_ontology, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_buffer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_undefined_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_ontology, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_load_buffer, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_load_file, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_undefined_prefix, tu_fx_setup,
+                                        tu_fx_teardown),
         cmocka_unit_test_setup_teardown(regress_undefined_prefix_in_comment,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(regress_relative_iri_position, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_graph_replace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_blank_nodes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_named_graphs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bulk_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_nquads, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_nquads_no_blanks, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_trig, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_map_full_env, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_killed_mid_load, setup, teardown),
+                                        tu_fx_setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(regress_relative_iri_position,
+                                        tu_fx_setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_graph_replace, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_blank_nodes, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_named_graphs, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_model, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_nquads, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_nquads_no_blanks,
+                                        tu_fx_setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_trig, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_full, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_full_env, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_killed_mid_load, tu_fx_setup,
+                                        tu_fx_teardown),
     };
 
     return tu_main(argc, argv, "load", tests, IC_ARRAY_LEN(tests));

@@ -29,36 +29,8 @@
 
 #define ALL "cloud1,cloud2,cloud3,cloud4,cloud5,cloud6,cloud7,cloud8"
 
-struct fx {
-    char dir[64];
-    char store[128];
-    struct ic_store *st;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = ic_calloc(1, sizeof *f);
-
-    tu_tmpdir(f->dir, sizeof f->dir);
-    tu_join(f->store, sizeof f->store, f->dir, "store");
-    f->st = tu_store_open(f->store, 256ULL << 20);
-    tu_load_ontology(f->st);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    ic_store_close(f->st);
-    tu_rmrf(f->dir);
-    ic_free(f);
-    return 0;
-}
-
 static void
-one(struct fx *f, const char *attr, const char *value, const char *expected)
+one(struct tu_fx *f, const char *attr, const char *value, const char *expected)
 {
     struct ic_constraint c = {attr, value};
     char err[256] = "";
@@ -74,7 +46,7 @@ one(struct fx *f, const char *attr, const char *value, const char *expected)
 }
 
 /* Expects error RC with a message holding NEEDLE1 and NEEDLE2. */
-static void fails(struct fx *f,
+static void fails(struct tu_fx *f,
                   const struct ic_constraint *c,
                   size_t n,
                   int rc_want,
@@ -96,7 +68,7 @@ static void fails(struct fx *f,
 
 static void test_seed_query(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_constraint c[5];
 
     tu_assert_match(f->st, tu_seed_query, 5, "cloud2,cloud5");
@@ -143,7 +115,7 @@ static const char *const dropped[5] = {
 
 static void test_single_constraints(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     for (int i = 0; i < 5; i++)
         tu_assert_match(f->st, &tu_seed_query[i], 1, single[i]);
@@ -151,7 +123,7 @@ static void test_single_constraints(void **state)
 
 static void test_drop_one(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     for (int i = 0; i < 5; i++) {
         struct ic_constraint c[4];
@@ -165,7 +137,7 @@ static void test_drop_one(void **state)
 
 static void test_one_of(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     one(f, "tierCountries", "US, JAPAN",
         "cloud1,cloud2,cloud3,cloud4,cloud5,cloud6,cloud7");
@@ -188,7 +160,7 @@ static void test_one_of(void **state)
 
 static void test_at_most(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     one(f, "maxPrice", "0.025", "cloud1,cloud2,cloud4,cloud7,cloud8");
     one(f, "maxPrice", "0.03",
@@ -210,7 +182,7 @@ static void test_at_most(void **state)
 
 static void test_date_time(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     one(f, "updatedSince", "2026-01-14T17:45:00Z", "cloud2,cloud4,cloud5");
     one(f, "updatedSince", "2026-01-15T18:30:00+09:00", "cloud2,cloud5");
@@ -228,7 +200,7 @@ static void test_date_time(void **state)
  * behaviour that -fsanitize=undefined stops on. */
 static void regress_empty_range_result(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     one(f, "maxPrice", "0.0149", "");
     one(f, "maxPrice", "-1", "");
@@ -244,7 +216,7 @@ static void regress_empty_range_result(void **state)
 
 static void test_country_code(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_constraint c[5];
 
     one(f, "tierCountries", "JP", single[2]);
@@ -261,7 +233,7 @@ static void test_country_code(void **state)
 
 static void test_unknown_attribute(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_constraint c[6];
 
     {
@@ -304,7 +276,7 @@ static void test_bad_values(void **state)
         {"tierCountries", "japan"},
         {"country", "ATLANTIS"},
     };
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     for (size_t i = 0; i < IC_ARRAY_LEN(bad); i++) {
         struct ic_constraint c[2] = {{bad[i].attr, bad[i].value},
@@ -318,7 +290,7 @@ static void test_bad_values(void **state)
 
 static void test_value_nobody_has(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_constraint c[5];
 
     one(f, "StorageReplicationMethod", "Carrier pigeon", "");
@@ -332,14 +304,14 @@ static void test_value_nobody_has(void **state)
 
 static void test_no_constraints(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     tu_assert_match(f->st, NULL, 0, ALL);
 }
 
 static void test_sorted_by_name(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_result res;
     static const char ttl[] =
         "@prefix ic: <http://www.csp/resOntology#> .\n"
@@ -377,7 +349,7 @@ static void test_sorted_by_name(void **state)
 
 static void test_publish_changed_cloud2(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_load_result res;
     char *d;
 
@@ -437,7 +409,7 @@ struct gen_cloud {
     int price_milli;
 };
 
-static void gen_catalog(struct fx *f, struct gen_cloud *c, uint64_t *seed)
+static void gen_catalog(struct tu_fx *f, struct gen_cloud *c, uint64_t *seed)
 {
     size_t cap = (size_t)NGEN * 600, len = 0;
     char *ttl = ic_malloc(cap);
@@ -574,7 +546,7 @@ static bool gen_matches(const struct gen_cloud *g, const struct gen_query *q)
 
 static void test_generated_catalog(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     static struct gen_cloud clouds[NGEN];
     static char want[NGEN * 8 + 64];
     uint64_t seed = 0xC0FFEE;
@@ -634,26 +606,36 @@ static void test_generated_catalog(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_seed_query, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_single_constraints, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_drop_one, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_of, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_at_most, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_date_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(regress_empty_range_result, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_country_code, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_attribute, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_value_nobody_has, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_constraints, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sorted_by_name, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_publish_changed_cloud2, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_generated_catalog, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_seed_query, tu_fx_setup_ontology,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_single_constraints,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_drop_one, tu_fx_setup_ontology,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_one_of, tu_fx_setup_ontology,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_at_most, tu_fx_setup_ontology,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_date_time, tu_fx_setup_ontology,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(regress_empty_range_result,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_country_code, tu_fx_setup_ontology,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_attribute,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, tu_fx_setup_ontology,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_value_nobody_has,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_no_constraints,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sorted_by_name,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_publish_changed_cloud2,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_generated_catalog,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
     };
 
     return tu_main(argc, argv, "match", tests, IC_ARRAY_LEN(tests));

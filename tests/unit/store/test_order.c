@@ -18,33 +18,6 @@
 #include "store_int.h"
 #include "test_util.h"
 
-struct fx {
-    char dir[64];
-    char store[128];
-    struct ic_store *st;
-};
-
-static int setup(void **state)
-{
-    struct fx *f = ic_calloc(1, sizeof *f);
-
-    tu_tmpdir(f->dir, sizeof f->dir);
-    tu_join(f->store, sizeof f->store, f->dir, "store");
-    f->st = tu_store_open(f->store, 256ULL << 20);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-
-    ic_store_close(f->st);
-    tu_rmrf(f->dir);
-    ic_free(f);
-    return 0;
-}
-
 /* One literal with its value as the test knows it. */
 struct item {
     char lex[460];
@@ -146,7 +119,7 @@ static void check_order(struct items *it, uint64_t tag)
     assert_true(strict > it->n);
 }
 
-static void assign_ids(struct fx *f, struct items *it)
+static void assign_ids(struct tu_fx *f, struct items *it)
 {
     struct ic_txn *txn;
     uint64_t id;
@@ -167,7 +140,7 @@ static void assign_ids(struct fx *f, struct items *it)
 
 static void test_order_numbers(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct items it = {0};
     uint64_t seed = 20260101;
     char buf[460];
@@ -297,7 +270,7 @@ static void fmt_time(char *buf, size_t len, long long t, int off, int ms)
 
 static void test_order_datetimes(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct items it = {0};
     uint64_t seed = 77;
     char buf[64];
@@ -343,7 +316,7 @@ static void test_order_datetimes(void **state)
 }
 
 /* Invalid lexical forms stay in the dictionary's tag. */
-static void check_dict(struct fx *f, const char *const (*bad)[2], size_t n)
+static void check_dict(struct tu_fx *f, const char *const (*bad)[2], size_t n)
 {
     struct ic_txn *txn;
 
@@ -415,7 +388,7 @@ static void regress_order_impossible_dates(void **state)
 /* A bucket holds 4096 distinct literals; one more is refused cleanly. */
 static void test_order_bucket_full(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_txn *txn;
     char lex[32];
     uint64_t first = 0, id;
@@ -471,7 +444,7 @@ static void test_order_bucket_full(void **state)
     "  ic:replicationFactor \"5\"^^xsd:int ;\n"                              \
     "  ic:updated \"2026-01-15T09:30:00\"^^xsd:dateTime .\n"
 
-static void load_edge_catalog(struct fx *f, int fillers)
+static void load_edge_catalog(struct tu_fx *f, int fillers)
 {
     struct ic_load_result res;
     size_t cap = 4096 + (size_t)fillers * 200, len;
@@ -495,7 +468,7 @@ static void load_edge_catalog(struct fx *f, int fillers)
     ic_free(ttl);
 }
 
-static void check_edges(struct fx *f, bool with_region)
+static void check_edges(struct tu_fx *f, bool with_region)
 {
     static const struct {
         const char *attr, *value, *expect;
@@ -535,7 +508,7 @@ static void check_edges(struct fx *f, bool with_region)
 
 static void test_match_edges_scan(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
     struct ic_txn *txn;
     uint64_t a, b, c;
 
@@ -560,7 +533,7 @@ static void test_match_edges_scan(void **state)
 
 static void test_match_edges_probe(void **state)
 {
-    struct fx *f = *state;
+    struct tu_fx *f = *state;
 
     /* many clouds with values: the few "edge" clouds are probed */
     load_edge_catalog(f, 600);
@@ -571,17 +544,20 @@ static void test_match_edges_probe(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_order_numbers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_datetimes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_invalid_forms, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(regress_order_impossible_dates, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_order_bucket_full, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_match_edges_scan, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_match_edges_probe, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_order_numbers, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_order_datetimes, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_order_invalid_forms, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(regress_order_impossible_dates,
+                                        tu_fx_setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_order_bucket_full, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_match_edges_scan, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_match_edges_probe, tu_fx_setup,
+                                        tu_fx_teardown),
     };
 
     return tu_main(argc, argv, "order", tests, IC_ARRAY_LEN(tests));
