@@ -308,8 +308,9 @@ static void test_syntax_error(void **state)
     ic_free(d1);
 }
 
-/* Regression: an undefined prefix whose name also appears earlier in a comment
- * is reported at the comment's line (rdfio.c locates the token by text). */
+/* Regression: an undefined prefix whose name also appears earlier in a
+ * comment was reported at the comment's line (rdfio.c locates the token by
+ * text; comments are now skipped). */
 static void regress_undefined_prefix_in_comment(void **state)
 {
     struct tu_fx *f = *state;
@@ -325,7 +326,7 @@ static void regress_undefined_prefix_in_comment(void **state)
     check_error_at(res.error, path, 6);
 }
 
-/* Regression: a relative IRI in a buffer loaded without a base is reported
+/* Regression: a relative IRI in a buffer loaded without a base was reported
  * without line and column. */
 static void regress_relative_iri_position(void **state)
 {
