@@ -223,7 +223,18 @@ run_dev() {
     # before, it prepared the catalog, printed the seed query's answer and
     # exited. Both are accepted: the answer is read from node1's catalog.
     local dev=$T/dev port pid rc running=0 i
-    port=$((20000 + (RANDOM % 3000) * 10))
+    # a free range P..P+9 below the ephemeral ports (other tests' client
+    # sockets take those)
+    port=$("$PY" -c '
+import random, socket
+for _ in range(200):
+    p = random.randrange(20000, 32000, 10)
+    try:
+        for q in range(p, p + 10):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+        print(p); break
+    except OSError:
+        pass')
     "$ICROOT" dev --dir "$dev" --nodes 1 --base-port "$port" \
         > "$T/dev.out" 2> "$T/dev.err" &
     pid=$!
