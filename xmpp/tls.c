@@ -126,6 +126,65 @@ err:
     return IC_EINVAL;
 }
 
+int ic_tls_ctx_new_client(const struct ic_tls_ctx_opts *o,
+                          struct ic_tls_ctx **out,
+                          char *why,
+                          size_t why_len)
+{
+    struct ic_tls_ctx *c = ic_calloc(1, sizeof *c);
+
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ctx == NULL) {
+        ssl_why(why, why_len, "SSL_CTX_new");
+        goto err;
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, o->tls13_only ? TLS1_3_VERSION
+                                                        : TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ctx,
+                        SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (o->ca != NULL) {
+        if (SSL_CTX_load_verify_locations(c->ctx, o->ca, NULL) != 1) {
+            ssl_why(why, why_len, o->ca);
+            goto err;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+        ssl_why(why, why_len, "system trust store");
+        goto err;
+    }
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if (o->cert != NULL &&
+        SSL_CTX_use_certificate_chain_file(c->ctx, o->cert) != 1) {
+        ssl_why(why, why_len, o->cert);
+        goto err;
+    }
+    if (o->key != NULL &&
+        (SSL_CTX_use_PrivateKey_file(c->ctx, o->key, SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_check_private_key(c->ctx) != 1)) {
+        ssl_why(why, why_len, o->key);
+        goto err;
+    }
+    if (o->alpn != NULL) {
+        unsigned char proto[64];
+        size_t n = strlen(o->alpn);
+        if (n == 0 || n >= sizeof proto) {
+            snprintf(why, why_len, "bad ALPN protocol name");
+            goto err;
+        }
+        proto[0] = (unsigned char)n;
+        memcpy(proto + 1, o->alpn, n);
+        if (SSL_CTX_set_alpn_protos(c->ctx, proto, (unsigned)n + 1) != 0) {
+            ssl_why(why, why_len, "ALPN");
+            goto err;
+        }
+    }
+    *out = c;
+    return 0;
+err:
+    ic_tls_ctx_free(c);
+    return IC_EINVAL;
+}
+
 void ic_tls_ctx_free(struct ic_tls_ctx *c)
 {
     if (c == NULL)
@@ -135,7 +194,7 @@ void ic_tls_ctx_free(struct ic_tls_ctx *c)
     ic_free(c);
 }
 
-int ic_tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out)
+static int tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out)
 {
     struct ic_tls *t = ic_calloc(1, sizeof *t);
 
@@ -152,9 +211,47 @@ int ic_tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out)
     }
     BIO_set_mem_eof_return(t->rbio, -1); /* empty means "want more" */
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
-    SSL_set_accept_state(t->ssl);
     *out = t;
     return 0;
+}
+
+int ic_tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out)
+{
+    int rc = tls_new(ctx, out);
+
+    if (rc == 0)
+        SSL_set_accept_state((*out)->ssl);
+    return rc;
+}
+
+int ic_tls_new_client(struct ic_tls_ctx *ctx,
+                      const char *host,
+                      struct ic_tls **out)
+{
+    struct ic_tls *t;
+    int rc = tls_new(ctx, &t);
+
+    if (rc != 0)
+        return rc;
+    if (SSL_set_tlsext_host_name(t->ssl, host) != 1 ||
+        SSL_set1_host(t->ssl, host) != 1) {
+        ERR_clear_error();
+        ic_tls_free(t);
+        return IC_EINVAL;
+    }
+    SSL_set_connect_state(t->ssl);
+    /* The ClientHello goes out with the first ic_tls_take_output(). */
+    SSL_do_handshake(t->ssl);
+    ERR_clear_error();
+    *out = t;
+    return 0;
+}
+
+const char *ic_tls_verify_error(const struct ic_tls *t)
+{
+    long v = SSL_get_verify_result(t->ssl);
+
+    return v == X509_V_OK ? "" : X509_verify_cert_error_string(v);
 }
 
 void ic_tls_free(struct ic_tls *t)
@@ -256,7 +353,9 @@ int ic_tls_exporter(struct ic_tls *t, unsigned char out[32])
 
 int ic_tls_server_end_point(struct ic_tls *t, unsigned char *out, size_t *len)
 {
-    X509 *cert = SSL_get_certificate(t->ssl);
+    /* The server's certificate: ours on a server, the peer's on a client. */
+    X509 *cert = SSL_is_server(t->ssl) ? SSL_get_certificate(t->ssl)
+                                       : SSL_get0_peer_certificate(t->ssl);
     const EVP_MD *md;
     unsigned int n = 0;
     int mdnid = NID_undef;

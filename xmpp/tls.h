@@ -28,9 +28,25 @@ int ic_tls_ctx_new_server(const struct ic_tls_ctx_opts *o,
                           struct ic_tls_ctx **out,
                           char *why,
                           size_t why_len);
+/* A client context (outgoing streams: icrootctl, cluster links, S2S): the
+ * peer's certificate must chain to O->ca (or, when NULL, the system trust
+ * store, which honours SSL_CERT_FILE); O->cert and O->key, when given,
+ * are presented as the client certificate; O->alpn is offered. */
+int ic_tls_ctx_new_client(const struct ic_tls_ctx_opts *o,
+                          struct ic_tls_ctx **out,
+                          char *why,
+                          size_t why_len);
 void ic_tls_ctx_free(struct ic_tls_ctx *ctx);
 
+/* A server-side TLS session. */
 int ic_tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out);
+/* A client-side TLS session to HOST: sent as SNI, and the handshake fails
+ * unless the peer's certificate names HOST (RFC 6125 DNS-ID). */
+int ic_tls_new_client(struct ic_tls_ctx *ctx,
+                      const char *host,
+                      struct ic_tls **out);
+/* Why the peer's certificate was refused ("" when it was not). */
+const char *ic_tls_verify_error(const struct ic_tls *t);
 void ic_tls_free(struct ic_tls *t);
 
 /* Ciphertext from the peer. */
@@ -51,9 +67,9 @@ bool ic_tls_handshake_done(const struct ic_tls *t);
 void ic_tls_shutdown(struct ic_tls *t);
 
 /* Channel binding (RFC 9266 tls-exporter, 32 bytes; RFC 5929
- * tls-server-end-point, the hash of our certificate). 0 or IC_ENOTFOUND
- * when not available (e.g. tls-exporter before TLS 1.3 without extended
- * master secret). */
+ * tls-server-end-point, the hash of the server's certificate). 0 or
+ * IC_ENOTFOUND when not available (e.g. tls-exporter before TLS 1.3 without
+ * extended master secret). */
 int ic_tls_exporter(struct ic_tls *t, unsigned char out[32]);
 int ic_tls_server_end_point(struct ic_tls *t, unsigned char *out, size_t *len);
 /* "TLSv1.3" etc. */
