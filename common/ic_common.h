@@ -30,7 +30,10 @@
     X(IC_EVALUE, -14, "value does not parse")            \
     X(IC_ELIMIT, -15, "limit exceeded")                  \
     X(IC_EREADONLY, -16, "read-only transaction")        \
-    X(IC_ENOSPC, -17, "no space left on device")
+    X(IC_ENOSPC, -17, "no space left on device")         \
+    X(IC_EAUTH, -18, "authentication failed")            \
+    X(IC_ETIMEDOUT, -19, "timed out")                    \
+    X(IC_ECONNECT, -20, "connection failed")
 
 enum ic_error {
 #define IC__ERR_ENUM(name, value, msg) name = value,

@@ -156,6 +156,31 @@ int ic_node_account_creds(struct ic_store *st,
     return 0;
 }
 
+int ic_node_account_list(struct ic_store *st,
+                         int (*cb)(void *data, const char *local, bool admin),
+                         void *data)
+{
+    struct ic_kv after = {NULL, 0}, k, v;
+    struct ic_txn *t;
+    int rc = ic_store_txn_begin(st, false, &t);
+
+    while (rc == 0 &&
+           (rc = ic_store_kv_next(t, IC_KV_ACCOUNTS, after, &k, &v)) == 0) {
+        json_t *rec = json_loadb(v.data, v.len, 0, NULL);
+        char local[IC_JID_PART_MAX + 1];
+        bool admin = json_is_true(json_object_get(rec, "admin"));
+        json_decref(rec);
+        if (k.len > IC_JID_PART_MAX)
+            return ic_store_txn_abort(t), IC_ECORRUPT;
+        memcpy(local, k.data, k.len);
+        local[k.len] = '\0';
+        rc = cb(data, local, admin);
+        after = k;
+    }
+    ic_store_txn_abort(t);
+    return rc == IC_EEND ? 0 : rc;
+}
+
 /* The engine's ops */
 
 static const char *local_of(const char *bare, char *buf, size_t len)

@@ -26,6 +26,12 @@ int ic_node_account_creds(struct ic_store *st,
                           struct ic_scram_creds *out,
                           bool *admin);
 
+/* Calls CB for every account in name order with its local part and admin
+ * flag; stops at the first non-zero return of CB, which it returns. */
+int ic_node_account_list(struct ic_store *st,
+                         int (*cb)(void *data, const char *local, bool admin),
+                         void *data);
+
 /* The engine's ops table backed by ST (accounts, rosters). */
 void ic_node_xmpp_ops(struct ic_store *st, struct ic_xmpp_ops *ops);
 

@@ -1,7 +1,8 @@
 /*
- * ctl.c - icrootctl, the operator's tool. The offline verbs work on a
- * node's data directory; the same verbs reach a running node over the
- * network once the node speaks XMPP.
+ * ctl.c - icrootctl, the operator's tool: the command line, and the
+ * offline verbs that work on a stopped node's data directory. The online
+ * verbs, which reach a running node over XMPP as an admin, are in
+ * ctl_verbs.c and ctl_remote.c.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -14,7 +15,7 @@
 
 #include <jansson.h>
 
-#include "ic_node.h"
+#include "ctl.h"
 
 #define GRAPH_PREFIX "urn:icroot:graph:"
 
@@ -130,9 +131,11 @@ int ic_node_load(struct ic_store *st,
 static void usage(FILE *f)
 {
     fputs(
-        "usage: icrootctl --data-dir DIR COMMAND [ARGS]\n"
+        "usage: icrootctl --data-dir DIR COMMAND [ARGS]          (offline)\n"
+        "       icrootctl [--cluster FILE [--node N]] COMMAND [ARGS] (online)\n"
+        "       icrootctl --server HOST:PORT --domain D --ca FILE COMMAND ...\n"
         "\n"
-        "Offline commands on a node's data directory:\n"
+        "Offline commands on a stopped node's data directory:\n"
         "  load FILE [--graph IRI] [--merge]\n"
         "        load Turtle, TriG, N-Triples or N-Quads (by extension) in\n"
         "        one transaction. Clouds' statements (xmpp: subjects) go to\n"
@@ -149,9 +152,36 @@ static void usage(FILE *f)
         "  stats [--json]\n"
         "        quads, triples, terms, graphs, bytes used\n"
         "\n"
+        "Online commands, run on a running node over XMPP as an admin:\n"
+        "  status                      the node's sessions, stanzas, catalog\n"
+        "  accounts                    list the accounts\n"
+        "  account-add USER [--admin] [--password-file F]\n"
+        "                              add (or reset) an account; without F\n"
+        "                              a random password is made and printed\n"
+        "  account-del USER            delete an account\n"
+        "  passwd USER [--password-file F]   change a password\n"
+        "  load FILE [--graph IRI]     load Turtle (one stanza: up to the\n"
+        "                              node's max_stanza; larger files\n"
+        "                              offline)\n"
+        "  dump [--graph IRI] [--format trig|nq]\n"
+        "  query ATTRIBUTE=VALUE ... | query --xml FILE\n"
+        "\n"
         "Options:\n"
-        "  -d, --data-dir DIR   node data directory (the store is DIR/store)\n"
-        "  -h, --help           this text\n",
+        "  -d, --data-dir DIR     node data directory (offline; the store is\n"
+        "                         DIR/store; or ICROOT_DATA_DIR)\n"
+        "  -c, --cluster FILE     cluster.json (as icroot dev writes it; or\n"
+        "                         ICROOT_CLUSTER): domain, CA, node address\n"
+        "                         and the admin's password\n"
+        "  -n, --node N           which node of cluster.json (default 1)\n"
+        "  -s, --server HOST:PORT a node's C2S address (STARTTLS)\n"
+        "      --domain D         the cluster's XMPP domain\n"
+        "      --ca FILE          CA of the node's certificate (default: the\n"
+        "                         system trust store)\n"
+        "  -u, --user NAME        account to log in as (default admin)\n"
+        "      --password-file F  its password (or ICROOT_PASSWORD)\n"
+        "      --cert F --key F   log in with a client certificate (EXTERNAL)\n"
+        "      --timeout SECONDS  to connect and log in (default 10)\n"
+        "  -h, --help             this text\n",
         f);
 }
 
@@ -227,7 +257,7 @@ static int cmd_dump(struct ic_store *st, int argc, char **argv)
     return 0;
 }
 
-static char *read_all(const char *path, size_t *len)
+char *ctl_read_all(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     size_t cap = 65536, n = 0, r;
@@ -235,18 +265,24 @@ static char *read_all(const char *path, size_t *len)
 
     if (f == NULL)
         return NULL;
-    buf = ic_malloc(cap);
+    buf = ic_malloc(cap + 1);
     while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
         n += r;
         if (n == cap) {
-            if (cap >= (16u << 20))
-                break;
+            if (cap >= (64u << 20)) {
+                ic_free(buf);
+                if (f != stdin)
+                    fclose(f);
+                errno = EFBIG;
+                return NULL;
+            }
             cap *= 2;
-            buf = ic_realloc(buf, cap);
+            buf = ic_realloc(buf, cap + 1);
         }
     }
     if (f != stdin)
         fclose(f);
+    buf[n] = '\0';
     *len = n;
     return buf;
 }
@@ -282,7 +318,7 @@ static int cmd_query(struct ic_store *st, int argc, char **argv)
     int rc;
 
     if (argc == 2 && strcmp(argv[0], "--xml") == 0) {
-        xml = read_all(argv[1], &len);
+        xml = ctl_read_all(argv[1], &len);
         if (xml == NULL) {
             fprintf(stderr, "icrootctl query: %s: %s\n", argv[1],
                     strerror(errno));
@@ -357,50 +393,19 @@ static int cmd_stats(struct ic_store *st, int argc, char **argv)
     return 0;
 }
 
-int ic_ctl_main(int argc, char **argv)
+static int offline(const char *dir, int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"data-dir", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *dir = getenv("ICROOT_DATA_DIR");
+    const char *cmd = argv[0];
+    bool write = strcmp(cmd, "load") == 0;
     struct ic_store *st;
     char why[512];
-    const char *cmd;
-    bool write;
-    int opt, rc;
+    int rc;
 
-    while ((opt = getopt_long(argc, argv, "+d:h", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'd':
-            dir = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind >= argc) {
-        usage(stderr);
-        return 2;
-    }
-    cmd = argv[optind++];
-    if (strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    if (dir == NULL) {
-        fprintf(stderr, "icrootctl: no data directory (--data-dir DIR)\n");
-        return 2;
-    }
-    write = strcmp(cmd, "load") == 0;
     if (!write && strcmp(cmd, "dump") != 0 && strcmp(cmd, "query") != 0 &&
         strcmp(cmd, "stats") != 0) {
-        fprintf(stderr, "icrootctl: unknown command '%s' (see --help)\n", cmd);
+        fprintf(stderr,
+                "icrootctl: '%s' is not an offline command (see --help)\n",
+                cmd);
         return 2;
     }
     rc = ic_node_store_open(dir, write, false, &st, why, sizeof why);
@@ -408,8 +413,8 @@ int ic_ctl_main(int argc, char **argv)
         fprintf(stderr, "icrootctl: %s\n", why);
         return 1;
     }
-    argc -= optind;
-    argv += optind;
+    argc--;
+    argv++;
     if (write)
         rc = cmd_load(st, argc, argv);
     else if (strcmp(cmd, "dump") == 0)
@@ -419,5 +424,180 @@ int ic_ctl_main(int argc, char **argv)
     else
         rc = cmd_stats(st, argc, argv);
     ic_store_close(st);
+    return rc;
+}
+
+/* The connection of the online verbs: explicit options first, the rest
+ * from cluster.json. */
+static int online(
+    struct ctl_remote *r, const char *cluster, int node, int argc, char **argv)
+{
+    char why[512];
+    int rc;
+
+    if (r->user == NULL)
+        r->user = ic_strdup("admin");
+    if (r->password == NULL && getenv("ICROOT_PASSWORD") != NULL)
+        r->password = ic_strdup(getenv("ICROOT_PASSWORD"));
+    if (cluster != NULL &&
+        ctl_remote_from_cluster(r, cluster, node, why, sizeof why) != 0) {
+        fprintf(stderr, "icrootctl: %s\n", why);
+        return 1;
+    }
+    if (r->host == NULL || r->domain == NULL) {
+        fprintf(stderr, "icrootctl: where is the node? Give --data-dir DIR "
+                        "(offline), --cluster FILE, or --server HOST:PORT "
+                        "with --domain\n");
+        return 2;
+    }
+    if (r->password == NULL && r->cert == NULL) {
+        fprintf(stderr,
+                "icrootctl: no password for %s (--password-file, "
+                "ICROOT_PASSWORD, or cluster.json)\n",
+                r->user);
+        return 2;
+    }
+    rc = ctl_online(r, argc, argv);
+    if (rc == -1) {
+        fprintf(stderr,
+                "icrootctl: '%s' is not an online command (see --help)\n",
+                argv[0]);
+        return 2;
+    }
+    return rc;
+}
+
+static int parse_server(struct ctl_remote *r, const char *arg)
+{
+    const char *colon = strrchr(arg, ':');
+    char *end;
+    long port;
+
+    if (colon == NULL || colon == arg)
+        return IC_EINVAL;
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port <= 0 || port > 65535)
+        return IC_EINVAL;
+    ic_free(r->host);
+    r->host = ic_malloc((size_t)(colon - arg) + 1);
+    memcpy(r->host, arg, (size_t)(colon - arg));
+    r->host[colon - arg] = '\0';
+    r->port = (int)port;
+    return 0;
+}
+
+static int read_password(struct ctl_remote *r, const char *file)
+{
+    size_t len;
+    char *pw = ctl_read_all(file, &len);
+
+    if (pw == NULL) {
+        fprintf(stderr, "icrootctl: %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    ic_free(r->password);
+    r->password = pw;
+    return 0;
+}
+
+enum {
+    OPT_DOMAIN = 256,
+    OPT_CA,
+    OPT_PASSWORD_FILE,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_TIMEOUT
+};
+
+static void set_str(char **dst, const char *v)
+{
+    ic_free(*dst);
+    *dst = ic_strdup(v);
+}
+
+int ic_ctl_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data-dir", required_argument, NULL, 'd'},
+        {"cluster", required_argument, NULL, 'c'},
+        {"node", required_argument, NULL, 'n'},
+        {"server", required_argument, NULL, 's'},
+        {"user", required_argument, NULL, 'u'},
+        {"domain", required_argument, NULL, OPT_DOMAIN},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+        {"cert", required_argument, NULL, OPT_CERT},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = getenv("ICROOT_DATA_DIR");
+    const char *cluster = getenv("ICROOT_CLUSTER");
+    struct ctl_remote r = {0};
+    bool remote_opts = false;
+    int opt, rc = 0, node = 1;
+
+    while (rc == 0 && (opt = getopt_long(argc, argv, "+d:c:n:s:u:h", longopts,
+                                         NULL)) != -1) {
+        remote_opts = remote_opts || (opt != 'd' && opt != 'h');
+        switch (opt) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'c':
+            cluster = optarg;
+            break;
+        case 'n':
+            node = atoi(optarg);
+            break;
+        case 's':
+            if (parse_server(&r, optarg) != 0) {
+                fprintf(stderr, "icrootctl: --server HOST:PORT\n");
+                rc = 2;
+            }
+            break;
+        case 'u':
+            set_str(&r.user, optarg);
+            break;
+        case OPT_DOMAIN:
+            set_str(&r.domain, optarg);
+            break;
+        case OPT_CA:
+            set_str(&r.ca, optarg);
+            break;
+        case OPT_PASSWORD_FILE:
+            rc = read_password(&r, optarg);
+            break;
+        case OPT_CERT:
+            set_str(&r.cert, optarg);
+            break;
+        case OPT_KEY:
+            set_str(&r.key, optarg);
+            break;
+        case OPT_TIMEOUT:
+            r.timeout_ms = (unsigned)atoi(optarg) * 1000u;
+            break;
+        case 'h':
+            usage(stdout);
+            ctl_remote_free(&r);
+            return 0;
+        default:
+            usage(stderr);
+            rc = 2;
+        }
+    }
+    if (rc == 0 && optind >= argc) {
+        usage(stderr);
+        rc = 2;
+    }
+    if (rc == 0 && strcmp(argv[optind], "help") == 0)
+        usage(stdout);
+    else if (rc == 0 && dir != NULL && !remote_opts)
+        rc = offline(dir, argc - optind, argv + optind);
+    else if (rc == 0)
+        rc = online(&r, cluster, node, argc - optind, argv + optind);
+    ctl_remote_free(&r);
     return rc;
 }

@@ -8,6 +8,7 @@
  *   describe_cloud                one cloud's description as Turtle
  *   add_account, delete_account, change_password, load_catalog  (admin;
  *                                 a user may change their own password)
+ *   node_status, list_accounts, dump_catalog  (admin, service_admin.c)
  *
  * A bad payload is answered with a bad-request stanza error whose text
  * names the fault; nothing is written then.
@@ -17,21 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-
-#define NS_IODATA "urn:xmpp:tmp:io-data"
-#define NS_RES IC_RESONTOLOGY_NS
-
-struct ic_node_service {
-    struct ic_store *st;
-    char *domain;
-    char *jid;
-};
+#include "service.h"
 
 /* The first element named NAME in namespace NS inside the command's
  * <iodata type='input'><in>, or NULL. */
-static const struct ic_xml *
-input(struct ic_adhoc_req *r, const char *name, const char *ns)
+const struct ic_xml *
+ic_node__svc_input(struct ic_adhoc_req *r, const char *name, const char *ns)
 {
     const struct ic_xml *cmd = ic_adhoc_command_elem(r);
     const struct ic_xml *io = ic_xml_child(cmd, "iodata", NS_IODATA);
@@ -40,7 +32,7 @@ input(struct ic_adhoc_req *r, const char *name, const char *ns)
     return in ? ic_xml_child(in, name, ns) : NULL;
 }
 
-static struct ic_xml *output(struct ic_xml *content)
+struct ic_xml *ic_node__svc_output(struct ic_xml *content)
 {
     struct ic_xml *io = ic_xml_new("iodata", NS_IODATA);
     struct ic_xml *out = ic_xml_add(io, "out", NULL);
@@ -99,7 +91,7 @@ static int constraints_of(const struct ic_xml *cs,
 static void query(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
-    const struct ic_xml *c = input(r, "constraints", NS_RES);
+    const struct ic_xml *c = ic_node__svc_input(r, "constraints", NS_RES);
     struct ic_constraints_doc doc;
     struct ic_match_result res = {0};
     struct ic_xml *mc;
@@ -132,7 +124,7 @@ static void query(void *data, struct ic_adhoc_req *r)
         for (size_t i = 0; i < res.n; i++)
             ic_xml_add_text(ic_xml_add(mc, "cloudName", NULL), res.names[i],
                             strlen(res.names[i]));
-        ic_adhoc_done(r, output(mc), NULL, NULL);
+        ic_adhoc_done(r, ic_node__svc_output(mc), NULL, NULL);
     }
     ic_match_result_free(&res);
 }
@@ -291,8 +283,8 @@ static int publish_turtle(struct ic_txn *t,
 static void publish(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
-    const struct ic_xml *pairs = input(r, "resources", NS_RES);
-    const struct ic_xml *ttl = input(r, "turtle", NS_RES);
+    const struct ic_xml *pairs = ic_node__svc_input(r, "resources", NS_RES);
+    const struct ic_xml *ttl = ic_node__svc_input(r, "turtle", NS_RES);
     char err[512] = "", *cloud, *iri, jid[1100];
     struct ic_txn *t = NULL;
     uint64_t s;
@@ -334,7 +326,7 @@ static void publish(void *data, struct ic_adhoc_req *r)
 static void withdraw(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
-    const struct ic_xml *c = input(r, "cloud", NS_RES);
+    const struct ic_xml *c = ic_node__svc_input(r, "cloud", NS_RES);
     char *named = c ? ic_xml_text(c) : NULL;
     char *cloud = target_named(r, named), *iri;
     struct ic_txn *t;
@@ -360,7 +352,7 @@ static void withdraw(void *data, struct ic_adhoc_req *r)
 static void describe(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
-    const struct ic_xml *c = input(r, "cloud", NS_RES);
+    const struct ic_xml *c = ic_node__svc_input(r, "cloud", NS_RES);
     char *name = c ? ic_xml_text(c) : ic_strdup(ic_adhoc_from_local(r));
     char *iri = cloud_iri(svc, name), *text = NULL;
     size_t len = 0;
@@ -381,7 +373,7 @@ static void describe(void *data, struct ic_adhoc_req *r)
         ttl = ic_xml_new("turtle", NS_RES);
         ic_xml_set_attr(ttl, "cloud", name);
         ic_xml_add_text(ttl, text ? text : "", len);
-        ic_adhoc_done(r, output(ttl), NULL, NULL);
+        ic_adhoc_done(r, ic_node__svc_output(ttl), NULL, NULL);
     }
     free(text);
     ic_free(iri);
@@ -404,7 +396,7 @@ static char *field(const struct ic_xml *acc, const char *name)
 static void
 account_cmd(struct ic_node_service *svc, struct ic_adhoc_req *r, int op)
 {
-    const struct ic_xml *acc = input(r, "account", NS_RES);
+    const struct ic_xml *acc = ic_node__svc_input(r, "account", NS_RES);
     char *user = field(acc, "user"), *pw = field(acc, "password");
     char *admin = field(acc, "admin"), *local = NULL;
     int rc = 0;
@@ -420,9 +412,13 @@ account_cmd(struct ic_node_service *svc, struct ic_adhoc_req *r, int op)
     } else {
         bool was_admin = false;
         struct ic_scram_creds c;
-        if (op == 2)
-            ic_node_account_creds(svc->st, local, IC_SCRAM_SHA256, &c,
-                                  &was_admin);
+        if (op != 0)
+            rc = ic_node_account_creds(svc->st, local, IC_SCRAM_SHA256, &c,
+                                       &was_admin);
+        if (rc == IC_ENOTFOUND) {
+            ic_adhoc_fail(r, "cancel", "item-not-found", "no such account");
+            goto out;
+        }
         rc = op == 1
                  ? ic_node_account_del(svc->st, local)
                  : ic_node_account_set(svc->st, local, pw, 4096,
@@ -434,6 +430,7 @@ account_cmd(struct ic_node_service *svc, struct ic_adhoc_req *r, int op)
         else
             ic_adhoc_done(r, NULL, "info", "done");
     }
+out:
     if (pw != NULL)
         memset(pw, 0, strlen(pw));
     ic_free(user);
@@ -461,7 +458,7 @@ static void change_password(void *data, struct ic_adhoc_req *r)
 static void load_catalog(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
-    const struct ic_xml *ttl = input(r, "turtle", NS_RES);
+    const struct ic_xml *ttl = ic_node__svc_input(r, "turtle", NS_RES);
     const char *graph = ttl ? ic_xml_attr(ttl, "graph") : NULL;
     struct ic_load_opts o = {0};
     struct ic_load_result res;
@@ -502,6 +499,9 @@ static const struct ic_adhoc_command commands[] = {
     {"add_account", "Add an account", true, add_account},
     {"delete_account", "Delete an account", true, delete_account},
     {"load_catalog", "Load Turtle into the catalog", true, load_catalog},
+    {"dump_catalog", "Dump the catalog", true, ic_node__svc_dump_catalog},
+    {"list_accounts", "List the accounts", true, ic_node__svc_list_accounts},
+    {"node_status", "Show the node's status", true, ic_node__svc_status},
 };
 
 int ic_node_service_start(struct ic_xmpp_server *srv,
@@ -515,6 +515,8 @@ int ic_node_service_start(struct ic_xmpp_server *srv,
     int rc;
 
     svc->st = st;
+    svc->srv = srv;
+    svc->started_ms = uv_hrtime() / 1000000;
     svc->domain = ic_strdup(domain);
     svc->jid = ic_malloc(n);
     snprintf(svc->jid, n, "service.%s", domain);

@@ -266,5 +266,13 @@ int ic_store_kv_put(struct ic_txn *txn,
                     struct ic_kv key,
                     struct ic_kv val);
 int ic_store_kv_del(struct ic_txn *txn, enum ic_kv_db db, struct ic_kv key);
+/* Iteration in key order: the first record whose key is greater than
+ * AFTER (AFTER.data NULL: the first record) into *KEY and *VAL (valid
+ * until the end of the transaction); IC_EEND after the last. */
+int ic_store_kv_next(struct ic_txn *txn,
+                     enum ic_kv_db db,
+                     struct ic_kv after,
+                     struct ic_kv *key,
+                     struct ic_kv *val);
 
 #endif /* IC_STORE_H */

@@ -420,4 +420,78 @@ void ic_adhoc_fail(struct ic_adhoc_req *r,
                    const char *condition,
                    const char *text);
 
+/* ---------------------------------------------------------------------
+ * Outgoing client streams (client.c): the initiating side of RFC 6120 for
+ * the operator's tool and the tests; TCP or direct TLS, STARTTLS required,
+ * the server's certificate verified, SASL, resource binding, then stanzas
+ * and iq requests with their answers.
+ *
+ * Happy path: ic_xmpp_client_new() connects at once; on_ready runs when
+ * the resource is bound; ic_xmpp_client_iq() sends requests whose answers
+ * come to their callbacks; ic_xmpp_client_close() ends the stream and
+ * on_closed runs once, last, whatever happened (then the client frees
+ * itself when its handles are closed: never call anything on it after
+ * on_closed).
+ *
+ * Failure modes: a refused connection, a certificate that does not chain
+ * to the CA or name the domain, a server without STARTTLS, no acceptable
+ * mechanism, a wrong password or a server that cannot prove it knows it
+ * (SCRAM's server signature), a stream error, the deadline: each ends the
+ * stream and on_closed gets the code (IC_ECONNECT, IC_EAUTH, IC_ETIMEDOUT,
+ * IC_EIO ...) and a one-line reason. Pending iq callbacks then get NULL.
+ *
+ * As with the server, the process must ignore SIGPIPE: a peer that closes
+ * first would otherwise kill it on the next write.
+ */
+
+struct ic_xmpp_client;
+
+struct ic_xmpp_client_opts {
+    const char *host; /* address to connect to (numeric or a name) */
+    int port;
+    const char *domain;    /* the stream's 'to', the TLS name checked */
+    bool direct_tls;       /* XEP-0368: TLS first, ALPN xmpp-client */
+    const char *ca;        /* CA file; NULL: the system trust store */
+    const char *cert;      /* client certificate (EXTERNAL), or NULL */
+    const char *key;       /* its key */
+    const char *user;      /* localpart; NULL with a certificate: EXTERNAL */
+    const char *password;  /* NULL: EXTERNAL */
+    const char *mechanism; /* force one ("SCRAM-SHA-1"...); NULL: best */
+    const char *resource;  /* requested resource, or NULL */
+    unsigned timeout_ms;   /* connect + log in; 0: 10 s */
+    size_t max_stanza;     /* largest stanza accepted; 0: 64 MiB */
+};
+
+struct ic_xmpp_client_cbs {
+    /* Bound as FULL_JID: stanzas may flow. */
+    void (*on_ready)(void *data, const char *full_jid);
+    /* A stanza that is not the answer to one of our iqs (ownership passes
+     * to the callee). May be NULL: such stanzas are dropped (iq get/set
+     * get service-unavailable, pings are answered). */
+    void (*on_stanza)(void *data, struct ic_xml *st);
+    /* The stream ended: ERR 0 after a clean close, or an IC_E* code. */
+    void (*on_closed)(void *data, int err, const char *why);
+};
+
+/* Starts connecting on LOOP. The options' strings are copied. */
+int ic_xmpp_client_new(struct uv_loop_s *loop,
+                       const struct ic_xmpp_client_opts *o,
+                       const struct ic_xmpp_client_cbs *cbs,
+                       void *data,
+                       struct ic_xmpp_client **out);
+/* Sends ST as is (after on_ready). */
+int ic_xmpp_client_send(struct ic_xmpp_client *c, const struct ic_xml *st);
+/* Sends IQ (ownership taken) with a fresh id; CB gets the result or error
+ * iq (owned by the callee) or NULL when the stream ends first. */
+int ic_xmpp_client_iq(struct ic_xmpp_client *c,
+                      struct ic_xml *iq,
+                      void (*cb)(void *data, struct ic_xml *reply),
+                      void *data);
+/* The channel-binding type SCRAM-PLUS used, or NULL (after on_ready). */
+const char *ic_xmpp_client_binding(const struct ic_xmpp_client *c);
+/* The SASL mechanism used (after on_ready). */
+const char *ic_xmpp_client_mechanism(const struct ic_xmpp_client *c);
+/* Ends the stream with </stream:stream>; on_closed follows. */
+void ic_xmpp_client_close(struct ic_xmpp_client *c);
+
 #endif /* IC_XMPP_H */

@@ -200,4 +200,62 @@ void ic_scram__hash(enum ic_scram_hash h,
                     size_t msg_len,
                     unsigned char *out);
 
+/* SaltedPassword = PBKDF2(SASLprep(PASSWORD), SALT, ITERATIONS) into OUT
+ * (ic_scram_hash_len(H) bytes; the caller cleanses it). IC_EINVAL for a
+ * password SASLprep refuses or bad parameters. */
+int ic_scram__salted_password(enum ic_scram_hash h,
+                              const char *password,
+                              const unsigned char *salt,
+                              size_t salt_len,
+                              uint32_t iterations,
+                              unsigned char *out);
+
+/* ---------------------------------------------------------------------
+ * Client-side SASL (outgoing streams): SCRAM-SHA-1/256 and -PLUS with
+ * tls-exporter or tls-server-end-point, PLAIN, EXTERNAL.
+ *
+ * Happy path: ic_sasl_client_new() with the mechanism chosen from the
+ * server's list, ic_sasl_client_start() for the initial response of
+ * <auth/>, ic_sasl_client_step() for every <challenge/>, and
+ * ic_sasl_client_finish() with the additional data of <success/>: for
+ * SCRAM it checks the server's signature, so a server that does not know
+ * the password is caught (IC_EAUTH).
+ */
+
+struct ic_sasl_client;
+
+struct ic_sasl_client_opts {
+    const char *mechanism; /* as offered: "SCRAM-SHA-256-PLUS" ... */
+    const char *user;      /* authcid (localpart); NULL for EXTERNAL */
+    const char *password;  /* NULL for EXTERNAL */
+    const char *authzid;   /* EXTERNAL: the JID to act as, or NULL */
+    /* -PLUS: the binding type ("tls-exporter", "tls-server-end-point")
+     * and its data. */
+    const char *cb_type;
+    const unsigned char *cb_data;
+    size_t cb_data_len;
+    /* The client could bind but the server offered no -PLUS: GS2 "y". */
+    bool cb_supported;
+};
+
+int ic_sasl_client_new(const struct ic_sasl_client_opts *o,
+                       struct ic_sasl_client **out);
+void ic_sasl_client_free(struct ic_sasl_client *c);
+/* The initial response (*OUT ic_malloc'd, may be empty). */
+int ic_sasl_client_start(struct ic_sasl_client *c,
+                         unsigned char **out,
+                         size_t *out_len);
+/* The response to a challenge; IC_EVALUE for a malformed or hostile
+ * challenge (bad nonce, iteration count below 4096). */
+int ic_sasl_client_step(struct ic_sasl_client *c,
+                        const unsigned char *in,
+                        size_t in_len,
+                        unsigned char **out,
+                        size_t *out_len);
+/* Checks <success/>'s data: 0, or IC_EAUTH when the server's signature is
+ * wrong or missing. */
+int ic_sasl_client_finish(struct ic_sasl_client *c,
+                          const unsigned char *in,
+                          size_t in_len);
+
 #endif /* IC_XMPP_SASL_H */

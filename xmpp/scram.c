@@ -108,6 +108,30 @@ valid_params(enum ic_scram_hash h, size_t salt_len, uint32_t iterations)
            iterations > 0 && iterations <= INT_MAX;
 }
 
+int ic_scram__salted_password(enum ic_scram_hash h,
+                              const char *password,
+                              const unsigned char *salt,
+                              size_t salt_len,
+                              uint32_t iterations,
+                              unsigned char *out)
+{
+    size_t hlen = ic_scram_hash_len(h);
+    char *prep;
+
+    if (password == NULL || salt == NULL ||
+        !valid_params(h, salt_len, iterations))
+        return IC_EINVAL;
+    prep = saslprep(password);
+    if (prep == NULL)
+        return IC_EINVAL;
+    if (!PKCS5_PBKDF2_HMAC(prep, (int)strlen(prep), salt, (int)salt_len,
+                           (int)iterations, md(h), (int)hlen, out))
+        crypto_failed("PKCS5_PBKDF2_HMAC");
+    OPENSSL_cleanse(prep, strlen(prep));
+    ic_free(prep);
+    return 0;
+}
+
 int ic_scram_creds_derive(enum ic_scram_hash h,
                           const char *password,
                           const unsigned char *salt,
@@ -118,20 +142,14 @@ int ic_scram_creds_derive(enum ic_scram_hash h,
     unsigned char salted[IC_SCRAM_MAX_HASH], client_key[IC_SCRAM_MAX_HASH];
     size_t hlen = ic_scram_hash_len(h);
     struct ic_scram_creds c;
-    char *prep;
+    int rc;
 
-    if (password == NULL || salt == NULL || out == NULL ||
-        !valid_params(h, salt_len, iterations))
+    if (out == NULL)
         return IC_EINVAL;
-    prep = saslprep(password);
-    if (prep == NULL)
-        return IC_EINVAL;
-    if (!PKCS5_PBKDF2_HMAC(prep, (int)strlen(prep), salt, (int)salt_len,
-                           (int)iterations, md(h), (int)hlen, salted))
-        crypto_failed("PKCS5_PBKDF2_HMAC");
-    OPENSSL_cleanse(prep, strlen(prep));
-    ic_free(prep);
-
+    rc = ic_scram__salted_password(h, password, salt, salt_len, iterations,
+                                   salted);
+    if (rc != 0)
+        return rc;
     memset(&c, 0, sizeof c);
     memcpy(c.salt, salt, salt_len);
     c.salt_len = salt_len;

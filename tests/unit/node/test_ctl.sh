@@ -217,6 +217,94 @@ print(d["quads"])' "$T/stats1.json")
 
 }
 
+# The online verbs against a running `icroot dev` in DIR.
+run_online() {
+    local dev=$1 cl=(--cluster "$1/cluster.json") out err rc pw
+    out=$("$CTL" "${cl[@]}" status 2>&1)
+    expect_rc "online status ($out)" $? 0
+    expect_contains "status names the domain" "$out" "intercloudexchg.test"
+    expect_contains "status counts sessions" "$out" "sessions      1"
+    out=$("$CTL" "${cl[@]}" accounts)
+    expect_eq "online accounts" "$out" \
+        $'admin (admin)\ncloud1\ncloud2\ncloud3\ncloud4\ncloud5'
+    out=$("$CTL" "${cl[@]}" query "${SEED[@]}")
+    expect_eq "online seed query" "$out" $'cloud2\ncloud5'
+    out=$("$CTL" "${cl[@]}" query --xml "$DATA/seed-request.xml")
+    expect_eq "online seed query --xml" "$out" $'cloud2\ncloud5'
+    err=$("$CTL" "${cl[@]}" query foo=bar 2>&1)
+    expect_rc "online query, unknown attribute" $? 1
+    expect_contains "its error" "$err" "bad-request: unknown attribute 'foo'"
+
+    # accounts: add (random password), log in with it, change it, delete
+    out=$("$CTL" "${cl[@]}" account-add cloud9)
+    expect_rc "account-add" $? 0
+    pw=${out##*: }
+    expect_eq "a 36-character password" "${#pw}" 36
+    out=$(ICROOT_PASSWORD=$pw "$CTL" "${cl[@]}" --user cloud9 query \
+        "${SEED[@]}" 2>&1)
+    expect_eq "cloud9 logs in with the new password" "$out" \
+        $'cloud2\ncloud5'
+    err=$(ICROOT_PASSWORD=$pw "$CTL" "${cl[@]}" --user cloud9 accounts 2>&1)
+    expect_rc "a non-admin cannot list accounts" $? 1
+    # admin commands are hidden from others (as in disco)
+    expect_contains "its error" "$err" "item-not-found"
+    printf 'n3w p4ssword\n' > "$T/pw"
+    "$CTL" "${cl[@]}" passwd cloud9 --password-file "$T/pw"
+    expect_rc "passwd" $? 0
+    err=$(ICROOT_PASSWORD=$pw "$CTL" "${cl[@]}" --user cloud9 status 2>&1)
+    expect_rc "the old password fails" $? 1
+    expect_contains "its error" "$err" "not-authorized"
+    out=$("$CTL" "${cl[@]}" --user cloud9 --password-file "$T/pw" query \
+        "${SEED[@]}" 2>&1)
+    expect_eq "the new password works" "$out" $'cloud2\ncloud5'
+    "$CTL" "${cl[@]}" account-del cloud9
+    expect_rc "account-del" $? 0
+    err=$("$CTL" "${cl[@]}" --user cloud9 --password-file "$T/pw" status 2>&1)
+    expect_contains "a deleted account cannot log in" "$err" "not-authorized"
+    err=$("$CTL" "${cl[@]}" account-del cloud9 2>&1)
+    expect_rc "account-del of nobody" $? 1
+    expect_contains "its error" "$err" "item-not-found"
+
+    # catalog: load online, dump online, read offline
+    printf '@prefix ex: <http://example.org/> .\nex:a ex:b "online" .\n' \
+        > "$T/extra.ttl"
+    out=$("$CTL" "${cl[@]}" load "$T/extra.ttl")
+    expect_rc "online load ($out)" $? 0
+    out=$("$CTL" "${cl[@]}" dump --graph urn:icroot:graph:extra --format nq)
+    expect_eq "online dump of the loaded graph" "$out" \
+        '<http://example.org/a> <http://example.org/b> "online" <urn:icroot:graph:extra> .'
+    out=$("$CTL" --data-dir "$dev/node1" dump --graph urn:icroot:graph:extra \
+        --format nt)
+    expect_eq "the loaded graph is in the store" "$out" \
+        '<http://example.org/a> <http://example.org/b> "online" .'
+    printf 'ex:a ex:b "unterminated .\n' > "$T/bad.ttl"
+    err=$("$CTL" "${cl[@]}" load "$T/bad.ttl" 2>&1)
+    expect_rc "online load of bad Turtle" $? 1
+    expect_contains "its error" "$err" "bad-request"
+
+    # EXTERNAL with the client certificate icroot dev made
+    out=$("$CTL" "${cl[@]}" --user cloud1 --cert "$dev/cloud1.pem" \
+        --key "$dev/cloud1.key" query "${SEED[@]}" 2>&1)
+    expect_eq "EXTERNAL login" "$out" $'cloud2\ncloud5'
+
+    # failures: wrong password, wrong CA, nobody listening, bad verbs
+    err=$(ICROOT_PASSWORD=wrong "$CTL" "${cl[@]}" --user cloud1 status 2>&1)
+    expect_rc "wrong password" $? 1
+    expect_contains "its error" "$err" "not-authorized"
+    # a trust anchor that did not issue the node's certificate
+    err=$("$CTL" "${cl[@]}" --ca "$dev/cloud1.pem" status 2>&1)
+    expect_rc "a CA that did not sign the node" $? 1
+    expect_contains "its error" "$err" "certificate"
+    err=$("$CTL" --server 127.0.0.1:1 --domain intercloudexchg.test \
+        --password-file "$T/pw" status 2>&1)
+    expect_rc "nobody listening" $? 1
+    expect_contains "its error" "$err" "connect"
+    "$CTL" "${cl[@]}" frobnicate 2>/dev/null
+    expect_rc "an unknown verb" $? 2
+    "$CTL" "${cl[@]}" stats 2>/dev/null
+    expect_rc "stats is offline only" $? 2
+}
+
 run_dev() {
     # Since the XMPP node landed, `icroot dev` stays in the foreground
     # (INTERFACE.md) and writes DIR/cluster.json once its nodes are up;
@@ -249,6 +337,7 @@ for _ in range(200):
     out=$("$CTL" --data-dir "$dev/node1" query "${SEED[@]}")
     expect_eq "the seed query on icroot dev's node1" "$out" $'cloud2\ncloud5'
     if [ $running -eq 1 ]; then
+        run_online "$dev"
         kill -INT "$pid"
         for ((i = 0; i < 300; i++)); do
             kill -0 "$pid" 2>/dev/null || break

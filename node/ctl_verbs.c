@@ -1,0 +1,358 @@
+/*
+ * ctl_verbs.c - icrootctl's online verbs, each one ad-hoc command of the
+ * catalog service (docs/protocol.md) run by an admin over XMPP:
+ *
+ *   status                       node_status
+ *   accounts                     list_accounts
+ *   account-add USER [--admin]   add_account (a random password unless
+ *                                --password-file; printed once)
+ *   account-del USER             delete_account
+ *   passwd USER                  change_password
+ *   load FILE [--graph IRI]      load_catalog (Turtle)
+ *   dump [--graph IRI] [--format trig|nq]   dump_catalog
+ *   query A=V ... | --xml FILE   constraint_catalog_resources
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "ctl.h"
+
+#define NS_RES IC_RESONTOLOGY_NS
+
+static void add_text(struct ic_xml *parent, const char *name, const char *v)
+{
+    ic_xml_add_text(ic_xml_add(parent, name, NULL), v, strlen(v));
+}
+
+/* Runs NODE with PAYLOAD; prints the failure and returns 1, or 0 with the
+ * answer in *CMD. */
+static int call(struct ctl_remote *r,
+                const char *verb,
+                const char *node,
+                struct ic_xml *payload,
+                struct ic_xml **cmd)
+{
+    char why[600];
+    int rc = ctl_remote_command(r, node, payload, cmd, why, sizeof why);
+
+    if (rc != 0) {
+        fprintf(stderr, "icrootctl %s: %s\n", verb, why);
+        return 1;
+    }
+    return 0;
+}
+
+/* A verb whose answer is only a note: prints "done". */
+static int call_simple(struct ctl_remote *r,
+                       const char *verb,
+                       const char *node,
+                       struct ic_xml *payload)
+{
+    struct ic_xml *cmd = NULL;
+
+    if (call(r, verb, node, payload, &cmd) != 0)
+        return 1;
+    ic_xml_free(cmd);
+    return 0;
+}
+
+static int verb_status(struct ctl_remote *r, int argc, char **argv)
+{
+    const struct ic_xml *st;
+    struct ic_xml *cmd = NULL;
+
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, "icrootctl status: no arguments expected\n");
+        return 2;
+    }
+    if (call(r, "status", "node_status", NULL, &cmd) != 0)
+        return 1;
+    st = ctl_remote_output(cmd, "status");
+    printf("node          %s:%d\n", r->host, r->port);
+    for (const struct ic_xml *x = st ? st->children : NULL; x; x = x->next) {
+        char *t;
+        if (x->name == NULL)
+            continue;
+        t = ic_xml_text(x);
+        printf("%-13s %s\n", x->name, t);
+        ic_free(t);
+    }
+    ic_xml_free(cmd);
+    return st != NULL ? 0 : 1;
+}
+
+static int verb_accounts(struct ctl_remote *r, int argc, char **argv)
+{
+    const struct ic_xml *list;
+    struct ic_xml *cmd = NULL;
+
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, "icrootctl accounts: no arguments expected\n");
+        return 2;
+    }
+    if (call(r, "accounts", "list_accounts", NULL, &cmd) != 0)
+        return 1;
+    list = ctl_remote_output(cmd, "accounts");
+    for (const struct ic_xml *a = ic_xml_child(list, "account", NS_RES);
+         a != NULL; a = ic_xml_next(a, "account", NS_RES)) {
+        char *u = ic_xml_text(ic_xml_child(a, "user", NS_RES));
+        char *adm = ic_xml_text(ic_xml_child(a, "admin", NS_RES));
+        printf("%s%s\n", u, strcmp(adm, "true") == 0 ? " (admin)" : "");
+        ic_free(u);
+        ic_free(adm);
+    }
+    ic_xml_free(cmd);
+    return list != NULL ? 0 : 1;
+}
+
+/* The first line of FILE, or a new random password (printed). */
+static char *new_password(const char *file, bool *generated)
+{
+    unsigned char rnd[18];
+    size_t len;
+    char *pw;
+
+    *generated = file == NULL;
+    if (file != NULL) {
+        pw = ctl_read_all(file, &len);
+        if (pw == NULL)
+            return NULL;
+        pw[strcspn(pw, "\r\n")] = '\0';
+        return pw;
+    }
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return NULL;
+    pw = ic_malloc(2 * sizeof rnd + 1);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
+    return pw;
+}
+
+/* account-add, account-del, passwd */
+static int verb_account(struct ctl_remote *r, int argc, char **argv)
+{
+    const char *verb = argv[0], *user = NULL, *pwfile = NULL;
+    bool admin = false, generated = false;
+    bool del = strcmp(verb, "account-del") == 0;
+    struct ic_xml *acc;
+    char *pw = NULL;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--admin") == 0 && !del)
+            admin = true;
+        else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc &&
+                 !del)
+            pwfile = argv[++i];
+        else if (user == NULL && argv[i][0] != '-')
+            user = argv[i];
+        else {
+            fprintf(stderr, "icrootctl %s: unexpected '%s'\n", verb, argv[i]);
+            return 2;
+        }
+    }
+    if (user == NULL) {
+        fprintf(stderr, "icrootctl %s: no user given\n", verb);
+        return 2;
+    }
+    if (!del && (pw = new_password(pwfile, &generated)) == NULL) {
+        fprintf(stderr, "icrootctl %s: %s: %s\n", verb, pwfile,
+                strerror(errno));
+        return 1;
+    }
+    acc = ic_xml_new("account", NS_RES);
+    add_text(acc, "user", user);
+    if (pw != NULL)
+        add_text(acc, "password", pw);
+    if (strcmp(verb, "account-add") == 0)
+        add_text(acc, "admin", admin ? "true" : "false");
+    rc = call_simple(r, verb,
+                     del                           ? "delete_account"
+                     : strcmp(verb, "passwd") == 0 ? "change_password"
+                                                   : "add_account",
+                     acc);
+    if (rc == 0 && generated)
+        printf("password for %s@%s: %s\n", user, r->domain, pw);
+    if (pw != NULL) {
+        OPENSSL_cleanse(pw, strlen(pw));
+        ic_free(pw);
+    }
+    return rc;
+}
+
+static int verb_load(struct ctl_remote *r, int argc, char **argv)
+{
+    const char *file = NULL, *graph = NULL;
+    char gbuf[1024];
+    struct ic_xml *ttl;
+    size_t len;
+    char *text;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--graph") == 0 && i + 1 < argc)
+            graph = argv[++i];
+        else if (file == NULL && argv[i][0] != '-')
+            file = argv[i];
+        else {
+            fprintf(stderr, "icrootctl load: unexpected '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (file == NULL) {
+        fprintf(stderr, "icrootctl load: no file given\n");
+        return 2;
+    }
+    if (graph == NULL) { /* as offline: urn:icroot:graph:<file's name> */
+        const char *base = strrchr(file, '/');
+        base = base ? base + 1 : file;
+        snprintf(gbuf, sizeof gbuf, "urn:icroot:graph:%.*s",
+                 (int)strcspn(base, "."), base);
+        graph = gbuf;
+    }
+    text = ctl_read_all(file, &len);
+    if (text == NULL) {
+        fprintf(stderr, "icrootctl load: %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    ttl = ic_xml_new("turtle", NS_RES);
+    ic_xml_set_attr(ttl, "graph", graph);
+    ic_xml_add_text(ttl, text, len);
+    ic_free(text);
+    if (call_simple(r, "load", "load_catalog", ttl) != 0)
+        return 1;
+    printf("loaded %s into the catalog\n", file);
+    return 0;
+}
+
+static int verb_dump(struct ctl_remote *r, int argc, char **argv)
+{
+    struct ic_xml *req = ic_xml_new("dump", NS_RES), *cmd = NULL;
+    const struct ic_xml *out;
+    char *text;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--graph") == 0 && i + 1 < argc)
+            ic_xml_set_attr(req, "graph", argv[++i]);
+        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
+            ic_xml_set_attr(req, "format", argv[++i]);
+        else {
+            fprintf(stderr, "icrootctl dump: unexpected '%s'\n", argv[i]);
+            ic_xml_free(req);
+            return 2;
+        }
+    }
+    if (call(r, "dump", "dump_catalog", req, &cmd) != 0)
+        return 1;
+    out = ctl_remote_output(cmd, "trig");
+    if (out == NULL)
+        out = ctl_remote_output(cmd, "nquads");
+    text = out ? ic_xml_text(out) : NULL;
+    if (text != NULL)
+        fputs(text, stdout);
+    ic_free(text);
+    ic_xml_free(cmd);
+    return out != NULL ? 0 : 1;
+}
+
+/* <constraints> from A=V arguments. */
+static struct ic_xml *constraints_of_args(int argc, char **argv)
+{
+    struct ic_xml *cs = ic_xml_new("constraints", NS_RES);
+
+    for (int i = 1; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        struct ic_xml *c;
+        if (eq == NULL) {
+            fprintf(stderr, "icrootctl query: '%s' is not ATTRIBUTE=VALUE\n",
+                    argv[i]);
+            ic_xml_free(cs);
+            return NULL;
+        }
+        c = ic_xml_add(cs, "constraint", NULL);
+        ic_xml_add_text(ic_xml_add(c, "attribute", NULL), argv[i],
+                        (size_t)(eq - argv[i]));
+        add_text(c, "value", eq + 1);
+    }
+    return cs;
+}
+
+/* The <constraints> element of an XML file, as the offline query reads
+ * it: parsed by the same strict parser, then rebuilt. */
+static struct ic_xml *constraints_of_file(const char *path)
+{
+    struct ic_constraints_doc doc;
+    struct ic_xml *cs;
+    size_t len;
+    char *xml = ctl_read_all(path, &len);
+
+    if (xml == NULL) {
+        fprintf(stderr, "icrootctl query: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    if (ic_constraints_parse(xml, len, &doc) != 0) {
+        fprintf(stderr, "icrootctl query: %s: %s\n", path, doc.error);
+        ic_free(xml);
+        return NULL;
+    }
+    ic_free(xml);
+    cs = ic_xml_new("constraints", NS_RES);
+    if (doc.recursive)
+        ic_xml_set_attr(cs, "recursive", "true");
+    for (size_t i = 0; i < doc.n; i++) {
+        struct ic_xml *c = ic_xml_add(cs, "constraint", NULL);
+        add_text(c, "attribute", doc.c[i].attribute);
+        add_text(c, "value", doc.c[i].value);
+    }
+    ic_constraints_doc_free(&doc);
+    return cs;
+}
+
+static int verb_query(struct ctl_remote *r, int argc, char **argv)
+{
+    struct ic_xml *cs, *cmd = NULL;
+    const struct ic_xml *mc;
+
+    if (argc == 3 && strcmp(argv[1], "--xml") == 0)
+        cs = constraints_of_file(argv[2]);
+    else
+        cs = constraints_of_args(argc, argv);
+    if (cs == NULL)
+        return 2;
+    if (call(r, "query", "constraint_catalog_resources", cs, &cmd) != 0)
+        return 1;
+    mc = ctl_remote_output(cmd, "matchingClouds");
+    for (const struct ic_xml *n = ic_xml_child(mc, "cloudName", NS_RES);
+         n != NULL; n = ic_xml_next(n, "cloudName", NS_RES)) {
+        char *t = ic_xml_text(n);
+        printf("%s\n", t);
+        ic_free(t);
+    }
+    ic_xml_free(cmd);
+    return mc != NULL ? 0 : 1;
+}
+
+int ctl_online(struct ctl_remote *r, int argc, char **argv)
+{
+    static const struct {
+        const char *verb;
+        int (*fn)(struct ctl_remote *r, int argc, char **argv);
+    } verbs[] = {
+        {"status", verb_status},       {"accounts", verb_accounts},
+        {"account-add", verb_account}, {"account-del", verb_account},
+        {"passwd", verb_account},      {"load", verb_load},
+        {"dump", verb_dump},           {"query", verb_query},
+    };
+
+    for (size_t i = 0; i < IC_ARRAY_LEN(verbs); i++)
+        if (strcmp(argv[0], verbs[i].verb) == 0)
+            return verbs[i].fn(r, argc, argv);
+    return -1;
+}

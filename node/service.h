@@ -1,0 +1,39 @@
+/*
+ * service.h - the catalog service's parts (private to node/): its state,
+ * shared by the user commands (service.c) and the admin commands
+ * (service_admin.c).
+ */
+#ifndef IC_NODE_SERVICE_H
+#define IC_NODE_SERVICE_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "app.h"
+
+#define NS_IODATA "urn:xmpp:tmp:io-data"
+#define NS_RES IC_RESONTOLOGY_NS
+
+struct ic_node_service {
+    struct ic_store *st;
+    struct ic_xmpp_server *srv;
+    uint64_t started_ms; /* uv_hrtime() in ms when the service started */
+    char *domain;
+    char *jid;
+};
+
+/* The first element named NAME in namespace NS inside the command's
+ * <iodata type='input'><in>, or NULL. */
+const struct ic_xml *
+ic_node__svc_input(struct ic_adhoc_req *r, const char *name, const char *ns);
+/* <iodata type='output'><out>CONTENT</out></iodata> (CONTENT taken; may
+ * be NULL). */
+struct ic_xml *ic_node__svc_output(struct ic_xml *content);
+
+/* The admin commands of service_admin.c (XEP-0050 handlers). */
+void ic_node__svc_status(void *data, struct ic_adhoc_req *r);
+void ic_node__svc_list_accounts(void *data, struct ic_adhoc_req *r);
+void ic_node__svc_dump_catalog(void *data, struct ic_adhoc_req *r);
+
+#endif /* IC_NODE_SERVICE_H */

@@ -1,0 +1,133 @@
+/*
+ * service_admin.c - the catalog service's admin commands for the
+ * operator's tool (docs/protocol.md):
+ *
+ *   node_status    the node's figures: sessions, stanzas, catalog size
+ *   list_accounts  every account and whether it is an admin
+ *   dump_catalog   the catalog (or one graph) as TriG or N-Quads text
+ *
+ * All three are admin-only (the framework refuses others) and read-only.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "service.h"
+
+/* Appends <NAME>VALUE</NAME> to PARENT. */
+static void add_text(struct ic_xml *parent, const char *name, const char *v)
+{
+    struct ic_xml *x = ic_xml_add(parent, name, NULL);
+
+    ic_xml_add_text(x, v, strlen(v));
+}
+
+static void add_u64(struct ic_xml *parent, const char *name, uint64_t v)
+{
+    char buf[32];
+
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    add_text(parent, name, buf);
+}
+
+void ic_node__svc_status(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    struct ic_xml *x = ic_xml_new("status", NS_RES);
+    struct ic_xmpp_stats xs;
+    struct ic_store_stats ss;
+    struct ic_txn *t;
+    int rc = ic_store_txn_begin(svc->st, false, &t);
+
+    if (rc == 0) {
+        rc = ic_store_stats(t, &ss);
+        ic_store_txn_abort(t);
+    }
+    if (rc != 0) {
+        ic_xml_free(x);
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+        return;
+    }
+    ic_xmpp_server_stats(svc->srv, &xs);
+    add_text(x, "domain", svc->domain);
+    add_u64(x, "uptimeSeconds",
+            (uv_hrtime() / 1000000 - svc->started_ms) / 1000);
+    add_u64(x, "connections", xs.connections);
+    add_u64(x, "sessions", xs.sessions);
+    add_u64(x, "stanzasIn", xs.stanzas_in);
+    add_u64(x, "stanzasOut", xs.stanzas_out);
+    add_u64(x, "quads", ss.quads);
+    add_u64(x, "graphs", ss.graphs);
+    add_u64(x, "terms", ss.terms);
+    add_u64(x, "usedBytes", ss.used_bytes);
+    add_u64(x, "mapSize", ss.map_size);
+    add_u64(x, "appliedIndex", ss.applied_index);
+    ic_adhoc_done(r, ic_node__svc_output(x), NULL, NULL);
+}
+
+static int add_account(void *data, const char *local, bool admin)
+{
+    struct ic_xml *acc = ic_xml_add(data, "account", NULL);
+
+    add_text(acc, "user", local);
+    add_text(acc, "admin", admin ? "true" : "false");
+    return 0;
+}
+
+void ic_node__svc_list_accounts(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    struct ic_xml *x = ic_xml_new("accounts", NS_RES);
+    int rc = ic_node_account_list(svc->st, add_account, x);
+
+    if (rc != 0) {
+        ic_xml_free(x);
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+        return;
+    }
+    ic_adhoc_done(r, ic_node__svc_output(x), NULL, NULL);
+}
+
+/* Input: optional <dump xmlns=NS_RES graph='IRI' format='trig|nq'/>. */
+void ic_node__svc_dump_catalog(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    const struct ic_xml *in = ic_node__svc_input(r, "dump", NS_RES);
+    const char *graph = in ? ic_xml_attr(in, "graph") : NULL;
+    const char *fmt = in ? ic_xml_attr(in, "format") : NULL;
+    enum ic_rdf_syntax syn = IC_RDF_TRIG;
+    struct ic_xml *x;
+    struct ic_txn *t;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+    int rc;
+
+    if (fmt != NULL && strcmp(fmt, "nq") == 0)
+        syn = IC_RDF_NQUADS;
+    else if (fmt != NULL && strcmp(fmt, "trig") != 0) {
+        ic_adhoc_fail(r, "modify", "bad-request", "format is trig or nq");
+        return;
+    }
+    f = open_memstream(&text, &len);
+    if (f == NULL) {
+        ic_adhoc_fail(r, "wait", "resource-constraint", "out of memory");
+        return;
+    }
+    rc = ic_store_txn_begin(svc->st, false, &t);
+    if (rc == 0) {
+        rc = ic_store_dump(t, graph, syn, f);
+        ic_store_txn_abort(t);
+    }
+    fclose(f);
+    if (rc != 0) {
+        free(text);
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+        return;
+    }
+    x = ic_xml_new(syn == IC_RDF_TRIG ? "trig" : "nquads", NS_RES);
+    ic_xml_add_text(x, text, len);
+    free(text);
+    ic_adhoc_done(r, ic_node__svc_output(x), NULL, NULL);
+}
