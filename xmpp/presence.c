@@ -12,6 +12,12 @@
 
 #include "xmpp_int.h"
 
+/* A recipient of directed available presence (RFC 6121 4.6.3). */
+struct ic_xmpp__directed {
+    char *jid; /* as addressed: full or bare */
+    struct ic_xmpp__directed *next;
+};
+
 static const char *type_of(const struct ic_xml *st)
 {
     const char *t = ic_xml_attr(st, "type");
@@ -93,6 +99,78 @@ static void withdraw_presence(struct ic_xmpp_server *srv,
     }
 }
 
+/* Whether USER's roster gives CONTACT (bare) a subscription to USER's
+ * presence: then broadcasts reach it anyway. */
+static bool
+is_subscriber(struct ic_xmpp_server *srv, const char *user, const char *contact)
+{
+    struct ic_roster_item it;
+    bool from;
+
+    ic_xmpp__roster_find(srv, user, contact, &it);
+    from = it.sub == IC_SUB_FROM || it.sub == IC_SUB_BOTH;
+    ic_roster_item_free(&it);
+    return from;
+}
+
+/* Remembers (AVAILABLE) or forgets directed presence to JID. */
+static void directed_note(struct ic_xmpp__session *s,
+                          const char *jid,
+                          const char *bare,
+                          bool available)
+{
+    struct ic_xmpp__directed **pp = &s->directed, *d;
+
+    for (; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->jid, jid) == 0)
+            break;
+    if (!available && *pp != NULL) {
+        d = *pp;
+        *pp = d->next;
+        ic_free(d->jid);
+        ic_free(d);
+    } else if (available && *pp == NULL &&
+               !is_subscriber(s->conn->srv, s->bare, bare)) {
+        d = ic_calloc(1, sizeof *d);
+        d->jid = ic_strdup(jid);
+        d->next = s->directed;
+        s->directed = d;
+    }
+}
+
+/* Delivers presence P to JID (full: that session; bare: the user's
+ * available sessions). */
+static void
+to_jid(struct ic_xmpp_server *srv, const char *jid, struct ic_xml *p)
+{
+    struct ic_xmpp__session *t;
+
+    ic_xml_set_attr(p, "to", jid);
+    if (strchr(jid, '/') != NULL) {
+        t = ic_map_get(&srv->sessions, jid);
+        if (t != NULL)
+            ic_xmpp__deliver(t, p);
+    } else {
+        to_user(srv, jid, p);
+    }
+    ic_xml_set_attr(p, "to", NULL);
+}
+
+/* Unavailable presence P to every directed-presence recipient of S; the
+ * list is emptied. */
+static void directed_flush(struct ic_xmpp__session *s, struct ic_xml *p)
+{
+    struct ic_xmpp__directed *d = s->directed, *next;
+
+    s->directed = NULL;
+    for (; d != NULL; d = next) {
+        next = d->next;
+        to_jid(s->conn->srv, d->jid, p);
+        ic_free(d->jid);
+        ic_free(d);
+    }
+}
+
 /* Presence broadcast (RFC 6121 4.2.2, 4.4.2, 4.5.2). */
 static void broadcast(struct ic_xmpp_server *srv,
                       struct ic_xmpp__session *s,
@@ -139,6 +217,11 @@ static void broadcast(struct ic_xmpp_server *srv,
         if (initial && o != s && o->available && o->presence != NULL)
             ic_xmpp__deliver(s, o->presence);
     }
+    if (!available) {
+        struct ic_xml *p = ic_xml_copy(st);
+        directed_flush(s, p);
+        ic_xml_free(p);
+    }
 }
 
 void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s)
@@ -167,6 +250,7 @@ void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s)
             if (o != s && o->available)
                 ic_xmpp__deliver(o, p);
     }
+    directed_flush(s, p);
     ic_xml_free(p);
 }
 
@@ -314,6 +398,9 @@ void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
         cancel(srv, from->bare, bare, false);
     } else if (type[0] == '\0' || strcmp(type, "unavailable") == 0) {
         /* directed presence */
+        char *norm = ic_jid_to_string(&to);
+        directed_note(from, norm, bare, type[0] == '\0');
+        ic_free(norm);
         if (to.resource != NULL) {
             char *full = ic_jid_to_string(&to);
             struct ic_xmpp__session *s = ic_map_get(&srv->sessions, full);

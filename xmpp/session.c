@@ -44,7 +44,7 @@ void ic_xmpp__session_end(struct ic_xmpp__session *s)
 {
     struct ic_xmpp_server *srv = s->conn->srv;
 
-    if (s->available)
+    if (s->available || s->directed != NULL)
         ic_xmpp__presence_unavailable(s);
     ic_map_del(&srv->sessions, s->full);
     unlink_user(srv, s);

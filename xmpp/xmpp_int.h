@@ -73,6 +73,9 @@ struct ic_xmpp__session {
     int priority;
     struct ic_xml *presence; /* last broadcast presence, or NULL */
     struct ic_xmpp__session *next_of_user; /* same bare JID */
+    /* JIDs given directed available presence that are not subscribers:
+     * they get unavailable when the session goes (RFC 6121 4.6.3). */
+    struct ic_xmpp__directed *directed;
 };
 
 /* A string-keyed hash map (map.c). Keys are copied; values are the
@@ -203,6 +206,8 @@ void ic_xmpp__component_handle(struct ic_xmpp__component *comp,
 void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
                               struct ic_xmpp__session *from,
                               struct ic_xml *st);
+/* The session goes unavailable: subscribers, the user's other resources
+ * and directed-presence recipients are told; frees the directed list. */
 void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s);
 void ic_xmpp__roster_iq(struct ic_xmpp__session *s, struct ic_xml *st);
 bool ic_xmpp__roster_hidden(const struct ic_roster_item *it);

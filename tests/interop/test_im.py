@@ -361,6 +361,34 @@ class Messages(unittest.TestCase):
             expect(c, lambda x: (is_presence(x, '', self.c3.boundjid.full)
                                  and status_of(x) == 'to all'), m)
 
+    def test_directed_presence_withdrawn_when_the_session_ends(self):
+        # RFC 6121 4.6.3: an entity that got directed available presence
+        # and is no subscriber gets unavailable when the sender goes.
+        tmp = run(H.connect(C, 'cloud4', resource='directed1'), 30)
+        mh = self.hi.mark()
+        tmp.send_presence(pto=self.hi.boundjid.full, pstatus='hello hi')
+        expect(self.hi, lambda x: is_presence(x, '', tmp.boundjid.full), mh)
+        mh = self.hi.mark()
+        full = tmp.boundjid.full
+        run(H.disconnect(tmp))
+        expect(self.hi, lambda x: is_presence(x, 'unavailable', full), mh,
+               'unavailable after the disconnect')
+
+    def test_directed_unavailable_is_remembered(self):
+        # Directed unavailable ends the directed presence: the session's
+        # end then sends nothing more to that recipient.
+        tmp = run(H.connect(C, 'cloud4', resource='directed2'), 30)
+        full = tmp.boundjid.full
+        mh = self.hi.mark()
+        tmp.send_presence(pto=self.hi.boundjid.full)
+        expect(self.hi, lambda x: is_presence(x, '', full), mh)
+        tmp.send_presence(pto=self.hi.boundjid.full, ptype='unavailable')
+        expect(self.hi, lambda x: is_presence(x, 'unavailable', full), mh)
+        mh = self.hi.mark()
+        run(H.disconnect(tmp))
+        expect_none(self.hi, lambda x: is_presence(x, frm=full), mh,
+                    'presence', wait=1.0)
+
 
 if __name__ == '__main__':
     H.main()
