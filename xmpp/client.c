@@ -17,11 +17,11 @@
 
 #include <openssl/crypto.h>
 
+#include "sock.h"
 #include "xmpp_int.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_STANZA (64u << 20)
-#define READ_SIZE 65536
 
 enum cl_state {
     CL_CONNECTING = 0, /* resolving and connecting */
@@ -63,27 +63,17 @@ struct pending_iq {
     struct pending_iq *next;
 };
 
-struct client_write {
-    uv_write_t req;
-    char *buf;
-};
-
 struct ic_xmpp_client {
     uv_loop_t *loop;
-    uv_tcp_t tcp;
+    struct ic_xmpp__sock sock;
     uv_timer_t timer;
-    uv_connect_t connect;
-    uv_getaddrinfo_t resolve;
-    int handles_open;
-    bool resolving;
+    int handles_open;             /* the socket and the timer */
     struct ic_xmpp_client_opts o; /* strings owned */
     struct ic_xmpp_client_cbs cbs;
     void *data;
     enum cl_state state;
     bool closing; /* fail() or close started */
-    struct ic_xml_stream *stream;
     struct ic_tls_ctx *tls_ctx;
-    struct ic_tls *tls;
     struct ic_sasl_client *sasl;
     char *mechanism;
     const char *binding; /* channel-binding type used, or NULL */
@@ -109,55 +99,14 @@ static void move(struct ic_xmpp_client *c, enum cl_state to)
 
 /* ---- output ---------------------------------------------------------- */
 
-static void on_write(uv_write_t *req, int status)
-{
-    struct client_write *w = (struct client_write *)req;
-
-    (void)status; /* a failed write shows as a read error too */
-    ic_free(w->buf);
-    ic_free(w);
-}
-
-static void write_raw(struct ic_xmpp_client *c, const char *data, size_t len)
-{
-    struct client_write *w;
-    uv_buf_t b;
-
-    if (len == 0 || uv_is_closing((uv_handle_t *)&c->tcp))
-        return;
-    w = ic_malloc(sizeof *w);
-    w->buf = ic_malloc(len);
-    memcpy(w->buf, data, len);
-    b = uv_buf_init(w->buf, (unsigned)len);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-        ic_free(w->buf);
-        ic_free(w);
-    }
-}
-
-static void flush_tls(struct ic_xmpp_client *c)
-{
-    struct ic_buf out = {0};
-
-    ic_tls_take_output(c->tls, &out);
-    write_raw(c, out.data, out.len);
-    ic_buf_free(&out);
-}
-
 static void send_bytes(struct ic_xmpp_client *c, const char *data, size_t len)
 {
-    if (c->tls == NULL) {
-        write_raw(c, data, len);
-        return;
-    }
-    if (ic_tls_write(c->tls, data, len) != 0)
-        return;
-    flush_tls(c);
+    ic_xmpp__sock_send(&c->sock, data, len);
 }
 
 static void send_str(struct ic_xmpp_client *c, const char *s)
 {
-    send_bytes(c, s, strlen(s));
+    ic_xmpp__sock_send_str(&c->sock, s);
 }
 
 static void send_header(struct ic_xmpp_client *c)
@@ -190,14 +139,11 @@ static void free_opts(struct ic_xmpp_client_opts *o)
     ic_free((char *)o->resource);
 }
 
-/* Frees the client once both handles are closed and no resolution is
- * pending (its callback runs even when cancelled). */
+/* Frees the client once the socket and the timer are closed. */
 static void maybe_free(struct ic_xmpp_client *c)
 {
-    if (c->handles_open > 0 || c->resolving)
+    if (c->handles_open > 0)
         return;
-    ic_xml_stream_free(c->stream);
-    ic_tls_free(c->tls);
     ic_tls_ctx_free(c->tls_ctx);
     ic_sasl_client_free(c->sasl);
     free_opts(&c->o);
@@ -206,7 +152,7 @@ static void maybe_free(struct ic_xmpp_client *c)
     ic_free(c);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
     struct ic_xmpp_client *c = h->data;
 
@@ -214,32 +160,18 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_free(c);
 }
 
-static void on_shutdown(uv_shutdown_t *req, int status)
+static void on_sock_closed(void *owner)
 {
-    struct ic_xmpp_client *c = req->data;
+    struct ic_xmpp_client *c = owner;
 
-    (void)status;
-    ic_free(req);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    c->handles_open--;
+    maybe_free(c);
 }
 
-/* Closes the timer, and the socket once what was written has gone out
- * (so the peer sees our </stream:stream>). */
 static void close_handles(struct ic_xmpp_client *c)
 {
-    uv_shutdown_t *req;
-
-    if (c->resolving)
-        uv_cancel((uv_req_t *)&c->resolve);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    if (c->state != CL_CONNECTING) {
-        req = ic_malloc(sizeof *req);
-        req->data = c;
-        if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
-            return;
-        ic_free(req);
-    }
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    ic_xmpp__sock_close(&c->sock);
 }
 
 static void end(struct ic_xmpp_client *c, int err, const char *why)
@@ -282,10 +214,6 @@ void ic_xmpp_client_close(struct ic_xmpp_client *c)
         return;
     if (c->state != CL_CONNECTING && c->state != CL_TLS_HANDSHAKE)
         send_str(c, "</stream:stream>");
-    if (c->tls != NULL && ic_tls_handshake_done(c->tls)) {
-        ic_tls_shutdown(c->tls);
-        flush_tls(c);
-    }
     end(c, 0, "closed");
 }
 
@@ -332,8 +260,8 @@ static size_t cb_data(struct ic_xmpp_client *c,
     size_t n = cap;
 
     if (strcmp(type, "tls-exporter") == 0)
-        return cap >= 32 && ic_tls_exporter(c->tls, out) == 0 ? 32 : 0;
-    return ic_tls_server_end_point(c->tls, out, &n) == 0 ? n : 0;
+        return cap >= 32 && ic_tls_exporter(c->sock.tls, out) == 0 ? 32 : 0;
+    return ic_tls_server_end_point(c->sock.tls, out, &n) == 0 ? n : 0;
 }
 
 /* Picks the mechanism: the forced one, else EXTERNAL with a certificate
@@ -499,8 +427,8 @@ static void on_sasl(struct ic_xmpp_client *c, const struct ic_xml *st)
                  "the password",
                  c->mechanism);
         } else {
-            ic_xml_stream_stop(c->stream);
-            ic_xml_stream_reset(c->stream);
+            ic_xml_stream_stop(c->sock.stream);
+            ic_xml_stream_reset(c->sock.stream);
             move(c, CL_FEATURES_BIND);
             send_header(c);
         }
@@ -647,13 +575,10 @@ static void on_features(struct ic_xmpp_client *c, const struct ic_xml *st)
 
 static void begin_tls(struct ic_xmpp_client *c)
 {
-    int rc = ic_tls_new_client(c->tls_ctx, c->o.domain, &c->tls);
+    int rc = ic_xmpp__sock_start_tls(&c->sock, c->tls_ctx, c->o.domain);
 
-    if (rc != 0) {
+    if (rc != 0)
         fail(c, IC_EIO, "TLS: %s", ic_strerror(rc));
-        return;
-    }
-    flush_tls(c); /* the ClientHello */
 }
 
 static void on_stanza(void *data, struct ic_xml *st)
@@ -678,8 +603,8 @@ static void on_stanza(void *data, struct ic_xml *st)
             fail(c, IC_EIO, "STARTTLS refused");
             goto drop;
         }
-        ic_xml_stream_stop(c->stream);
-        ic_xml_stream_reset(c->stream);
+        ic_xml_stream_stop(c->sock.stream);
+        ic_xml_stream_reset(c->sock.stream);
         move(c, CL_TLS_HANDSHAKE);
         begin_tls(c);
         goto drop;
@@ -709,7 +634,7 @@ drop:
 static void on_open(void *data, struct ic_xml *header)
 {
     struct ic_xmpp_client *c = data;
-    const char *ns = ic_xml_stream_content_ns(c->stream);
+    const char *ns = ic_xml_stream_content_ns(c->sock.stream);
 
     if (!c->closing && (ns == NULL || strcmp(ns, IC_NS_CLIENT) != 0))
         fail(c, IC_EIO, "the server's stream is not jabber:client");
@@ -732,94 +657,12 @@ on_stream_error(void *data, enum ic_stream_error cond, const char *text)
          ic_stream_error_name(cond), text ? text : "");
 }
 
-/* ---- input ----------------------------------------------------------- */
+/* ---- the socket's events ------------------------------------------------ */
 
-/* Plaintext into the parser. A stop inside a callback restarts the stream
- * (after SASL: the rest is the new stream) or begins TLS (after
- * <proceed/>: a server sends nothing more in the clear, so the rest is an
- * injection and dropped). */
-static void input(struct ic_xmpp_client *c, const char *data, size_t len)
+static void on_connected(void *owner)
 {
-    while (len > 0 && !c->closing) {
-        size_t used = len;
-        if (ic_xml_stream_feed(c->stream, data, len, &used) != 0)
-            return;
-        if (used >= len || c->state == CL_TLS_HANDSHAKE)
-            return;
-        data += used;
-        len -= used;
-    }
-}
+    struct ic_xmpp_client *c = owner;
 
-static void tls_ready(struct ic_xmpp_client *c)
-{
-    move(c, CL_FEATURES_AUTH);
-    send_header(c);
-}
-
-static void tls_input(struct ic_xmpp_client *c, const char *data, size_t len)
-{
-    struct ic_buf plain = {0};
-    char why[256];
-    int rc;
-
-    ic_tls_feed(c->tls, data, len);
-    rc = ic_tls_read(c->tls, &plain, why, sizeof why);
-    if (!c->closing)
-        flush_tls(c);
-    if (rc == IC_EIO) {
-        const char *v = ic_tls_verify_error(c->tls);
-        fail(c, IC_EIO, "%s%s%s", why, v[0] ? ": certificate: " : "", v);
-    } else if (rc == IC_EEND) {
-        fail(c, c->state == CL_READY ? 0 : IC_EIO, "TLS closed by the server");
-    } else {
-        if (c->state == CL_TLS_HANDSHAKE && ic_tls_handshake_done(c->tls))
-            tls_ready(c);
-        input(c, plain.data, plain.len);
-    }
-    ic_buf_free(&plain);
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    (void)h;
-    (void)hint;
-    buf->base = ic_malloc(READ_SIZE);
-    buf->len = READ_SIZE;
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct ic_xmpp_client *c = s->data;
-
-    if (!c->closing && nread < 0)
-        fail(c, c->state == CL_READY ? 0 : IC_ECONNECT,
-             "connection closed by the server");
-    else if (!c->closing && nread > 0 && c->tls != NULL)
-        tls_input(c, buf->base, (size_t)nread);
-    else if (!c->closing && nread > 0)
-        input(c, buf->base, (size_t)nread);
-    ic_free(buf->base);
-}
-
-/* ---- connecting ------------------------------------------------------- */
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    struct ic_xmpp_client *c = req->data;
-
-    if (c->closing)
-        return;
-    if (status != 0) {
-        fail(c, IC_ECONNECT, "connect to %s:%d: %s", c->o.host, c->o.port,
-             uv_strerror(status));
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-        fail(c, IC_ECONNECT, "cannot read from the connection");
-        return;
-    }
     if (c->o.direct_tls) {
         move(c, CL_TLS_HANDSHAKE);
         begin_tls(c);
@@ -829,57 +672,24 @@ static void on_connect(uv_connect_t *req, int status)
     }
 }
 
-static void connect_to(struct ic_xmpp_client *c, const struct sockaddr *sa)
+static void on_tls_ready(void *owner)
 {
-    int rc;
+    struct ic_xmpp_client *c = owner;
 
-    c->connect.data = c;
-    rc = uv_tcp_connect(&c->connect, &c->tcp, sa, on_connect);
-    if (rc != 0)
-        fail(c, IC_ECONNECT, "connect to %s:%d: %s", c->o.host, c->o.port,
-             uv_strerror(rc));
+    move(c, CL_FEATURES_AUTH);
+    send_header(c);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+static void on_down(void *owner, int err, const char *why)
 {
-    struct ic_xmpp_client *c = req->data;
+    struct ic_xmpp_client *c = owner;
 
-    c->resolving = false;
-    if (c->closing) {
-        uv_freeaddrinfo(ai);
-        maybe_free(c);
-        return;
-    }
-    if (status != 0 || ai == NULL)
-        fail(c, IC_ECONNECT, "%s: %s", c->o.host,
-             status ? uv_strerror(status) : "no address");
-    else
-        connect_to(c, ai->ai_addr);
-    uv_freeaddrinfo(ai);
-}
-
-static void start_connect(struct ic_xmpp_client *c)
-{
-    struct sockaddr_storage ss;
-    struct addrinfo hints = {0};
-    char port[16];
-    int rc;
-
-    if (uv_ip4_addr(c->o.host, c->o.port, (struct sockaddr_in *)&ss) == 0 ||
-        uv_ip6_addr(c->o.host, c->o.port, (struct sockaddr_in6 *)&ss) == 0) {
-        connect_to(c, (const struct sockaddr *)&ss);
-        return;
-    }
-    snprintf(port, sizeof port, "%d", c->o.port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    c->resolve.data = c;
-    rc = uv_getaddrinfo(c->loop, &c->resolve, on_resolved, c->o.host, port,
-                        &hints);
-    if (rc == 0)
-        c->resolving = true;
-    else
-        fail(c, IC_ECONNECT, "%s: %s", c->o.host, uv_strerror(rc));
+    /* A peer that closes a bound session ends it cleanly. */
+    if (c->state == CL_READY && err == IC_EEND)
+        err = 0;
+    else if (err == IC_EEND)
+        err = IC_ECONNECT;
+    fail(c, err, "%s", why);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -932,6 +742,8 @@ int ic_xmpp_client_new(struct uv_loop_s *loop,
 {
     static const struct ic_xml_stream_cbs scbs = {
         on_open, on_stanza, on_stream_close, on_stream_error};
+    static const struct ic_xmpp__sock_ops sops = {on_connected, on_tls_ready,
+                                                  on_down, on_sock_closed};
     struct ic_xmpp_client *c;
     struct ic_xml_limits lim;
     char why[256];
@@ -952,13 +764,12 @@ int ic_xmpp_client_new(struct uv_loop_s *loop,
         return IC_EINVAL;
     }
     lim = (struct ic_xml_limits){c->o.max_stanza, 64, 1u << 20, 64};
-    c->stream = ic_xml_stream_new(&scbs, c, &lim);
-    uv_tcp_init(loop, &c->tcp);
     uv_timer_init(loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
+    c->timer.data = c;
     c->handles_open = 2;
     uv_timer_start(&c->timer, on_timeout, c->o.timeout_ms, 0);
-    start_connect(c);
+    ic_xmpp__sock_connect(&c->sock, loop, c->o.host, c->o.port,
+                          ic_xml_stream_new(&scbs, c, &lim), &sops, c);
     *out = c;
     return 0;
 }

@@ -494,4 +494,74 @@ const char *ic_xmpp_client_mechanism(const struct ic_xmpp_client *c);
 /* Ends the stream with </stream:stream>; on_closed follows. */
 void ic_xmpp_client_close(struct ic_xmpp_client *c);
 
+/* ---------------------------------------------------------------------
+ * Cluster links (link.c): node-to-node streams with mutual TLS under the
+ * cluster CA, carrying elements of any namespace between the nodes of one
+ * cluster (forwarded writes, routed stanzas). Each node keeps one outgoing
+ * link to every peer it knows (reconnected with exponential back-off) and
+ * accepts the peers' links; a message goes out on the sender's own link
+ * and arrives on the receiver's accepted one.
+ *
+ * A link is opened with direct TLS (ALPN "icroot-link"): both sides show a
+ * certificate of the cluster CA naming the cluster's domain and, in its
+ * subject's OU, "node N"; the stream header's 'from' must be that N, a
+ * member (ops->is_member) other than ourselves, and the outgoing side
+ * checks that it reached the node it meant. Anything else ends the link
+ * with a stream error (not-authorized, improper-addressing).
+ */
+
+#define IC_NS_LINK "urn:icroot:link:0"
+
+struct ic_xmpp_links;
+
+struct ic_xmpp_links_config {
+    unsigned self;           /* this node's id, 1..65535 */
+    const char *address;     /* where to listen */
+    int port;                /* 0: no listener (tests) */
+    const char *domain;      /* the cluster's domain, in every node's cert */
+    const char *cert, *key;  /* this node's certificate ("OU=node N") */
+    const char *ca;          /* the cluster CA */
+    unsigned backoff_min_ms; /* first reconnect delay; 0: 100 ms */
+    unsigned backoff_max_ms; /* its ceiling; 0: 5 s */
+    size_t queue_max;        /* bytes held per peer while it is down; 0:
+                                16 MiB */
+    size_t max_stanza;       /* largest message accepted; 0: 64 MiB */
+};
+
+struct ic_xmpp_links_ops {
+    void *data;
+    /* Whether node ID may link with us now. */
+    bool (*is_member)(void *data, unsigned id);
+    /* A message from node FROM (ownership passes to the callee). */
+    void (*on_message)(void *data, unsigned from, struct ic_xml *msg);
+    /* Our link to node ID is up (UP true) or down; may be NULL. */
+    void (*on_peer)(void *data, unsigned id, bool up);
+};
+
+int ic_xmpp_links_new(struct uv_loop_s *loop,
+                      const struct ic_xmpp_links_config *cfg,
+                      const struct ic_xmpp_links_ops *ops,
+                      struct ic_xmpp_links **out,
+                      char *why,
+                      size_t why_len);
+/* Where node ID listens (HOST:PORT); HOST NULL forgets the peer and
+ * closes its link. Setting the same address again changes nothing. */
+int ic_xmpp_links_set_peer(struct ic_xmpp_links *l,
+                           unsigned id,
+                           const char *host,
+                           int port);
+/* Sends MSG to node ID: at once when the link is up, else queued until it
+ * is. IC_ENOTFOUND for an unknown peer, IC_ELIMIT when its queue is full
+ * (the message is dropped: the caller retries or fails its request). */
+int ic_xmpp_links_send(struct ic_xmpp_links *l,
+                       unsigned id,
+                       const struct ic_xml *msg);
+bool ic_xmpp_links_up(const struct ic_xmpp_links *l, unsigned id);
+/* Closes every link and the listener; CB runs when all is closed, then
+ * free L with ic_xmpp_links_free. */
+void ic_xmpp_links_shutdown(struct ic_xmpp_links *l,
+                            void (*cb)(void *data),
+                            void *data);
+void ic_xmpp_links_free(struct ic_xmpp_links *l);
+
 #endif /* IC_XMPP_H */

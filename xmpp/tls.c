@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -408,4 +409,33 @@ char *ic_tls_peer_xmpp_addrs(struct ic_tls *t)
         return NULL;
     ic_buf_append(&b, "", 1);
     return b.data;
+}
+
+unsigned ic_tls_peer_node_id(struct ic_tls *t)
+{
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    X509_NAME *subject;
+    const ASN1_STRING *v;
+    char buf[32];
+    unsigned id = 0;
+    int i, n;
+
+    if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
+        return 0;
+    subject = X509_get_subject_name(cert);
+    i = X509_NAME_get_index_by_NID(subject, NID_organizationalUnitName, -1);
+    if (i < 0)
+        return 0;
+    v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+    n = ASN1_STRING_length(v);
+    if (n <= 5 || n >= (int)sizeof buf)
+        return 0;
+    memcpy(buf, ASN1_STRING_get0_data(v), (size_t)n);
+    buf[n] = '\0';
+    /* exactly "node " and 1-5 digits */
+    if (strncmp(buf, "node ", 5) != 0 ||
+        strspn(buf + 5, "0123456789") != (size_t)n - 5 || n - 5 > 5)
+        return 0;
+    id = (unsigned)strtoul(buf + 5, NULL, 10);
+    return id <= 65535 ? id : 0;
 }

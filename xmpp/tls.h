@@ -78,5 +78,8 @@ const char *ic_tls_version(const struct ic_tls *t);
  * certificate, or NULL: a NUL-separated list ending in an empty string;
  * the caller frees. */
 char *ic_tls_peer_xmpp_addrs(struct ic_tls *t);
+/* The node id a verified peer certificate names in its subject's OU
+ * ("node N", as the cluster CA issues node certificates), or 0. */
+unsigned ic_tls_peer_node_id(struct ic_tls *t);
 
 #endif /* IC_XMPP_TLS_H */
