@@ -32,42 +32,17 @@
 
 #include <ini.h>
 
-#include "node_int.h"
+#include "config_int.h"
 
 #define MOD "config"
 #define MAX_LINE_LEN 4096 /* characters of one line, ours and inih's */
 #define MAX_SYNTAX 100    /* syntax errors before giving up */
 #define SECRET_MIN 16
 
-enum ktype {
-    K_UINT,   /* unsigned, within min..max */
-    K_PORT,   /* uint16_t, within min..max */
-    K_SIZE,   /* size_t, within min..max */
-    K_BOOL,   /* true/false/yes/no/1/0 */
-    K_PATH,   /* resolved against the file's directory */
-    K_SECRET, /* at least SECRET_MIN characters */
-    K_DOMAIN, /* a DNS name, lower-cased */
-    K_ADDR,   /* an IP literal or a DNS name */
-    K_ROLE,
-    K_LEVEL,
-    K_TLSVER,
-    K_PEERS, /* ID=HOST:PORT, ... */
-    K_NAMES, /* local parts, ... */
-};
-
-struct key {
-    const char *section;
-    const char *name;
-    enum ktype type;
-    size_t off;
-    unsigned long min, max;
-    bool required;
-};
-
 #define F(m) offsetof(struct ic_node_config, m)
 
 /* Every key, in the order ic_node_config_write writes them. */
-static const struct key keys[] = {
+const struct key ic_node__config_keys[] = {
     {"node", "id", K_UINT, F(node.id), 1, 255, true},
     {"node", "data_dir", K_PATH, F(node.data_dir), 0, 0, true},
     {"node", "domain", K_DOMAIN, F(node.domain), 0, 0, false},
@@ -100,26 +75,29 @@ static const struct key keys[] = {
     {"accounts", "admins", K_NAMES, F(accounts.admins), 0, 0, false},
 };
 
-static const char *const sections[] = {"node",    "c2s",     "tls",     "s2s",
-                                       "cluster", "catalog", "accounts"};
+const char *const ic_node__config_sections[] = {
+    "node", "c2s", "tls", "s2s", "cluster", "catalog", "accounts"};
 
-struct name_val {
-    const char *name;
-    int val;
-};
-
-static const struct name_val roles[] = {
+const struct name_val ic_node__config_roles[] = {
     {"root", IC_NODE_ROLE_ROOT},
     {"exchange", IC_NODE_ROLE_EXCHANGE},
 };
-static const struct name_val levels[] = {
+const struct name_val ic_node__config_levels[] = {
     {"error", IC_LOG_ERROR}, {"warn", IC_LOG_WARN},   {"info", IC_LOG_INFO},
     {"debug", IC_LOG_DEBUG}, {"trace", IC_LOG_TRACE},
 };
-static const struct name_val tls_versions[] = {
+const struct name_val ic_node__config_tls_versions[] = {
     {"1.2", IC_TLS_1_2},
     {"1.3", IC_TLS_1_3},
 };
+const size_t ic_node__config_nkeys = IC_ARRAY_LEN(ic_node__config_keys);
+_Static_assert(IC_ARRAY_LEN(ic_node__config_keys) == IC_NODE__CONFIG_NKEYS,
+               "IC_NODE__CONFIG_NKEYS is the number of keys");
+const size_t ic_node__config_nsections = IC_ARRAY_LEN(ic_node__config_sections);
+const size_t ic_node__config_nroles = IC_ARRAY_LEN(ic_node__config_roles);
+const size_t ic_node__config_nlevels = IC_ARRAY_LEN(ic_node__config_levels);
+const size_t ic_node__config_ntls_versions =
+    IC_ARRAY_LEN(ic_node__config_tls_versions);
 
 struct problem {
     int line; /* 0: none */
@@ -136,7 +114,7 @@ struct load {
     bool *bad; /* lines inih found a syntax error on */
     size_t n_bad;
     struct ic_node_config cfg;
-    int seen[IC_ARRAY_LEN(keys)]; /* line each key was set on, 0 if not */
+    int seen[IC_NODE__CONFIG_NKEYS]; /* line each key was set on, 0 if not */
     struct problem *problems;
     size_t n_problems, cap_problems;
     /* the reader's position */
@@ -254,7 +232,7 @@ parse_name(const struct name_val *t, size_t n, const char *v, int *out)
     return false;
 }
 
-static const char *name_of(const struct name_val *t, size_t n, int val)
+const char *ic_node__config_name_of(const struct name_val *t, size_t n, int val)
 {
     for (size_t i = 0; i < n; i++) {
         if (t[i].val == val)
@@ -475,17 +453,18 @@ static void set_enum(struct load *ld, const struct key *k, const char *v)
     int n;
 
     if (k->type == K_ROLE) {
-        if (parse_name(roles, IC_ARRAY_LEN(roles), v, &n))
+        if (parse_name(ic_node__config_roles, ic_node__config_nroles, v, &n))
             *(enum ic_node_role *)field = (enum ic_node_role)n;
         else
             bad_value(ld, k, v, "root or exchange");
     } else if (k->type == K_LEVEL) {
-        if (parse_name(levels, IC_ARRAY_LEN(levels), v, &n))
+        if (parse_name(ic_node__config_levels, ic_node__config_nlevels, v, &n))
             *(enum ic_log_level *)field = (enum ic_log_level)n;
         else
             bad_value(ld, k, v, "error, warn, info, debug or trace");
     } else {
-        if (parse_name(tls_versions, IC_ARRAY_LEN(tls_versions), v, &n))
+        if (parse_name(ic_node__config_tls_versions,
+                       ic_node__config_ntls_versions, v, &n))
             *(enum ic_tls_version *)field = (enum ic_tls_version)n;
         else
             bad_value(ld, k, v, "1.2 or 1.3");
@@ -560,8 +539,8 @@ static void set_value(struct load *ld, const struct key *k, const char *v)
 
 static bool known_section(const char *s)
 {
-    for (size_t i = 0; i < IC_ARRAY_LEN(sections); i++) {
-        if (strcmp(sections[i], s) == 0)
+    for (size_t i = 0; i < ic_node__config_nsections; i++) {
+        if (strcmp(ic_node__config_sections[i], s) == 0)
             return true;
     }
     return false;
@@ -569,10 +548,10 @@ static bool known_section(const char *s)
 
 static const struct key *find_key(const char *section, const char *name)
 {
-    for (size_t i = 0; i < IC_ARRAY_LEN(keys); i++) {
-        if (strcmp(keys[i].section, section) == 0 &&
-            strcmp(keys[i].name, name) == 0)
-            return &keys[i];
+    for (size_t i = 0; i < ic_node__config_nkeys; i++) {
+        if (strcmp(ic_node__config_keys[i].section, section) == 0 &&
+            strcmp(ic_node__config_keys[i].name, name) == 0)
+            return &ic_node__config_keys[i];
     }
     return NULL;
 }
@@ -613,7 +592,7 @@ static void on_key(struct load *ld,
         problem(ld, ld->line, "unknown key '%s' in [%s]", name, section);
         return;
     }
-    i = (size_t)(k - keys);
+    i = (size_t)(k - ic_node__config_keys);
     if (ld->seen[i] != 0) {
         problem(ld, ld->line, "duplicate key '%s' in [%s] (first on line %d)",
                 name, section, ld->seen[i]);
@@ -754,16 +733,17 @@ static char *config_dir(const char *path)
 
 static void check_required(struct load *ld)
 {
-    for (size_t i = 0; i < IC_ARRAY_LEN(keys); i++) {
-        if (keys[i].required && ld->seen[i] == 0)
-            problem(ld, 0, "missing required key '%s' in [%s]", keys[i].name,
-                    keys[i].section);
+    for (size_t i = 0; i < ic_node__config_nkeys; i++) {
+        if (ic_node__config_keys[i].required && ld->seen[i] == 0)
+            problem(ld, 0, "missing required key '%s' in [%s]",
+                    ic_node__config_keys[i].name,
+                    ic_node__config_keys[i].section);
     }
 }
 
 static int line_of(const struct load *ld, const char *section, const char *k)
 {
-    return ld->seen[find_key(section, k) - keys];
+    return ld->seen[find_key(section, k) - ic_node__config_keys];
 }
 
 static void check_peers(struct load *ld)
@@ -944,182 +924,4 @@ const struct ic_node_peer *ic_node_config_self(const struct ic_node_config *c)
             return &c->cluster.peers[i];
     }
     return NULL;
-}
-
-/* Writing */
-
-struct buf {
-    char *p;
-    size_t n, cap;
-};
-
-static void buf_printf(struct buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int w;
-
-    for (;;) {
-        va_start(ap, fmt);
-        w = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-        va_end(ap);
-        if (w >= 0 && (size_t)w < b->cap - b->n)
-            break;
-        b->cap = 2 * b->cap + (w > 0 ? (size_t)w : 0) + 64;
-        b->p = ic_realloc(b->p, b->cap);
-    }
-    b->n += (size_t)w;
-}
-
-static void buf_host_port(struct buf *b, const char *host, uint16_t port)
-{
-    if (strchr(host, ':') != NULL)
-        buf_printf(b, "[%s]:%u", host, port);
-    else
-        buf_printf(b, "%s:%u", host, port);
-}
-
-static void
-format_list(const struct key *k, const struct ic_node_config *c, struct buf *b)
-{
-    if (k->type == K_PEERS) {
-        for (size_t i = 0; i < c->cluster.n_peers; i++) {
-            const struct ic_node_peer *p = &c->cluster.peers[i];
-            buf_printf(b, "%s%u=", i ? ", " : "", p->id);
-            buf_host_port(b, p->host, p->raft_port);
-        }
-    } else {
-        for (size_t i = 0; i < c->accounts.n_admins; i++)
-            buf_printf(b, "%s%s", i ? ", " : "", c->accounts.admins[i]);
-    }
-}
-
-/* The value of K in C as text into B; false if unset (not written). */
-static bool
-format_value(const struct key *k, const struct ic_node_config *c, struct buf *b)
-{
-    const void *f = (const char *)c + k->off;
-    const char *s = NULL;
-
-    switch (k->type) {
-    case K_UINT:
-        if (*(const unsigned *)f == 0 && k->min > 0)
-            return false;
-        buf_printf(b, "%u", *(const unsigned *)f);
-        return true;
-    case K_PORT:
-        buf_printf(b, "%u", *(const uint16_t *)f);
-        return true;
-    case K_SIZE:
-        buf_printf(b, "%zu", *(const size_t *)f);
-        return true;
-    case K_BOOL:
-        buf_printf(b, "%s", *(const bool *)f ? "true" : "false");
-        return true;
-    case K_PATH:
-    case K_SECRET:
-    case K_DOMAIN:
-    case K_ADDR:
-        s = *(char *const *)f;
-        break;
-    case K_ROLE:
-        s = name_of(roles, IC_ARRAY_LEN(roles), (int)c->node.role);
-        break;
-    case K_LEVEL:
-        s = name_of(levels, IC_ARRAY_LEN(levels), (int)c->node.log_level);
-        break;
-    case K_TLSVER:
-        s = name_of(tls_versions, IC_ARRAY_LEN(tls_versions),
-                    (int)c->tls.min_version);
-        break;
-    case K_PEERS:
-    case K_NAMES:
-        format_list(k, c, b);
-        return true;
-    }
-    if (s != NULL)
-        buf_printf(b, "%s", s);
-    return s != NULL;
-}
-
-/* Whether V reads back as itself after "key = V". */
-static bool writable(const char *v, size_t len)
-{
-    if (len > MAX_LINE_LEN - 32 || strlen(v) != len || v[0] == ';')
-        return false;
-    if (len > 0 &&
-        (isspace((unsigned char)v[0]) || isspace((unsigned char)v[len - 1])))
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] == '\n' || v[i] == '\r' ||
-            (i > 0 && v[i] == ';' && isspace((unsigned char)v[i - 1])))
-            return false;
-    }
-    return true;
-}
-
-static int format_config(const struct ic_node_config *c, struct buf *out)
-{
-    struct buf v = {ic_malloc(256), 0, 256};
-    int rc = 0;
-
-    buf_printf(out, "# icroot node configuration (docs/configuration.md)\n");
-    for (size_t s = 0; s < IC_ARRAY_LEN(sections) && rc == 0; s++) {
-        buf_printf(out, "\n[%s]\n", sections[s]);
-        for (size_t i = 0; i < IC_ARRAY_LEN(keys) && rc == 0; i++) {
-            if (strcmp(keys[i].section, sections[s]) != 0)
-                continue;
-            v.n = 0;
-            v.p[0] = '\0';
-            if (!format_value(&keys[i], c, &v))
-                continue;
-            if (!writable(v.p, v.n)) {
-                IC_LOG(IC_LOG_ERROR, MOD,
-                       "cannot write %s in [%s]: a line break, a blank "
-                       "before ';', blanks around it or too long",
-                       keys[i].name, sections[s]);
-                rc = IC_EINVAL;
-            }
-            buf_printf(out, "%s =%s%s\n", keys[i].name, v.n ? " " : "", v.p);
-        }
-    }
-    ic_free(v.p);
-    return rc;
-}
-
-static int write_file(const char *path, const char *text, size_t len)
-{
-    size_t n = strlen(path) + 8;
-    char *tmp = ic_malloc(n);
-    int fd, rc = 0;
-
-    snprintf(tmp, n, "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || fchmod(fd, 0600) != 0 ||
-        write(fd, text, len) != (ssize_t)len || fsync(fd) != 0)
-        rc = IC_EIO;
-    if (fd >= 0 && close(fd) != 0)
-        rc = IC_EIO;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = IC_EIO;
-    if (rc != 0) {
-        IC_LOG(IC_LOG_ERROR, MOD, "%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            unlink(tmp);
-    }
-    ic_free(tmp);
-    return rc;
-}
-
-int ic_node_config_write(const char *path, const struct ic_node_config *c)
-{
-    struct buf out = {ic_malloc(4096), 0, 4096};
-    int rc = format_config(c, &out);
-
-    if (rc == 0)
-        rc = write_file(path, out.p, out.n);
-    ic_free(out.p);
-    return rc;
 }
