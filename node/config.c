@@ -35,7 +35,6 @@
 #include "config_int.h"
 
 #define MOD "config"
-#define MAX_LINE_LEN 4096 /* characters of one line, ours and inih's */
 #define MAX_SYNTAX 100    /* syntax errors before giving up */
 #define SECRET_MIN 16
 

@@ -40,6 +40,9 @@ struct name_val {
     int val;
 };
 
+/* Characters of one line, ours and inih's (INI_MAX_LINE). */
+#define MAX_LINE_LEN 4096
+
 /* Every key, in the order ic_node_config_write writes them. */
 #define IC_NODE__CONFIG_NKEYS 28
 extern const struct key ic_node__config_keys[];

@@ -17,7 +17,6 @@
 #include "config_int.h"
 
 #define MOD "config"
-#define MAX_LINE_LEN 4096 /* characters of one line, as the reader takes */
 
 struct buf {
     char *p;
