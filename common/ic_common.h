@@ -33,7 +33,10 @@
     X(IC_ENOSPC, -17, "no space left on device")         \
     X(IC_EAUTH, -18, "authentication failed")            \
     X(IC_ETIMEDOUT, -19, "timed out")                    \
-    X(IC_ECONNECT, -20, "connection failed")
+    X(IC_ECONNECT, -20, "connection failed")             \
+    X(IC_ENOTLEADER, -30, "not the Raft leader")         \
+    X(IC_EINDOUBT, -31, "outcome unknown, retry")        \
+    X(IC_ESTALE, -32, "older than last applied")
 
 enum ic_error {
 #define IC__ERR_ENUM(name, value, msg) name = value,

@@ -14,6 +14,8 @@
  *                                   a graph at once)
  *   kv.*       named key/value databases (accounts, rosters, presence,
  *              delegations, cluster) for later modules
+ *   clients    client id (8 bytes, big-endian) -> the replicated state
+ *              machine's record of that client's last command (raft/)
  *
  * Term ids carry a tag in their top 4 bits. Numeric literals (xsd:integer,
  * xsd:decimal, xsd:double, xsd:float and the integer subtypes) and
@@ -69,6 +71,14 @@ void ic_store_close(struct ic_store *st);
 int ic_store_txn_begin(struct ic_store *st, bool write, struct ic_txn **out);
 int ic_store_txn_commit(struct ic_txn *txn);
 void ic_store_txn_abort(struct ic_txn *txn);
+
+/* Begins a transaction nested in write transaction PARENT (an LMDB child
+ * transaction): committing it merges its writes into PARENT, aborting it
+ * drops them and leaves PARENT as it was. While the child is open PARENT
+ * must not be used; the child must be committed or aborted before PARENT
+ * is. Pointers read in PARENT stay valid only until the child's first
+ * write. IC_EREADONLY when PARENT is a read transaction. */
+int ic_store_txn_begin_nested(struct ic_txn *parent, struct ic_txn **out);
 
 /* Terms */
 
@@ -274,5 +284,59 @@ int ic_store_kv_next(struct ic_txn *txn,
                      struct ic_kv after,
                      struct ic_kv *key,
                      struct ic_kv *val);
+
+/* Client records: one opaque value per 64-bit client id, kept for the
+ * replicated state machine (raft/ owns the value's format). The value read
+ * lives as the memory of ic_store_kv_get. IC_ENOTFOUND when absent. */
+int ic_store_client_get(struct ic_txn *txn, uint64_t client, struct ic_kv *val);
+int ic_store_client_put(struct ic_txn *txn, uint64_t client, struct ic_kv val);
+
+/* Snapshots: the whole replicated content of the store (every database
+ * above, the meta values but the magic and the format version) as one
+ * portable byte stream:
+ *
+ *   header   "ICSNAP\r\n" (8 bytes), version u32 (1), store format u32,
+ *            applied Raft index u64, number of databases u32
+ *   section  per database, in the order of the layout above: name length
+ *            u8, name, then records (key length u32, key, value length
+ *            u32, value) in LMDB order (duplicates in order), ended by a
+ *            key length of 0xffffffff
+ *   trailer  SHA-256 of every byte before it (32 bytes)
+ *
+ * Integers are big-endian. The stream is the same on every machine for the
+ * same content. */
+
+#define IC_STORE_SNAPSHOT_VERSION 1
+
+/* Receives the stream in pieces; returns 0 or an IC_E* code that stops the
+ * write (and is returned by it). */
+typedef int (*ic_store_write_fn)(void *data, const void *buf, size_t len);
+
+/* Writes the snapshot of the store as seen by TXN (a read transaction is
+ * the usual choice: one exact view, while writers go on) to FN. */
+int ic_store_snapshot_write(struct ic_txn *txn,
+                            ic_store_write_fn fn,
+                            void *data);
+
+/* Checks snapshot BUF (LEN bytes) completely: magic, versions, every
+ * length, the section names and the checksum. 0 with *applied (if not
+ * NULL) set to the snapshot's applied Raft index; IC_EFORMAT for another
+ * version, IC_ECORRUPT for anything else, with a one-line reason in WHY
+ * (if not NULL). Reads nothing but BUF. */
+int ic_store_snapshot_check(
+    const void *buf, size_t len, uint64_t *applied, char *why, size_t why_len);
+
+/* Replaces the whole replicated content of the store with snapshot BUF
+ * inside write transaction TXN (a fresh one, or one whose earlier writes
+ * are to be replaced too). The snapshot is checked first
+ * (ic_store_snapshot_check): a bad one is refused, with TXN untouched. On
+ * any other error the caller must abort TXN. */
+int ic_store_snapshot_restore(
+    struct ic_txn *txn, const void *buf, size_t len, char *why, size_t why_len);
+
+/* SHA-256 of the snapshot sections of the store as seen by TXN: equal
+ * digests mean equal replicated content (applied index included), so
+ * replicas can be compared. */
+int ic_store_digest(struct ic_txn *txn, unsigned char out[32]);
 
 #endif /* IC_STORE_H */

@@ -29,7 +29,13 @@ static const char *const dbi_names[DBI__COUNT] = {
     "kv.presence",
     "kv.delegations",
     "kv.cluster",
+    "clients",
 };
+
+const char *ic_store__dbi_name(int i)
+{
+    return dbi_names[i];
+}
 
 static unsigned dbi_flags(int i)
 {
@@ -233,8 +239,10 @@ open_dbis(struct ic_store *st, const char *dir, char *why, size_t why_len)
     for (int i = 0; i < DBI__COUNT; i++) {
         rc =
             mdb_dbi_open(txn, dbi_names[i], dbi_flags(i) | wflags, &st->dbi[i]);
-        if (rc == MDB_NOTFOUND && i >= DBI_KV0 && st->read_only)
-            continue; /* an older store without this database */
+        if (rc == MDB_NOTFOUND && i >= DBI_KV0 && st->read_only) {
+            st->absent |= 1u << i; /* an older store without this database */
+            continue;
+        }
         if (rc == MDB_NOTFOUND && st->read_only) {
             mdb_txn_abort(txn);
             why_set(why, why_len,
@@ -361,6 +369,31 @@ int ic_store_txn_begin(struct ic_store *st, bool write, struct ic_txn **out)
     return 0;
 }
 
+int ic_store_txn_begin_nested(struct ic_txn *parent, struct ic_txn **out)
+{
+    struct ic_txn *t;
+    int rc;
+
+    if (!parent->write)
+        return IC_EREADONLY;
+    /* The child looks terms up in LMDB: give it the parent's new ones. */
+    rc = ic_store__tcache_flush(parent);
+    if (rc != 0)
+        return rc;
+    t = ic_calloc(1, sizeof *t);
+    t->st = parent->st;
+    t->parent = parent;
+    t->write = true;
+    t->next_id = parent->next_id;
+    rc = mdb_txn_begin(parent->st->env, parent->txn, 0, &t->txn);
+    if (rc != 0) {
+        ic_free(t);
+        return ic_store__mdb_err(rc);
+    }
+    *out = t;
+    return 0;
+}
+
 int ic_store_txn_commit(struct ic_txn *t)
 {
     int rc = 0;
@@ -375,6 +408,10 @@ int ic_store_txn_commit(struct ic_txn *t)
         }
     }
     rc = ic_store__mdb_err(mdb_txn_commit(t->txn));
+    if (rc == 0 && t->parent != NULL) {
+        t->parent->next_id = t->next_id;
+        t->parent->dirty_counter |= t->dirty_counter;
+    }
     ic_store__tcache_free(&t->cache);
     ic_free(t->scratch);
     ic_free(t);
@@ -548,4 +585,35 @@ int ic_store_kv_del(struct ic_txn *t, enum ic_kv_db db, struct ic_kv key)
         return IC_EREADONLY;
     return ic_store__mdb_err(
         mdb_del(t->txn, t->st->dbi[DBI_KV0 + db], &k, NULL));
+}
+
+/* Client records */
+
+int ic_store_client_get(struct ic_txn *t, uint64_t client, struct ic_kv *val)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    int rc;
+
+    if (t->st->absent & (1u << DBI_CLIENTS))
+        return IC_ENOTFOUND;
+    ic_store__be64(kb, client);
+    rc = mdb_get(t->txn, t->st->dbi[DBI_CLIENTS], &k, &v);
+    if (rc != 0)
+        return ic_store__mdb_err(rc);
+    val->data = v.mv_data;
+    val->len = v.mv_size;
+    return 0;
+}
+
+int ic_store_client_put(struct ic_txn *t, uint64_t client, struct ic_kv val)
+{
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v = {val.len, (void *)val.data};
+
+    if (!t->write)
+        return IC_EREADONLY;
+    ic_store__be64(kb, client);
+    return ic_store__mdb_err(
+        mdb_put(t->txn, t->st->dbi[DBI_CLIENTS], &k, &v, 0));
 }

@@ -30,7 +30,9 @@ enum ic_store__dbi {
     DBI_OSP,
     DBI_GS,
     DBI_KV0, /* IC_KV__COUNT databases from here */
-    DBI__COUNT = DBI_KV0 + IC_KV__COUNT,
+    /* then the state machine's per-client records */
+    DBI_CLIENTS = DBI_KV0 + IC_KV__COUNT,
+    DBI__COUNT,
 };
 
 /* The matcher's cache of the attribute map (match.c): entries as read at
@@ -43,6 +45,7 @@ struct ic_store {
     bool read_only;
     uint64_t map_size;
     struct ic_store__attr_cache *attrs;
+    uint32_t absent; /* bit i: database i missing (older store, read-only) */
 };
 
 /* match.c */
@@ -68,6 +71,7 @@ struct ic_store__tcache {
 struct ic_txn {
     struct ic_store *st;
     MDB_txn *txn;
+    struct ic_txn *parent; /* of a nested transaction, else NULL */
     bool write;
     bool dirty_counter;
     uint64_t next_id; /* next dictionary counter value */
@@ -77,6 +81,8 @@ struct ic_txn {
 };
 
 /* store.c */
+/* The LMDB name of database I (enum ic_store__dbi). */
+const char *ic_store__dbi_name(int i);
 int ic_store__mdb_err(int rc);
 int ic_store__meta_get_u64(struct ic_txn *txn, const char *key, uint64_t *v);
 int ic_store__meta_put_u64(struct ic_txn *txn, const char *key, uint64_t v);

@@ -1,0 +1,483 @@
+/*
+ * cmd.c - the binary encoding of commands for the Raft log (layout in
+ * raft/README.md). Integers are big-endian; every length is checked
+ * against what is left before it is used.
+ *
+ * Wire codes are fixed here, not taken from the enums' values, so that
+ * reordering an enum cannot change the meaning of a stored log entry.
+ */
+#include <string.h>
+
+#include "ic_raft.h"
+
+/* Wire codes */
+
+static int syntax_to_wire(enum ic_rdf_syntax s)
+{
+    switch (s) {
+    case IC_RDF_TURTLE:
+        return 1;
+    case IC_RDF_NTRIPLES:
+        return 2;
+    case IC_RDF_NQUADS:
+        return 3;
+    case IC_RDF_TRIG:
+        return 4;
+    default:
+        return -1;
+    }
+}
+
+static int syntax_from_wire(unsigned w, enum ic_rdf_syntax *s)
+{
+    static const enum ic_rdf_syntax map[] = {IC_RDF_TURTLE, IC_RDF_NTRIPLES,
+                                             IC_RDF_NQUADS, IC_RDF_TRIG};
+
+    if (w < 1 || w > IC_ARRAY_LEN(map))
+        return IC_ECORRUPT;
+    *s = map[w - 1];
+    return 0;
+}
+
+/* Presence (wire code 3) is written by presence batches only. */
+static int db_to_wire(enum ic_kv_db db)
+{
+    switch (db) {
+    case IC_KV_ACCOUNTS:
+        return 1;
+    case IC_KV_ROSTERS:
+        return 2;
+    case IC_KV_DELEGATIONS:
+        return 4;
+    case IC_KV_CLUSTER:
+        return 5;
+    default:
+        return -1;
+    }
+}
+
+static int db_from_wire(unsigned w, enum ic_kv_db *db)
+{
+    switch (w) {
+    case 1:
+        *db = IC_KV_ACCOUNTS;
+        return 0;
+    case 2:
+        *db = IC_KV_ROSTERS;
+        return 0;
+    case 4:
+        *db = IC_KV_DELEGATIONS;
+        return 0;
+    case 5:
+        *db = IC_KV_CLUSTER;
+        return 0;
+    default:
+        return IC_ECORRUPT;
+    }
+}
+
+static bool op_known(unsigned type)
+{
+    switch (type) {
+    case IC_RAFT_OP_GRAPH_REPLACE:
+    case IC_RAFT_OP_GRAPH_CLEAR:
+    case IC_RAFT_OP_RDF_LOAD:
+    case IC_RAFT_OP_KV_PUT:
+    case IC_RAFT_OP_KV_DEL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Checking */
+
+static bool iri_ok(const char *iri, bool required)
+{
+    size_t n;
+
+    if (iri == NULL)
+        return !required;
+    n = strlen(iri);
+    return (n > 0 || !required) && n <= IC_RAFT_IRI_MAX;
+}
+
+static bool bytes_ok(const void *p, size_t len, size_t max)
+{
+    return len <= max && (p != NULL || len == 0);
+}
+
+static bool rdf_ok(const struct ic_raft_op *op)
+{
+    const struct ic_raft_rdf *r = &op->rdf;
+
+    if (!iri_ok(r->graph, true))
+        return false;
+    if (op->type == IC_RAFT_OP_GRAPH_CLEAR)
+        return true;
+    if (!iri_ok(r->base, false) || !bytes_ok(r->text, r->text_len, UINT32_MAX))
+        return false;
+    if (op->type == IC_RAFT_OP_GRAPH_REPLACE)
+        return r->syntax == IC_RDF_TURTLE || r->syntax == IC_RDF_NTRIPLES;
+    return syntax_to_wire(r->syntax) > 0 &&
+           (r->graphs == IC_LOAD_ONE_GRAPH || r->graphs == IC_LOAD_BY_SUBJECT);
+}
+
+static bool op_ok(const struct ic_raft_op *op)
+{
+    const struct ic_raft_kvop *kv = &op->kv;
+
+    switch (op->type) {
+    case IC_RAFT_OP_GRAPH_REPLACE:
+    case IC_RAFT_OP_GRAPH_CLEAR:
+    case IC_RAFT_OP_RDF_LOAD:
+        return rdf_ok(op);
+    case IC_RAFT_OP_KV_PUT:
+        if (!bytes_ok(kv->val.data, kv->val.len, UINT32_MAX))
+            return false;
+        /* fall through */
+    case IC_RAFT_OP_KV_DEL:
+        return db_to_wire(kv->db) > 0 && kv->key.len > 0 &&
+               bytes_ok(kv->key.data, kv->key.len, IC_RAFT_KEY_MAX);
+    default:
+        return false;
+    }
+}
+
+static bool cmd_ok(const struct ic_raft_cmd *cmd)
+{
+    if (cmd->client == 0 || cmd->seq == 0 || cmd->ops == NULL ||
+        cmd->n_ops == 0 || cmd->n_ops > IC_RAFT_BATCH_MAX ||
+        (!cmd->batch && cmd->n_ops != 1))
+        return false;
+    for (size_t i = 0; i < cmd->n_ops; i++)
+        if (!op_ok(&cmd->ops[i]))
+            return false;
+    return true;
+}
+
+/* Writing: with p == NULL only counts. */
+
+struct wr {
+    unsigned char *p;
+    size_t len;
+};
+
+static void w_bytes(struct wr *w, const void *data, size_t n)
+{
+    if (w->p != NULL && n > 0)
+        memcpy(w->p + w->len, data, n);
+    w->len += n;
+}
+
+static void w_uint(struct wr *w, uint64_t v, int bytes)
+{
+    unsigned char b[8];
+
+    for (int i = 0; i < bytes; i++)
+        b[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    w_bytes(w, b, (size_t)bytes);
+}
+
+static void w_str16(struct wr *w, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    w_uint(w, n, 2);
+    w_bytes(w, s, n);
+}
+
+static void w_op(struct wr *w, const struct ic_raft_op *op)
+{
+    const struct ic_raft_rdf *r = &op->rdf;
+
+    switch (op->type) {
+    case IC_RAFT_OP_GRAPH_CLEAR:
+        w_str16(w, r->graph);
+        return;
+    case IC_RAFT_OP_GRAPH_REPLACE:
+    case IC_RAFT_OP_RDF_LOAD:
+        w_uint(w, (uint64_t)syntax_to_wire(r->syntax), 1);
+        if (op->type == IC_RAFT_OP_RDF_LOAD) {
+            w_uint(w, r->graphs == IC_LOAD_BY_SUBJECT, 1);
+            w_uint(w, r->replace ? 1 : 0, 1);
+        }
+        w_str16(w, r->graph);
+        w_str16(w, r->base);
+        w_uint(w, r->text_len, 4);
+        w_bytes(w, r->text, r->text_len);
+        return;
+    case IC_RAFT_OP_KV_PUT:
+    case IC_RAFT_OP_KV_DEL:
+        w_uint(w, (uint64_t)db_to_wire(op->kv.db), 1);
+        w_uint(w, op->kv.key.len, 2);
+        w_bytes(w, op->kv.key.data, op->kv.key.len);
+        if (op->type == IC_RAFT_OP_KV_PUT) {
+            w_uint(w, op->kv.val.len, 4);
+            w_bytes(w, op->kv.val.data, op->kv.val.len);
+        }
+        return;
+    }
+}
+
+static void w_cmd(struct wr *w, const struct ic_raft_cmd *cmd)
+{
+    w_uint(w, IC_RAFT_CMD_VERSION, 1);
+    w_uint(w, cmd->batch ? IC_RAFT_TYPE_BATCH : (uint64_t)cmd->ops[0].type, 1);
+    w_uint(w, cmd->client, 8);
+    w_uint(w, cmd->seq, 8);
+    if (!cmd->batch) {
+        w_op(w, &cmd->ops[0]);
+        return;
+    }
+    w_uint(w, cmd->n_ops, 2);
+    for (size_t i = 0; i < cmd->n_ops; i++) {
+        w_uint(w, (uint64_t)cmd->ops[i].type, 1);
+        w_op(w, &cmd->ops[i]);
+    }
+}
+
+/* raft's disk I/O takes entries whose length is a multiple of 8: the
+ * encoding ends with 0 to 7 zero bytes to get there. */
+static size_t padded(size_t len)
+{
+    return (len + 7) & ~(size_t)7;
+}
+
+int ic_raft_cmd_size(const struct ic_raft_cmd *cmd, size_t *len)
+{
+    struct wr w = {NULL, 0};
+
+    if (!cmd_ok(cmd))
+        return IC_EINVAL;
+    w_cmd(&w, cmd);
+    if (padded(w.len) > IC_RAFT_CMD_MAX)
+        return IC_ELIMIT;
+    *len = padded(w.len);
+    return 0;
+}
+
+int ic_raft_cmd_encode(const struct ic_raft_cmd *cmd, void *buf, size_t len)
+{
+    struct wr w = {NULL, 0};
+    size_t need;
+    int rc = ic_raft_cmd_size(cmd, &need);
+
+    if (rc != 0)
+        return rc;
+    if (need != len)
+        return IC_EINVAL;
+    w.p = buf;
+    w_cmd(&w, cmd);
+    memset(w.p + w.len, 0, len - w.len);
+    return 0;
+}
+
+/* Reading. A first pass with no output counts ops and IRI bytes; the
+ * second fills the command. */
+
+struct rd {
+    const unsigned char *p;
+    size_t left;
+    char *arena; /* NULL in the counting pass */
+    size_t used; /* arena bytes (IRIs with their NULs) */
+};
+
+static const unsigned char *take(struct rd *r, size_t n)
+{
+    const unsigned char *p = r->p;
+
+    if (n > r->left)
+        return NULL;
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static int r_uint(struct rd *r, int bytes, uint64_t *v)
+{
+    const unsigned char *p = take(r, (size_t)bytes);
+
+    if (p == NULL)
+        return IC_ECORRUPT;
+    *v = 0;
+    for (int i = 0; i < bytes; i++)
+        *v = (*v << 8) | p[i];
+    return 0;
+}
+
+/* A 16-bit-length IRI: no NUL inside, at most IC_RAFT_IRI_MAX; "" is NULL
+ * unless REQUIRED (then refused). */
+static int r_iri(struct rd *r, bool required, const char **out)
+{
+    const unsigned char *p;
+    uint64_t n;
+
+    if (r_uint(r, 2, &n) != 0 || n > IC_RAFT_IRI_MAX || (n == 0 && required) ||
+        (p = take(r, (size_t)n)) == NULL || memchr(p, '\0', (size_t)n) != NULL)
+        return IC_ECORRUPT;
+    if (r->arena != NULL) {
+        char *s = r->arena + r->used;
+        memcpy(s, p, (size_t)n);
+        s[n] = '\0';
+        *out = n > 0 ? s : NULL;
+    }
+    r->used += (size_t)n + 1;
+    return 0;
+}
+
+static int r_blob(struct rd *r, int lenbytes, struct ic_kv *out)
+{
+    uint64_t n;
+    const unsigned char *p;
+
+    if (r_uint(r, lenbytes, &n) != 0 || (p = take(r, (size_t)n)) == NULL)
+        return IC_ECORRUPT;
+    out->data = p;
+    out->len = (size_t)n;
+    return 0;
+}
+
+static int r_rdf(struct rd *r, unsigned type, struct ic_raft_rdf *o)
+{
+    uint64_t syn = 0, mode = 0, flags = 0;
+    struct ic_kv text;
+    int rc = 0;
+
+    if (type == IC_RAFT_OP_GRAPH_CLEAR)
+        return r_iri(r, true, &o->graph);
+    rc = r_uint(r, 1, &syn);
+    if (rc == 0 && type == IC_RAFT_OP_RDF_LOAD) {
+        rc = r_uint(r, 1, &mode);
+        if (rc == 0)
+            rc = r_uint(r, 1, &flags);
+        if (rc == 0 && (mode > 1 || flags > 1))
+            rc = IC_ECORRUPT;
+    }
+    if (rc == 0)
+        rc = syntax_from_wire((unsigned)syn, &o->syntax);
+    if (rc == 0 && type == IC_RAFT_OP_GRAPH_REPLACE && syn > 2)
+        rc = IC_ECORRUPT;
+    if (rc == 0)
+        rc = r_iri(r, true, &o->graph);
+    if (rc == 0)
+        rc = r_iri(r, false, &o->base);
+    if (rc == 0)
+        rc = r_blob(r, 4, &text);
+    if (rc != 0)
+        return rc;
+    o->graphs = mode ? IC_LOAD_BY_SUBJECT : IC_LOAD_ONE_GRAPH;
+    o->replace = flags & 1;
+    o->text = text.data;
+    o->text_len = text.len;
+    return 0;
+}
+
+static int r_kv(struct rd *r, unsigned type, struct ic_raft_kvop *o)
+{
+    uint64_t db;
+    int rc;
+
+    rc = r_uint(r, 1, &db);
+    if (rc == 0)
+        rc = db_from_wire((unsigned)db, &o->db);
+    if (rc == 0)
+        rc = r_blob(r, 2, &o->key);
+    if (rc == 0 && (o->key.len == 0 || o->key.len > IC_RAFT_KEY_MAX))
+        rc = IC_ECORRUPT;
+    if (rc == 0 && type == IC_RAFT_OP_KV_PUT)
+        rc = r_blob(r, 4, &o->val);
+    return rc;
+}
+
+/* One operation's body into OP (scratch in the counting pass). */
+static int r_op(struct rd *r, unsigned type, struct ic_raft_op *op)
+{
+    memset(op, 0, sizeof *op);
+    op->type = (enum ic_raft_op_type)type;
+    if (type == IC_RAFT_OP_KV_PUT || type == IC_RAFT_OP_KV_DEL)
+        return r_kv(r, type, &op->kv);
+    return r_rdf(r, type, &op->rdf);
+}
+
+/* Parses the whole command; OPS (room for every op) is NULL in the counting
+ * pass, where *N_OPS gets the count. */
+static int r_cmd(struct rd *r, struct ic_raft_cmd *cmd, struct ic_raft_op *ops)
+{
+    uint64_t version, type, n = 1, sub;
+    struct ic_raft_op scratch;
+    int rc;
+
+    if (r_uint(r, 1, &version) != 0)
+        return IC_ECORRUPT;
+    if (version != IC_RAFT_CMD_VERSION)
+        return IC_EFORMAT;
+    if (r_uint(r, 1, &type) != 0)
+        return IC_ECORRUPT;
+    if (type != IC_RAFT_TYPE_BATCH && !op_known((unsigned)type))
+        return IC_EFORMAT;
+    if (r_uint(r, 8, &cmd->client) != 0 || r_uint(r, 8, &cmd->seq) != 0 ||
+        cmd->client == 0 || cmd->seq == 0)
+        return IC_ECORRUPT;
+    cmd->batch = type == IC_RAFT_TYPE_BATCH;
+    if (cmd->batch &&
+        (r_uint(r, 2, &n) != 0 || n == 0 || n > IC_RAFT_BATCH_MAX))
+        return IC_ECORRUPT;
+    for (uint64_t i = 0; i < n; i++) {
+        sub = type;
+        if (cmd->batch && r_uint(r, 1, &sub) != 0)
+            return IC_ECORRUPT;
+        if (sub == IC_RAFT_TYPE_BATCH)
+            return IC_ECORRUPT; /* batches do not nest */
+        if (!op_known((unsigned)sub))
+            return IC_EFORMAT;
+        rc = r_op(r, (unsigned)sub, ops != NULL ? &ops[i] : &scratch);
+        if (rc != 0)
+            return rc;
+    }
+    /* the padding: fewer than 8 bytes, all zero */
+    if (r->left >= 8)
+        return IC_ECORRUPT;
+    for (size_t i = 0; i < r->left; i++)
+        if (r->p[i] != 0)
+            return IC_ECORRUPT;
+    cmd->n_ops = (size_t)n;
+    return 0;
+}
+
+int ic_raft_cmd_decode(const void *buf, size_t len, struct ic_raft_cmd **out)
+{
+    struct rd r = {buf, len, NULL, 0};
+    struct ic_raft_cmd probe, *cmd;
+    size_t ops_at, arena_at;
+    int rc;
+
+    if (len > IC_RAFT_CMD_MAX || len % 8 != 0)
+        return len > 0 && ((const unsigned char *)buf)[0] != IC_RAFT_CMD_VERSION
+                   ? IC_EFORMAT
+                   : IC_ECORRUPT;
+    rc = r_cmd(&r, &probe, NULL);
+    if (rc != 0)
+        return rc;
+    ops_at = (sizeof *cmd + _Alignof(struct ic_raft_op) - 1) &
+             ~(_Alignof(struct ic_raft_op) - 1);
+    arena_at = ops_at + probe.n_ops * sizeof(struct ic_raft_op);
+    cmd = ic_calloc(1, arena_at + r.used);
+    cmd->ops = (struct ic_raft_op *)(void *)((char *)cmd + ops_at);
+    r.p = buf;
+    r.left = len;
+    r.arena = (char *)cmd + arena_at;
+    r.used = 0;
+    rc = r_cmd(&r, cmd, cmd->ops);
+    if (rc != 0) { /* cannot happen: the same bytes passed once */
+        ic_free(cmd);
+        return rc;
+    }
+    *out = cmd;
+    return 0;
+}
+
+void ic_raft_cmd_free(struct ic_raft_cmd *cmd)
+{
+    ic_free(cmd);
+}

@@ -1,0 +1,563 @@
+/*
+ * fsm.c - the replicated state machine: a struct raft_fsm (version 3) over
+ * an ic_store.
+ *
+ * Happy path (apply): one LMDB write transaction per entry; skip when the
+ * entry's index is not above the stored applied index; decode; look up the
+ * client's record; run the operations in a nested transaction; record the
+ * client's sequence and result; store the index; commit; hand the result
+ * to a waiting submitter.
+ *
+ * Failure modes: a business failure (bad Turtle, an empty key) aborts the
+ * nested transaction only and becomes the result. An undecodable entry is
+ * a result too (IC_ECORRUPT: every replica decodes it the same way). An
+ * entry of an unknown version or type, or a store error (disk or map full,
+ * I/O), fails the apply: raft cannot go on past it, so the node stops
+ * rather than let replicas diverge; after a restart the entry is applied
+ * again (nothing of it was committed).
+ *
+ * Snapshots: `snapshot` opens one LMDB read transaction (an exact view at
+ * the last applied index, taken on the loop thread), `snapshot_async`
+ * serialises it (LMDB_NOTLS lets a read transaction move to another
+ * thread, should raft run it on one), `snapshot_finalize` frees the buffer
+ * and ends the transaction. `restore` checks the snapshot and loads it in
+ * one write transaction, unless the store already holds a later state
+ * (raft restores its last snapshot at every start: our store is usually
+ * ahead of it, and the entries after it are skipped by index).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "raft_int.h"
+
+#define MOD "raft"
+
+struct ic_raft_fsm {
+    struct raft_fsm rf;
+    struct ic_store *st;
+    struct raft *raft;
+    struct ic_txn *snap_txn; /* between snapshot and finalize */
+    struct ic_raft__wait *waits;
+};
+
+int ic_raft__err(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case RAFT_NOMEM:
+        return IC_ENOMEM;
+    case RAFT_NOTLEADER:
+        return IC_ENOTLEADER;
+    case RAFT_LEADERSHIPLOST:
+    case RAFT_SHUTDOWN:
+    case RAFT_CANCELED:
+        return IC_EINDOUBT;
+    case RAFT_BADID:
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+    case RAFT_INVALID:
+    case RAFT_NAMETOOLONG:
+        return IC_EINVAL;
+    case RAFT_CANTBOOTSTRAP:
+        return IC_EEXIST;
+    case RAFT_CANTCHANGE:
+    case RAFT_BUSY:
+        return IC_EBUSY;
+    case RAFT_NOTFOUND:
+        return IC_ENOTFOUND;
+    case RAFT_CORRUPT:
+    case RAFT_MALFORMED:
+        return IC_ECORRUPT;
+    case RAFT_TOOBIG:
+    case RAFT_TOOMANY:
+        return IC_ELIMIT;
+    case RAFT_NOSPACE:
+        return IC_ENOSPC;
+    case RAFT_NOCONNECTION:
+        return IC_ECONNECT;
+    default:
+        return IC_EIO;
+    }
+}
+
+/* Waiters */
+
+void ic_raft__fsm_wait_add(struct ic_raft_fsm *fsm, struct ic_raft__wait *w)
+{
+    w->done = false;
+    w->prev = NULL;
+    w->next = fsm->waits;
+    if (fsm->waits != NULL)
+        fsm->waits->prev = w;
+    fsm->waits = w;
+}
+
+void ic_raft__fsm_wait_del(struct ic_raft_fsm *fsm, struct ic_raft__wait *w)
+{
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else if (fsm->waits == w)
+        fsm->waits = w->next;
+    else
+        return; /* not listed */
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+}
+
+static void notify(struct ic_raft_fsm *fsm,
+                   const struct ic_raft_cmd *cmd,
+                   const struct ic_raft_result *res)
+{
+    for (struct ic_raft__wait *w = fsm->waits; w != NULL; w = w->next) {
+        if (w->client == cmd->client && w->seq == cmd->seq && !w->done) {
+            w->res = *res;
+            w->done = true;
+        }
+    }
+}
+
+/* Client records: seq u64, code u32, message length u16, message. */
+
+struct record {
+    uint64_t seq;
+    struct ic_raft_result res;
+};
+
+static uint64_t be_get(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void be_put(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+}
+
+static int record_get(struct ic_txn *t, uint64_t client, struct record *r)
+{
+    struct ic_kv v;
+    const unsigned char *p;
+    size_t ml;
+    int rc = ic_store_client_get(t, client, &v);
+
+    memset(r, 0, sizeof *r);
+    if (rc == IC_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    p = v.data;
+    if (v.len < 14 || (ml = be_get(p + 12, 2)) != v.len - 14 ||
+        ml >= sizeof r->res.msg)
+        return IC_ECORRUPT;
+    r->seq = be_get(p, 8);
+    r->res.code = (int)(int32_t)(uint32_t)be_get(p + 8, 4);
+    memcpy(r->res.msg, p + 14, ml);
+    r->res.msg[ml] = '\0';
+    return 0;
+}
+
+static int record_put(struct ic_txn *t, uint64_t client, const struct record *r)
+{
+    unsigned char buf[14 + sizeof r->res.msg];
+    size_t ml = strlen(r->res.msg);
+    struct ic_kv v = {buf, 14 + ml};
+
+    be_put(buf, r->seq, 8);
+    be_put(buf + 8, (uint32_t)r->res.code, 4);
+    be_put(buf + 12, ml, 2);
+    memcpy(buf + 14, r->res.msg, ml);
+    return ic_store_client_put(t, client, v);
+}
+
+/* Operations */
+
+/* Whether RC is the command's fault (the same on every replica) rather
+ * than this store's. */
+static bool business(int rc)
+{
+    switch (rc) {
+    case IC_EINVAL:
+    case IC_ENOTFOUND:
+    case IC_EEXIST:
+    case IC_ESYNTAX:
+    case IC_EUNKNOWN:
+    case IC_EVALUE:
+    case IC_ELIMIT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int run_load(struct ic_txn *t, const struct ic_raft_rdf *r, char *msg)
+{
+    struct ic_load_opts o = {0};
+    struct ic_load_result res;
+    int rc;
+
+    memset(&res, 0, sizeof res);
+    o.syntax = r->syntax;
+    o.graph = r->graph;
+    o.base_uri = r->base;
+    o.graphs = r->graphs;
+    o.replace = r->replace;
+    o.name = "text";
+    rc = ic_store_load_buffer(t, r->text, r->text_len, &o, &res);
+    if (rc != 0)
+        snprintf(msg, 256, "%.255s",
+                 res.error[0] != '\0' ? res.error : ic_strerror(rc));
+    return rc;
+}
+
+/* One operation inside T; MSG (256 bytes) says what failed. */
+static int run_op(struct ic_txn *t, const struct ic_raft_op *op, char *msg)
+{
+    struct ic_raft_rdf rdf;
+    int rc;
+
+    switch (op->type) {
+    case IC_RAFT_OP_GRAPH_REPLACE:
+        rc = ic_store_graph_clear(t, op->rdf.graph);
+        if (rc != 0)
+            break;
+        rdf = op->rdf;
+        rdf.graphs = IC_LOAD_ONE_GRAPH;
+        rdf.replace = false;
+        return run_load(t, &rdf, msg);
+    case IC_RAFT_OP_GRAPH_CLEAR:
+        rc = ic_store_graph_clear(t, op->rdf.graph);
+        break;
+    case IC_RAFT_OP_RDF_LOAD:
+        return run_load(t, &op->rdf, msg);
+    case IC_RAFT_OP_KV_PUT:
+        rc = ic_store_kv_put(t, op->kv.db, op->kv.key, op->kv.val);
+        break;
+    case IC_RAFT_OP_KV_DEL:
+        rc = ic_store_kv_del(t, op->kv.db, op->kv.key);
+        if (rc == IC_ENOTFOUND)
+            rc = 0;
+        break;
+    default:
+        rc = IC_EINVAL;
+        break;
+    }
+    if (rc != 0)
+        snprintf(msg, 256, "%s", ic_strerror(rc));
+    return rc;
+}
+
+/* Runs CMD's operations in a transaction nested in T: all or nothing. A
+ * business failure goes to RES and returns 0. */
+static int run_cmd(struct ic_txn *t,
+                   const struct ic_raft_cmd *cmd,
+                   struct ic_raft_result *res)
+{
+    struct ic_txn *child;
+    char msg[256] = "";
+    size_t i;
+    int rc;
+
+    rc = ic_store_txn_begin_nested(t, &child);
+    if (rc != 0)
+        return rc;
+    for (i = 0, rc = 0; i < cmd->n_ops && rc == 0; i++)
+        rc = run_op(child, &cmd->ops[i], msg);
+    if (rc == 0)
+        return ic_store_txn_commit(child);
+    ic_store_txn_abort(child);
+    if (!business(rc))
+        return rc;
+    res->code = rc;
+    if (cmd->batch)
+        snprintf(res->msg, sizeof res->msg, "op %zu: %.230s", i, msg);
+    else
+        memcpy(res->msg, msg, sizeof res->msg);
+    return 0;
+}
+
+/* The deduplication rules, then the command. */
+static int apply_cmd(struct ic_txn *t,
+                     const struct ic_raft_cmd *cmd,
+                     struct ic_raft_result *res)
+{
+    struct record rec;
+    int rc = record_get(t, cmd->client, &rec);
+
+    if (rc != 0)
+        return rc;
+    if (cmd->seq == rec.seq) {
+        *res = rec.res;
+        return 0;
+    }
+    if (cmd->seq < rec.seq) {
+        res->code = IC_ESTALE;
+        snprintf(res->msg, sizeof res->msg,
+                 "sequence %llu is below the client's last applied (%llu)",
+                 (unsigned long long)cmd->seq, (unsigned long long)rec.seq);
+        return 0;
+    }
+    rc = run_cmd(t, cmd, res);
+    if (rc != 0)
+        return rc;
+    rec.seq = cmd->seq;
+    rec.res = *res;
+    return record_put(t, cmd->client, &rec);
+}
+
+int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
+                          uint64_t index,
+                          const void *buf,
+                          size_t len)
+{
+    struct ic_raft_result res = {0, ""};
+    struct ic_raft_cmd *cmd = NULL;
+    struct ic_txn *t = NULL;
+    uint64_t applied;
+    int rc;
+
+    rc = ic_store_txn_begin(fsm->st, true, &t);
+    if (rc == 0)
+        rc = ic_store_applied_get(t, &applied);
+    if (rc != 0)
+        goto fail;
+    if (index <= applied) { /* replayed after a restart */
+        ic_store_txn_abort(t);
+        return 0;
+    }
+    rc = ic_raft_cmd_decode(buf, len, &cmd);
+    if (rc == IC_EFORMAT) {
+        IC_LOG(IC_LOG_ERROR, MOD,
+               "entry %llu: command of a version or type this build does "
+               "not know: upgrade this node",
+               (unsigned long long)index);
+        goto fail;
+    }
+    if (rc != 0) {
+        res.code = IC_ECORRUPT;
+        snprintf(res.msg, sizeof res.msg, "malformed command");
+        rc = 0;
+    } else {
+        rc = apply_cmd(t, cmd, &res);
+    }
+    if (rc == 0)
+        rc = ic_store_applied_set(t, index);
+    if (rc == 0) {
+        rc = ic_store_txn_commit(t);
+        t = NULL;
+    }
+    if (rc != 0)
+        goto fail;
+    if (cmd != NULL)
+        notify(fsm, cmd, &res);
+    ic_raft_cmd_free(cmd);
+    return 0;
+
+fail:
+    IC_LOG(IC_LOG_ERROR, MOD, "entry %llu: apply failed: %s",
+           (unsigned long long)index, ic_strerror(rc));
+    ic_store_txn_abort(t);
+    ic_raft_cmd_free(cmd);
+    return rc;
+}
+
+/* raft_fsm callbacks */
+
+static int
+on_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
+{
+    struct ic_raft_fsm *fsm = rf->data;
+    /* raft advances last_applied after each entry it applies */
+    uint64_t index = raft_last_applied(fsm->raft) + 1;
+
+    *result = NULL;
+    return ic_raft__fsm_apply_at(fsm, index, buf->base, buf->len) == 0
+               ? 0
+               : RAFT_IOERR;
+}
+
+struct growbuf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static int grow_write(void *data, const void *p, size_t len)
+{
+    struct growbuf *b = data;
+
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 64 * 1024;
+        unsigned char *np;
+        while (cap < b->len + len)
+            cap *= 2;
+        np = raft_realloc(b->p, cap);
+        if (np == NULL)
+            return IC_ENOMEM;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, len);
+    b->len += len;
+    return 0;
+}
+
+static void snap_end(struct ic_raft_fsm *fsm)
+{
+    ic_store_txn_abort(fsm->snap_txn);
+    fsm->snap_txn = NULL;
+}
+
+static int
+on_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct ic_raft_fsm *fsm = rf->data;
+    int rc;
+
+    if (fsm->snap_txn != NULL)
+        return RAFT_BUSY;
+    rc = ic_store_txn_begin(fsm->st, false, &fsm->snap_txn);
+    if (rc != 0) {
+        IC_LOG(IC_LOG_ERROR, MOD, "snapshot: %s", ic_strerror(rc));
+        fsm->snap_txn = NULL;
+        return RAFT_IOERR;
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int on_snapshot_async(struct raft_fsm *rf,
+                             struct raft_buffer *bufs[],
+                             unsigned *n_bufs)
+{
+    struct ic_raft_fsm *fsm = rf->data;
+    struct growbuf b = {NULL, 0, 0};
+    struct raft_buffer *out;
+    int rc;
+
+    if (fsm->snap_txn == NULL)
+        return RAFT_INVALID;
+    rc = ic_store_snapshot_write(fsm->snap_txn, grow_write, &b);
+    out = rc == 0 ? raft_malloc(sizeof *out) : NULL;
+    snap_end(fsm);
+    if (out == NULL) {
+        IC_LOG(IC_LOG_ERROR, MOD, "snapshot: %s",
+               ic_strerror(rc ? rc : IC_ENOMEM));
+        raft_free(b.p);
+        return rc == IC_ENOMEM || rc == 0 ? RAFT_NOMEM : RAFT_IOERR;
+    }
+    out->base = b.p;
+    out->len = b.len;
+    *bufs = out;
+    *n_bufs = 1;
+    IC_LOG(IC_LOG_DEBUG, MOD, "snapshot of %zu bytes", b.len);
+    return 0;
+}
+
+static int on_snapshot_finalize(struct raft_fsm *rf,
+                                struct raft_buffer *bufs[],
+                                unsigned *n_bufs)
+{
+    struct ic_raft_fsm *fsm = rf->data;
+
+    for (unsigned i = 0; i < *n_bufs; i++)
+        raft_free((*bufs)[i].base);
+    raft_free(*bufs);
+    *bufs = NULL;
+    *n_bufs = 0;
+    snap_end(fsm);
+    return 0;
+}
+
+/* Loads BUF unless the store is already at or past its state. */
+static int restore(struct ic_raft_fsm *fsm, const struct raft_buffer *buf)
+{
+    char why[256] = "";
+    uint64_t snap, ours;
+    struct ic_txn *t;
+    int rc;
+
+    rc = ic_store_snapshot_check(buf->base, buf->len, &snap, why, sizeof why);
+    if (rc != 0) {
+        IC_LOG(IC_LOG_ERROR, MOD, "snapshot refused: %s", why);
+        return rc;
+    }
+    rc = ic_store_txn_begin(fsm->st, true, &t);
+    if (rc == 0)
+        rc = ic_store_applied_get(t, &ours);
+    if (rc == 0 && ours >= snap) {
+        IC_LOG(IC_LOG_DEBUG, MOD,
+               "snapshot at %llu: store already at %llu, kept",
+               (unsigned long long)snap, (unsigned long long)ours);
+        ic_store_txn_abort(t);
+        return 0;
+    }
+    if (rc == 0)
+        rc = ic_store_snapshot_restore(t, buf->base, buf->len, why, sizeof why);
+    if (rc == 0) {
+        rc = ic_store_txn_commit(t);
+        t = NULL;
+    }
+    ic_store_txn_abort(t);
+    if (rc != 0)
+        IC_LOG(IC_LOG_ERROR, MOD, "snapshot restore: %s",
+               why[0] ? why : ic_strerror(rc));
+    else
+        IC_LOG(IC_LOG_INFO, MOD, "restored snapshot at applied index %llu",
+               (unsigned long long)snap);
+    return rc;
+}
+
+/* raft hands the buffer over on success. */
+static int on_restore(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    int rc = restore(rf->data, buf);
+
+    if (rc != 0)
+        return rc == IC_ECORRUPT || rc == IC_EFORMAT ? RAFT_CORRUPT
+                                                     : RAFT_IOERR;
+    raft_free(buf->base);
+    buf->base = NULL;
+    return 0;
+}
+
+int ic_raft_fsm_new(struct ic_store *st, struct ic_raft_fsm **out)
+{
+    struct ic_raft_fsm *fsm = ic_calloc(1, sizeof *fsm);
+
+    fsm->st = st;
+    fsm->rf.version = 3;
+    fsm->rf.data = fsm;
+    fsm->rf.apply = on_apply;
+    fsm->rf.snapshot = on_snapshot;
+    fsm->rf.snapshot_async = on_snapshot_async;
+    fsm->rf.snapshot_finalize = on_snapshot_finalize;
+    fsm->rf.restore = on_restore;
+    *out = fsm;
+    return 0;
+}
+
+void ic_raft_fsm_free(struct ic_raft_fsm *fsm)
+{
+    if (fsm == NULL)
+        return;
+    snap_end(fsm);
+    ic_free(fsm);
+}
+
+struct raft_fsm *ic_raft_fsm_get(struct ic_raft_fsm *fsm)
+{
+    return &fsm->rf;
+}
+
+void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r)
+{
+    fsm->raft = r;
+}

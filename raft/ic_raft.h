@@ -1,0 +1,296 @@
+/*
+ * ic_raft.h - the Intercloud Root's replication: commands encoded for the
+ * Raft log, the state machine applying them to the store (ic_store.h), and
+ * a Raft node on the caller's libuv loop. The whole public API of raft/.
+ *
+ * Commands. A command is one or more operations on the replicated state
+ * (catalog graphs, key/value records) with the submitting client's id and
+ * sequence number. It is encoded in a versioned binary form (see
+ * raft/README.md for the layout) and applied by every replica in one LMDB
+ * write transaction together with the applied Raft index:
+ *
+ *   - an entry whose index is not above the store's applied index is
+ *     skipped (replay after a crash or restart changes nothing);
+ *   - the state machine records per client the last applied sequence and
+ *     its result: a command whose sequence equals it is not applied again
+ *     and gets the recorded result, one below it gets IC_ESTALE;
+ *   - a business failure (bad Turtle, an empty key, ...) is the command's
+ *     RESULT (code and message), never a failed apply: the command's
+ *     operations are undone (an LMDB nested transaction) and only the
+ *     applied index and the client record change. A batch is all or
+ *     nothing.
+ *
+ * Errors: functions return 0 or a negative IC_E* code (ic_common.h).
+ * Memory: ic_malloc/ic_free unless said otherwise; buffers handed to the
+ * raft library are raft_malloc'd.
+ * Threads: everything runs on one thread (the node's event loop).
+ */
+#ifndef IC_RAFT_H
+#define IC_RAFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ic_common.h"
+#include "ic_store.h"
+
+/* Commands */
+
+#define IC_RAFT_CMD_VERSION 1
+/* Largest encoded command, and most operations in one batch. */
+#define IC_RAFT_CMD_MAX (64u << 20)
+#define IC_RAFT_BATCH_MAX 1024
+/* Longest graph or base IRI, and longest key/value key (the store's). */
+#define IC_RAFT_IRI_MAX 4096
+#define IC_RAFT_KEY_MAX 511
+
+/* Type codes of the encoding (one byte). A command is one operation, or a
+ * batch of several. 0x30 (presence batch) and 0x31 (node lease) are kept
+ * for a later version; a code this build does not know is IC_EFORMAT. */
+enum ic_raft_op_type {
+    IC_RAFT_OP_GRAPH_REPLACE = 0x01, /* the graph becomes the text's triples */
+    IC_RAFT_OP_GRAPH_CLEAR = 0x02,   /* every quad of the graph removed */
+    IC_RAFT_OP_RDF_LOAD = 0x03,      /* ic_store_load_buffer of the text */
+    IC_RAFT_OP_KV_PUT = 0x10,
+    IC_RAFT_OP_KV_DEL = 0x11, /* deleting a missing key succeeds */
+};
+#define IC_RAFT_TYPE_BATCH 0x20
+
+/* An RDF operation (GRAPH_REPLACE, GRAPH_CLEAR, RDF_LOAD). */
+struct ic_raft_rdf {
+    enum ic_rdf_syntax syntax;  /* REPLACE: Turtle or N-Triples; LOAD: any */
+    enum ic_load_graphs graphs; /* LOAD only */
+    bool replace;               /* LOAD only: ic_load_opts.replace */
+    const char *graph;          /* the (default) graph IRI, required */
+    const char *base;           /* base IRI, or NULL */
+    const char *text;           /* REPLACE, LOAD: the document */
+    size_t text_len;
+};
+
+/* A key/value operation (KV_PUT, KV_DEL) on accounts, rosters, delegations
+ * or cluster: presence is written by presence batches only. */
+struct ic_raft_kvop {
+    enum ic_kv_db db;
+    struct ic_kv key; /* 1 to IC_RAFT_KEY_MAX bytes */
+    struct ic_kv val; /* KV_PUT only */
+};
+
+struct ic_raft_op {
+    enum ic_raft_op_type type;
+    struct ic_raft_rdf rdf;
+    struct ic_raft_kvop kv;
+};
+
+struct ic_raft_cmd {
+    uint64_t client; /* random per submitting process start; not 0 */
+    uint64_t seq;    /* per client, increasing; not 0 */
+    bool batch;      /* encode as a batch (type 0x20), even of one op */
+    size_t n_ops;    /* 1 unless batch; at most IC_RAFT_BATCH_MAX */
+    struct ic_raft_op *ops;
+};
+
+/* The encoded size of CMD into *LEN (a multiple of 8, as raft's disk I/O
+ * wants: the encoding ends with up to 7 zero bytes), after checking every
+ * field: IC_EINVAL
+ * for a field out of range, IC_ELIMIT when larger than IC_RAFT_CMD_MAX. */
+int ic_raft_cmd_size(const struct ic_raft_cmd *cmd, size_t *len);
+/* Encodes CMD into BUF, which holds exactly LEN = ic_raft_cmd_size bytes.
+ * IC_EINVAL when CMD is invalid or LEN is not its size. */
+int ic_raft_cmd_encode(const struct ic_raft_cmd *cmd, void *buf, size_t len);
+/* Decodes LEN bytes at BUF with strict bounds checks: IC_EFORMAT for an
+ * unknown version or type code, IC_ECORRUPT for anything truncated,
+ * trailing or out of range. On success *OUT is a new command to free with
+ * ic_raft_cmd_free: its IRIs are NUL-terminated copies, but its texts,
+ * keys and values point into BUF, which must outlive it. */
+int ic_raft_cmd_decode(const void *buf, size_t len, struct ic_raft_cmd **out);
+/* Frees a decoded command; NULL is a no-op. */
+void ic_raft_cmd_free(struct ic_raft_cmd *cmd);
+
+/* The state machine */
+
+struct raft;
+struct raft_fsm;
+struct ic_raft_fsm;
+
+/* A command's result: 0, or the IC_E* code of its business failure with a
+ * message ("op 2: text:1:5: bad syntax"); IC_ESTALE for a sequence below
+ * the client's last applied one, IC_ECORRUPT for an undecodable entry. */
+struct ic_raft_result {
+    int code;
+    char msg[256];
+};
+
+/* A state machine applying to store ST, which it does not own and which
+ * must outlive it. */
+int ic_raft_fsm_new(struct ic_store *st, struct ic_raft_fsm **out);
+/* Frees FSM (NULL is a no-op); its raft instance must be closed. */
+void ic_raft_fsm_free(struct ic_raft_fsm *fsm);
+/* The struct raft_fsm (version 3: apply, snapshot, snapshot_async,
+ * snapshot_finalize, restore) to give raft_init or raft_fixture_grow; it
+ * belongs to FSM. */
+struct raft_fsm *ic_raft_fsm_get(struct ic_raft_fsm *fsm);
+/* Tells FSM the raft instance it serves (it reads the index of the entry
+ * being applied from it). Call before raft_start. */
+void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r);
+
+/* The node: a raft server on the caller's libuv loop, with the libuv disk
+ * I/O in <data_dir>/raft/ and TCP between nodes, applying to a store.
+ *
+ * Lifecycle: ic_raft_node_new opens (or creates) the directory, bootstraps
+ * the initial configuration when the directory is new (and only then),
+ * restarts from its state otherwise, and starts the server (pre-vote on).
+ * ic_raft_node_close transfers leadership first when this node leads, then
+ * closes; its callback says when every handle is closed and the node
+ * freed. Every callback runs on the loop thread. As with the XMPP engine,
+ * the process must ignore SIGPIPE (a peer may close its socket while raft
+ * writes to it). */
+
+struct uv_loop_s;
+struct ic_raft_node;
+
+enum ic_raft_role {
+    IC_RAFT_STANDBY = 0, /* replicates, does not vote */
+    IC_RAFT_VOTER = 1,
+    IC_RAFT_SPARE = 2, /* neither (a new member starts as one) */
+};
+
+enum ic_raft_state {
+    IC_RAFT_UNAVAILABLE = 0,
+    IC_RAFT_FOLLOWER,
+    IC_RAFT_CANDIDATE,
+    IC_RAFT_LEADER,
+};
+
+struct ic_raft_server {
+    uint64_t id;         /* > 0 */
+    const char *address; /* "IPv4:port" */
+    enum ic_raft_role role;
+};
+
+struct ic_raft_node_opts {
+    uint64_t id;            /* this server's id, > 0 */
+    const char *address;    /* this server's raft address, "IPv4:port" */
+    const char *data_dir;   /* raft's files go to <data_dir>/raft/ */
+    struct ic_store *store; /* applied to; not owned, must outlive the node */
+    /* The first configuration, bootstrapped only when <data_dir>/raft/ is
+     * new; none (n_initial 0) for a server that will be added later. */
+    const struct ic_raft_server *initial;
+    size_t n_initial;
+    unsigned election_timeout_ms; /* 0: 1000 */
+    unsigned heartbeat_ms;        /* 0: 100 */
+    unsigned snapshot_threshold;  /* entries between snapshots; 0: 1024 */
+    unsigned snapshot_trailing;   /* entries kept after one; 0: 128 */
+    uint64_t client_id;           /* for ic_raft_node_client; 0: random */
+};
+
+/* Creates the node on LOOP and starts it. On failure nothing is left
+ * behind (no handle open on LOOP) and WHY (if not NULL) gets a reason. */
+int ic_raft_node_new(struct uv_loop_s *loop,
+                     const struct ic_raft_node_opts *opts,
+                     struct ic_raft_node **out,
+                     char *why,
+                     size_t why_len);
+
+/* This process's client id (random per start unless given) and its next
+ * sequence number, for the commands it submits. */
+uint64_t ic_raft_node_client(struct ic_raft_node *node);
+uint64_t ic_raft_node_next_seq(struct ic_raft_node *node);
+
+/* Completion of a submission. RC is 0 when the command was applied (RES is
+ * then its result, which may be a business failure), IC_ENOTLEADER when
+ * this node does not lead (LEADER_ID and LEADER_ADDRESS name the leader
+ * when known: 0 and NULL otherwise; forward the command there), or
+ * IC_EINDOUBT when it may or may not have been applied (leadership lost,
+ * node closing): retry it with the same client id and sequence. The
+ * pointers live until the callback returns. */
+typedef void (*ic_raft_submit_cb)(void *data,
+                                  int rc,
+                                  const struct ic_raft_result *res,
+                                  uint64_t leader_id,
+                                  const char *leader_address);
+
+/* Submits CMD (copied: the caller may free it on return). The callback
+ * runs later, never from inside this call. An error returned (IC_EINVAL
+ * for a command that does not encode, IC_EBUSY when closing) means no
+ * callback. */
+int ic_raft_node_submit(struct ic_raft_node *node,
+                        const struct ic_raft_cmd *cmd,
+                        ic_raft_submit_cb cb,
+                        void *data);
+
+/* Completion of a barrier or a membership change: RC 0, IC_ENOTLEADER
+ * (with the leader when known), IC_EINDOUBT, or another IC_E* code. */
+typedef void (*ic_raft_done_cb)(void *data,
+                                int rc,
+                                uint64_t leader_id,
+                                const char *leader_address);
+
+/* A barrier: once it completes, every entry committed before it is applied
+ * to this node's store, so a local read is linearizable. */
+int ic_raft_node_barrier(struct ic_raft_node *node,
+                         ic_raft_done_cb cb,
+                         void *data);
+
+/* Membership (leader only; one change at a time). A new server is added as
+ * a spare, then assigned a role (a voter is caught up first). Transfer with
+ * ID 0 picks a voter. Same callback rules as ic_raft_node_submit. */
+int ic_raft_node_add(struct ic_raft_node *node,
+                     uint64_t id,
+                     const char *address,
+                     ic_raft_done_cb cb,
+                     void *data);
+int ic_raft_node_assign(struct ic_raft_node *node,
+                        uint64_t id,
+                        enum ic_raft_role role,
+                        ic_raft_done_cb cb,
+                        void *data);
+int ic_raft_node_remove(struct ic_raft_node *node,
+                        uint64_t id,
+                        ic_raft_done_cb cb,
+                        void *data);
+int ic_raft_node_transfer(struct ic_raft_node *node,
+                          uint64_t id,
+                          ic_raft_done_cb cb,
+                          void *data);
+
+#define IC_RAFT_STATUS_SERVERS 16
+#define IC_RAFT_ADDRESS_MAX 64
+
+struct ic_raft_status {
+    uint64_t id;
+    enum ic_raft_state state;
+    uint64_t leader_id; /* 0 when unknown */
+    char leader_address[IC_RAFT_ADDRESS_MAX];
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t last_applied;
+    size_t n_servers; /* the current configuration (first 16 servers) */
+    struct {
+        uint64_t id;
+        char address[IC_RAFT_ADDRESS_MAX];
+        enum ic_raft_role role;
+    } servers[IC_RAFT_STATUS_SERVERS];
+};
+
+void ic_raft_node_status(struct ic_raft_node *node, struct ic_raft_status *out);
+
+/* Closes NODE: a leader first hands leadership to another voter (bounded by
+ * the election timeout), then raft closes, pending submissions complete
+ * with IC_EINDOUBT, and once every handle is closed NODE is freed and CB
+ * (if not NULL) runs. The store is not closed. Call once. */
+void ic_raft_node_close(struct ic_raft_node *node,
+                        void (*cb)(void *data),
+                        void *data);
+
+/* Tracing */
+
+struct raft_tracer;
+
+/* A tracer (set it as struct raft's tracer, and with raft_uv_set_tracer)
+ * that sends the raft library's diagnostics to the IC_LOG sink, module
+ * "raft": errors and warnings as such, the rest at debug and trace. It is
+ * static: never freed. */
+struct raft_tracer *ic_raft_tracer(void);
+
+#endif /* IC_RAFT_H */

@@ -1,0 +1,704 @@
+/*
+ * node.c - a raft server on the caller's libuv loop: raft's libuv disk I/O
+ * in <data_dir>/raft/, its TCP transport, our state machine (fsm.c).
+ *
+ * Happy path: new -> (bootstrap when the directory is new) -> start; the
+ * leader accepts submissions, barriers and membership changes; close hands
+ * leadership over, closes raft, then our timer, then frees.
+ *
+ * Failure modes: a request this node cannot serve (not the leader, raft
+ * refusing it) completes with an IC_E* code; a request raft fails after it
+ * accepted it (leadership lost, shutdown) completes with IC_EINDOUBT. Every
+ * completion goes through one queue drained by a zero timer, so callbacks
+ * never run inside the call that made the request.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "raft_int.h"
+
+#define MOD "raft"
+
+enum op_kind { OP_SUBMIT, OP_BARRIER, OP_CHANGE, OP_TRANSFER };
+
+/* One request to raft and its completion. */
+struct op {
+    enum op_kind kind;
+    struct ic_raft_node *node;
+    union {
+        struct raft_apply apply;
+        struct raft_barrier barrier;
+        struct raft_change change;
+        struct raft_transfer transfer;
+    } req;
+    struct ic_raft__wait w; /* OP_SUBMIT */
+    uint64_t target;        /* OP_TRANSFER */
+    ic_raft_submit_cb submit_cb;
+    ic_raft_done_cb done_cb;
+    void *data;
+    int rc;
+    uint64_t leader_id;
+    char leader_address[IC_RAFT_ADDRESS_MAX];
+    struct op *next;
+};
+
+struct ic_raft_node {
+    uv_loop_t *loop;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct ic_raft_fsm *fsm;
+    uv_timer_t defer; /* drains DONE */
+    uv_timer_t guard; /* bounds the leadership transfer before closing */
+    int handles;      /* ours still open */
+    unsigned election_ms;
+    struct op *done, **done_tail;
+    uint64_t client;
+    uint64_t seq;
+    bool closing;
+    bool raft_closing;
+    bool raft_closed;
+    struct raft_transfer transfer; /* the one before closing */
+    void (*close_cb)(void *data);
+    void *close_data;
+};
+
+/* Completions */
+
+static void op_free(struct op *op)
+{
+    ic_free(op);
+}
+
+static void call(struct op *op)
+{
+    const char *addr = op->leader_id ? op->leader_address : NULL;
+
+    if (op->kind == OP_SUBMIT) {
+        if (op->submit_cb != NULL)
+            op->submit_cb(op->data, op->rc, op->rc == 0 ? &op->w.res : NULL,
+                          op->leader_id, addr);
+    } else if (op->done_cb != NULL) {
+        op->done_cb(op->data, op->rc, op->leader_id, addr);
+    }
+}
+
+static void drain(struct ic_raft_node *n)
+{
+    while (n->done != NULL) {
+        struct op *op = n->done;
+        n->done = op->next;
+        if (n->done == NULL)
+            n->done_tail = &n->done;
+        call(op);
+        op_free(op);
+    }
+}
+
+static void on_defer(uv_timer_t *t)
+{
+    drain(t->data);
+}
+
+/* The leader as raft knows it, unless it is this node. */
+static void leader_of(struct ic_raft_node *n, uint64_t *id, char *addr)
+{
+    raft_id lid = 0;
+    const char *la = NULL;
+
+    raft_leader(&n->raft, &lid, &la);
+    if (lid == n->raft.id || la == NULL)
+        lid = 0;
+    *id = lid;
+    addr[0] = '\0';
+    if (lid != 0)
+        snprintf(addr, IC_RAFT_ADDRESS_MAX, "%s", la);
+}
+
+static void complete(struct op *op, int rc)
+{
+    struct ic_raft_node *n = op->node;
+
+    op->rc = rc;
+    if (rc == IC_ENOTLEADER && !n->raft_closed)
+        leader_of(n, &op->leader_id, op->leader_address);
+    op->next = NULL;
+    *n->done_tail = op;
+    n->done_tail = &op->next;
+    if (!n->raft_closed)
+        uv_timer_start(&n->defer, on_defer, 0, 0);
+}
+
+static struct op *op_new(struct ic_raft_node *n, enum op_kind kind)
+{
+    struct op *op = ic_calloc(1, sizeof *op);
+
+    op->kind = kind;
+    op->node = n;
+    return op;
+}
+
+static bool leading(struct ic_raft_node *n)
+{
+    return raft_state(&n->raft) == RAFT_LEADER;
+}
+
+/* Submissions */
+
+static void on_applied(struct raft_apply *req, int status, void *result)
+{
+    struct op *op = req->data;
+
+    (void)result; /* always NULL: results come through the wait */
+    ic_raft__fsm_wait_del(op->node->fsm, &op->w);
+    if (status == 0)
+        complete(op, op->w.done ? 0 : IC_EINDOUBT);
+    else
+        complete(op, ic_raft__err(status));
+}
+
+int ic_raft_node_submit(struct ic_raft_node *n,
+                        const struct ic_raft_cmd *cmd,
+                        ic_raft_submit_cb cb,
+                        void *data)
+{
+    struct raft_buffer buf;
+    struct op *op;
+    int rc;
+
+    if (n->closing)
+        return IC_EBUSY;
+    rc = ic_raft_cmd_size(cmd, &buf.len);
+    if (rc != 0)
+        return rc;
+    op = op_new(n, OP_SUBMIT);
+    op->submit_cb = cb;
+    op->data = data;
+    if (!leading(n)) {
+        complete(op, IC_ENOTLEADER);
+        return 0;
+    }
+    buf.base = raft_malloc(buf.len);
+    if (buf.base == NULL) {
+        op_free(op);
+        return IC_ENOMEM;
+    }
+    ic_raft_cmd_encode(cmd, buf.base, buf.len);
+    op->w.client = cmd->client;
+    op->w.seq = cmd->seq;
+    ic_raft__fsm_wait_add(n->fsm, &op->w);
+    op->req.apply.data = op;
+    rc = raft_apply(&n->raft, &op->req.apply, &buf, 1, on_applied);
+    if (rc != 0) {
+        /* raft 0.22 frees the buffer itself on some of these paths: leave
+         * it (a rare leak is better than a double free) */
+        IC_LOG(IC_LOG_WARN, MOD, "submit: %s", raft_errmsg(&n->raft));
+        ic_raft__fsm_wait_del(n->fsm, &op->w);
+        complete(op, ic_raft__err(rc));
+    }
+    return 0;
+}
+
+static void on_barrier(struct raft_barrier *req, int status)
+{
+    complete(req->data, ic_raft__err(status));
+}
+
+int ic_raft_node_barrier(struct ic_raft_node *n, ic_raft_done_cb cb, void *data)
+{
+    struct op *op;
+    int rc;
+
+    if (n->closing)
+        return IC_EBUSY;
+    op = op_new(n, OP_BARRIER);
+    op->done_cb = cb;
+    op->data = data;
+    if (!leading(n)) {
+        complete(op, IC_ENOTLEADER);
+        return 0;
+    }
+    op->req.barrier.data = op;
+    rc = raft_barrier(&n->raft, &op->req.barrier, on_barrier);
+    if (rc != 0)
+        complete(op, ic_raft__err(rc));
+    return 0;
+}
+
+/* Membership */
+
+static void on_change(struct raft_change *req, int status)
+{
+    complete(req->data, ic_raft__err(status));
+}
+
+/* A change request ready to go, or NULL (completed already) when this node
+ * does not lead. */
+static struct op *change_op(struct ic_raft_node *n, ic_raft_done_cb cb, void *d)
+{
+    struct op *op = op_new(n, OP_CHANGE);
+
+    op->done_cb = cb;
+    op->data = d;
+    op->req.change.data = op;
+    if (!leading(n)) {
+        complete(op, IC_ENOTLEADER);
+        return NULL;
+    }
+    return op;
+}
+
+int ic_raft_node_add(struct ic_raft_node *n,
+                     uint64_t id,
+                     const char *address,
+                     ic_raft_done_cb cb,
+                     void *data)
+{
+    struct op *op;
+    int rc;
+
+    if (n->closing)
+        return IC_EBUSY;
+    if (id == 0 || address == NULL)
+        return IC_EINVAL;
+    op = change_op(n, cb, data);
+    if (op == NULL)
+        return 0;
+    rc = raft_add(&n->raft, &op->req.change, id, address, on_change);
+    if (rc != 0)
+        complete(op, ic_raft__err(rc));
+    return 0;
+}
+
+static int raft_role_of(enum ic_raft_role role)
+{
+    switch (role) {
+    case IC_RAFT_VOTER:
+        return RAFT_VOTER;
+    case IC_RAFT_STANDBY:
+        return RAFT_STANDBY;
+    case IC_RAFT_SPARE:
+        return RAFT_SPARE;
+    default:
+        return -1;
+    }
+}
+
+static enum ic_raft_role role_from_raft(int role)
+{
+    switch (role) {
+    case RAFT_VOTER:
+        return IC_RAFT_VOTER;
+    case RAFT_STANDBY:
+        return IC_RAFT_STANDBY;
+    default:
+        return IC_RAFT_SPARE;
+    }
+}
+
+int ic_raft_node_assign(struct ic_raft_node *n,
+                        uint64_t id,
+                        enum ic_raft_role role,
+                        ic_raft_done_cb cb,
+                        void *data)
+{
+    struct op *op;
+    int rc;
+
+    if (n->closing)
+        return IC_EBUSY;
+    if (raft_role_of(role) < 0)
+        return IC_EINVAL;
+    op = change_op(n, cb, data);
+    if (op == NULL)
+        return 0;
+    rc = raft_assign(&n->raft, &op->req.change, id, raft_role_of(role),
+                     on_change);
+    if (rc != 0)
+        complete(op, ic_raft__err(rc));
+    return 0;
+}
+
+int ic_raft_node_remove(struct ic_raft_node *n,
+                        uint64_t id,
+                        ic_raft_done_cb cb,
+                        void *data)
+{
+    struct op *op;
+    int rc;
+
+    if (n->closing)
+        return IC_EBUSY;
+    op = change_op(n, cb, data);
+    if (op == NULL)
+        return 0;
+    rc = raft_remove(&n->raft, &op->req.change, id, on_change);
+    if (rc != 0)
+        complete(op, ic_raft__err(rc));
+    return 0;
+}
+
+/* raft says nothing of the outcome: look at who leads now. */
+static void on_transferred(struct raft_transfer *req)
+{
+    struct op *op = req->data;
+    raft_id lid = 0;
+    const char *la = NULL;
+
+    raft_leader(&op->node->raft, &lid, &la);
+    if (lid != 0 && lid != op->node->raft.id &&
+        (op->target == 0 || lid == op->target))
+        complete(op, 0);
+    else
+        complete(op, IC_ETIMEDOUT);
+}
+
+int ic_raft_node_transfer(struct ic_raft_node *n,
+                          uint64_t id,
+                          ic_raft_done_cb cb,
+                          void *data)
+{
+    struct op *op;
+    int rc;
+
+    if (n->closing)
+        return IC_EBUSY;
+    op = op_new(n, OP_TRANSFER);
+    op->done_cb = cb;
+    op->data = data;
+    op->target = id;
+    if (!leading(n)) {
+        complete(op, IC_ENOTLEADER);
+        return 0;
+    }
+    op->req.transfer.data = op;
+    rc = raft_transfer(&n->raft, &op->req.transfer, id, on_transferred);
+    if (rc != 0)
+        complete(op, ic_raft__err(rc));
+    return 0;
+}
+
+/* Status */
+
+static enum ic_raft_state state_of(int s)
+{
+    switch (s) {
+    case RAFT_FOLLOWER:
+        return IC_RAFT_FOLLOWER;
+    case RAFT_CANDIDATE:
+        return IC_RAFT_CANDIDATE;
+    case RAFT_LEADER:
+        return IC_RAFT_LEADER;
+    default:
+        return IC_RAFT_UNAVAILABLE;
+    }
+}
+
+void ic_raft_node_status(struct ic_raft_node *n, struct ic_raft_status *out)
+{
+    struct raft *r = &n->raft;
+    const struct raft_configuration *c = &r->configuration;
+    raft_id lid = 0;
+    const char *la = NULL;
+
+    memset(out, 0, sizeof *out);
+    out->id = r->id;
+    out->state = state_of(raft_state(r));
+    raft_leader(r, &lid, &la);
+    out->leader_id = lid;
+    if (lid != 0 && la != NULL)
+        snprintf(out->leader_address, sizeof out->leader_address, "%s", la);
+    out->term = raft_current_term(r);
+    out->commit_index = raft_commit_index(r);
+    out->last_applied = raft_last_applied(r);
+    for (unsigned i = 0; i < c->n && i < IC_RAFT_STATUS_SERVERS; i++) {
+        out->servers[i].id = c->servers[i].id;
+        snprintf(out->servers[i].address, sizeof out->servers[i].address, "%s",
+                 c->servers[i].address);
+        out->servers[i].role = role_from_raft(c->servers[i].role);
+        out->n_servers++;
+    }
+}
+
+uint64_t ic_raft_node_client(struct ic_raft_node *n)
+{
+    return n->client;
+}
+
+uint64_t ic_raft_node_next_seq(struct ic_raft_node *n)
+{
+    return ++n->seq;
+}
+
+/* Closing: transfer (leader), raft_close, the raft_uv parts, our timer,
+ * then the node. */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct ic_raft_node *n = h->data;
+    void (*cb)(void *) = n->close_cb;
+    void *data = n->close_data;
+
+    if (--n->handles > 0)
+        return;
+    ic_free(n);
+    if (cb != NULL)
+        cb(data);
+}
+
+static void on_raft_closed(struct raft *r)
+{
+    struct ic_raft_node *n = r->data;
+
+    n->raft_closed = true;
+    raft_uv_close(&n->io);
+    raft_uv_tcp_close(&n->transport);
+    ic_raft_fsm_free(n->fsm);
+    n->fsm = NULL;
+    drain(n); /* what raft failed while closing */
+    uv_close((uv_handle_t *)&n->defer, on_handle_closed);
+    uv_close((uv_handle_t *)&n->guard, on_handle_closed);
+}
+
+static void close_raft(struct ic_raft_node *n)
+{
+    if (n->raft_closing) /* the transfer ended after the guard fired */
+        return;
+    n->raft_closing = true;
+    uv_timer_stop(&n->guard);
+    IC_LOG(IC_LOG_INFO, MOD, "node %llu closing",
+           (unsigned long long)n->raft.id);
+    raft_close(&n->raft, on_raft_closed);
+}
+
+static void on_handed_over(struct raft_transfer *req)
+{
+    struct ic_raft_node *n = req->data;
+    raft_id lid = 0;
+    const char *la = NULL;
+
+    raft_leader(&n->raft, &lid, &la);
+    IC_LOG(IC_LOG_INFO, MOD, "node %llu: leadership %s %llu",
+           (unsigned long long)n->raft.id,
+           lid != 0 && lid != n->raft.id ? "handed to" : "not handed, leader",
+           (unsigned long long)lid);
+    close_raft(n);
+}
+
+/* raft 0.22 may never call back a transfer whose leader stepped down with
+ * no successor in sight: do not wait for it forever. */
+static void on_guard(uv_timer_t *t)
+{
+    struct ic_raft_node *n = t->data;
+
+    IC_LOG(IC_LOG_WARN, MOD, "node %llu: leadership transfer timed out",
+           (unsigned long long)n->raft.id);
+    close_raft(n);
+}
+
+static bool other_voter(struct ic_raft_node *n)
+{
+    const struct raft_configuration *c = &n->raft.configuration;
+
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->servers[i].id != n->raft.id && c->servers[i].role == RAFT_VOTER)
+            return true;
+    return false;
+}
+
+void ic_raft_node_close(struct ic_raft_node *n,
+                        void (*cb)(void *data),
+                        void *data)
+{
+    n->closing = true;
+    n->close_cb = cb;
+    n->close_data = data;
+    if (leading(n) && other_voter(n)) {
+        n->transfer.data = n;
+        if (raft_transfer(&n->raft, &n->transfer, 0, on_handed_over) == 0) {
+            uv_timer_start(&n->guard, on_guard, 2 * (uint64_t)n->election_ms,
+                           0);
+            return;
+        }
+    }
+    close_raft(n);
+}
+
+/* Opening */
+
+static int why_set(char *why, size_t len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int why_set(char *why, size_t len, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why != NULL && len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(why, len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Makes DIR (and its parent) as needed; *fresh when it holds nothing. */
+static int raft_dir(const char *data_dir, char *dir, size_t len, bool *fresh)
+{
+    DIR *d;
+    struct dirent *e;
+    int n = snprintf(dir, len, "%s/raft", data_dir);
+
+    if (n < 0 || (size_t)n >= len)
+        return IC_EINVAL;
+    if (mkdir(data_dir, 0750) != 0 && errno != EEXIST)
+        return IC_EIO;
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        return IC_EIO;
+    d = opendir(dir);
+    if (d == NULL)
+        return IC_EIO;
+    *fresh = true;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            *fresh = false;
+    closedir(d);
+    return 0;
+}
+
+static int bootstrap(struct ic_raft_node *n, const struct ic_raft_node_opts *o)
+{
+    struct raft_configuration conf;
+    int rc = 0;
+
+    raft_configuration_init(&conf);
+    for (size_t i = 0; i < o->n_initial && rc == 0; i++) {
+        const struct ic_raft_server *s = &o->initial[i];
+        int role = raft_role_of(s->role);
+        rc = role < 0 || s->address == NULL
+                 ? RAFT_BADROLE
+                 : raft_configuration_add(&conf, s->id, s->address, role);
+    }
+    if (rc == 0)
+        rc = raft_bootstrap(&n->raft, &conf);
+    raft_configuration_close(&conf);
+    return rc;
+}
+
+static void configure(struct ic_raft_node *n, const struct ic_raft_node_opts *o)
+{
+    struct raft *r = &n->raft;
+
+    r->data = n;
+    r->tracer = ic_raft_tracer();
+    raft_uv_set_tracer(&n->io, ic_raft_tracer());
+    n->election_ms = o->election_timeout_ms ? o->election_timeout_ms : 1000;
+    raft_set_election_timeout(r, n->election_ms);
+    raft_set_heartbeat_timeout(r, o->heartbeat_ms ? o->heartbeat_ms : 100);
+    raft_set_snapshot_threshold(r, o->snapshot_threshold ? o->snapshot_threshold
+                                                         : 1024);
+    raft_set_snapshot_trailing(r, o->snapshot_trailing ? o->snapshot_trailing
+                                                       : 128);
+    raft_set_pre_vote(r, true);
+    ic_raft_fsm_bind(n->fsm, r);
+}
+
+/* raft_init onwards; on failure everything before it is undone here. */
+static int start(struct ic_raft_node *n,
+                 const struct ic_raft_node_opts *o,
+                 bool fresh,
+                 char *why,
+                 size_t why_len)
+{
+    int rc;
+
+    rc =
+        raft_init(&n->raft, &n->io, ic_raft_fsm_get(n->fsm), o->id, o->address);
+    if (rc != 0) {
+        why_set(why, why_len, 0, "raft init: %s", raft_strerror(rc));
+        raft_uv_close(&n->io);
+        raft_uv_tcp_close(&n->transport);
+        return ic_raft__err(rc);
+    }
+    configure(n, o);
+    uv_timer_init(n->loop, &n->defer);
+    uv_timer_init(n->loop, &n->guard);
+    n->defer.data = n;
+    n->guard.data = n;
+    n->handles = 2;
+    rc = fresh && o->n_initial > 0 ? bootstrap(n, o) : 0;
+    if (rc != 0)
+        why_set(why, why_len, 0, "bootstrap: %s", raft_errmsg(&n->raft));
+    if (rc == 0) {
+        rc = raft_start(&n->raft);
+        if (rc != 0)
+            why_set(why, why_len, 0, "start: %s", raft_errmsg(&n->raft));
+    }
+    return ic_raft__err(rc);
+}
+
+int ic_raft_node_new(uv_loop_t *loop,
+                     const struct ic_raft_node_opts *o,
+                     struct ic_raft_node **out,
+                     char *why,
+                     size_t why_len)
+{
+    struct ic_raft_node *n;
+    char dir[4096];
+    bool fresh = false;
+    int rc;
+
+    if (o->id == 0 || o->address == NULL || o->data_dir == NULL ||
+        o->store == NULL)
+        return why_set(why, why_len, IC_EINVAL,
+                       "missing id, address, data "
+                       "directory or store");
+    rc = raft_dir(o->data_dir, dir, sizeof dir, &fresh);
+    if (rc != 0)
+        return why_set(why, why_len, rc, "%s/raft: %s", o->data_dir,
+                       strerror(errno));
+    n = ic_calloc(1, sizeof *n);
+    n->loop = loop;
+    n->done_tail = &n->done;
+    n->client = o->client_id;
+    while (n->client == 0)
+        if (uv_random(NULL, NULL, &n->client, sizeof n->client, 0, NULL) != 0)
+            n->client = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)n;
+    ic_raft_fsm_new(o->store, &n->fsm);
+    n->transport.version = 1; /* the caller's to set, says raft/uv.h */
+    rc = raft_uv_tcp_init(&n->transport, loop);
+    if (rc == 0) {
+        rc = raft_uv_init(&n->io, loop, dir, &n->transport);
+        if (rc != 0)
+            raft_uv_tcp_close(&n->transport);
+    }
+    if (rc != 0) {
+        why_set(why, why_len, 0, "raft io in %s: %s", dir, raft_strerror(rc));
+        ic_raft_fsm_free(n->fsm);
+        ic_free(n);
+        return ic_raft__err(rc);
+    }
+    rc = start(n, o, fresh, why, why_len);
+    if (rc != 0) {
+        if (n->defer.loop != NULL) { /* raft_init passed: close through it */
+            n->closing = true;
+            close_raft(n);
+        } else {
+            ic_raft_fsm_free(n->fsm);
+            ic_free(n);
+        }
+        return rc;
+    }
+    IC_LOG(IC_LOG_INFO, MOD, "node %llu at %s started (%s)",
+           (unsigned long long)o->id, o->address,
+           fresh && o->n_initial > 0 ? "bootstrapped" : "from its state");
+    *out = n;
+    return 0;
+}

@@ -1,0 +1,400 @@
+/*
+ * test_node.c - three raft nodes in one process on one libuv loop, over
+ * real TCP on 127.0.0.1 (ports below 32768, checked free), each with its
+ * own data directory and store: bootstrap, election, writes on the leader,
+ * refusal on a follower, a barrier, graceful close of the leader (another
+ * takes over and accepts writes), restart of the closed node from its
+ * directory (it catches up), and a clean loop at the end.
+ *
+ * Every wait is bounded: a repeating uv timer wakes the loop and each wait
+ * has a deadline.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "ic_raft.h"
+#include "test_util.h"
+
+#define N 3
+
+struct tn {
+    char dir[64];
+    uv_loop_t loop;
+    uv_timer_t tick;
+    struct ic_store *st[N];
+    struct ic_raft_node *node[N];
+    char addr[N][32];
+    char data[N][128];
+    char store[N][160];
+    struct ic_raft_server servers[N];
+    int closed[N];
+};
+
+/* Results of submissions and other requests. */
+struct done {
+    int n;
+    int rc;
+    int code;
+    uint64_t leader_id;
+    char leader_address[64];
+};
+
+static bool port_free(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, rc;
+
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+    close(fd);
+    return rc == 0;
+}
+
+/* N free ports in [20000, 32000), from a base that differs per run. */
+static void pick_ports(struct tn *t)
+{
+    uint64_t seed = (uint64_t)getpid() * 2654435761u + 1;
+    int found = 0;
+
+    for (int tries = 0; found < N && tries < 2000; tries++) {
+        int port = 20000 + (int)(tu_rand(&seed) % 12000);
+        if (!port_free(port))
+            continue;
+        snprintf(t->addr[found], sizeof t->addr[found], "127.0.0.1:%d", port);
+        found++;
+    }
+    assert_int_equal(found, N);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    (void)h;
+}
+
+static void open_node(struct tn *t, int i)
+{
+    struct ic_raft_node_opts o = {0};
+    char why[256] = "";
+    int rc;
+
+    o.id = (uint64_t)i + 1;
+    o.address = t->addr[i];
+    o.data_dir = t->data[i];
+    o.store = t->st[i];
+    o.initial = t->servers;
+    o.n_initial = N;
+    o.election_timeout_ms = 300;
+    o.heartbeat_ms = 30;
+    o.snapshot_threshold = 64;
+    o.snapshot_trailing = 16;
+    rc = ic_raft_node_new(&t->loop, &o, &t->node[i], why, sizeof why);
+    if (rc != 0)
+        fail_msg("node %d: %s (%s)", i + 1, ic_strerror(rc), why);
+}
+
+static int setup(void **state)
+{
+    struct tn *t = ic_calloc(1, sizeof *t);
+
+    signal(SIGPIPE, SIG_IGN); /* as icroot does: a closed peer socket */
+    tu_tmpdir(t->dir, sizeof t->dir);
+    assert_int_equal(uv_loop_init(&t->loop), 0);
+    assert_int_equal(uv_timer_init(&t->loop, &t->tick), 0);
+    assert_int_equal(uv_timer_start(&t->tick, on_tick, 5, 5), 0);
+    pick_ports(t);
+    for (int i = 0; i < N; i++) {
+        snprintf(t->data[i], sizeof t->data[i], "%s/n%d", t->dir, i + 1);
+        snprintf(t->store[i], sizeof t->store[i], "%s/store", t->data[i]);
+        t->servers[i].id = (uint64_t)i + 1;
+        t->servers[i].address = t->addr[i];
+        t->servers[i].role = IC_RAFT_VOTER;
+    }
+    for (int i = 0; i < N; i++) {
+        char path[160];
+        snprintf(path, sizeof path, "%s", t->data[i]);
+        assert_int_equal(mkdir(path, 0750), 0);
+        t->st[i] = tu_store_open(t->store[i], 64ULL << 20);
+        open_node(t, i);
+    }
+    *state = t;
+    return 0;
+}
+
+static bool run_until(struct tn *t,
+                      bool (*cond)(struct tn *t, void *arg),
+                      void *arg,
+                      unsigned ms)
+{
+    uint64_t deadline = uv_now(&t->loop) + ms;
+
+    while (!cond(t, arg)) {
+        if (uv_now(&t->loop) > deadline)
+            return false;
+        uv_run(&t->loop, UV_RUN_ONCE);
+    }
+    return true;
+}
+
+static void on_closed(void *data)
+{
+    (*(int *)data)++;
+}
+
+static bool all_closed(struct tn *t, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < N; i++)
+        if (t->node[i] != NULL && t->closed[i] == 0)
+            return false;
+    return true;
+}
+
+static int teardown(void **state)
+{
+    struct tn *t = *state;
+
+    for (int i = 0; i < N; i++)
+        if (t->node[i] != NULL && t->closed[i] == 0)
+            ic_raft_node_close(t->node[i], on_closed, &t->closed[i]);
+    assert_true(run_until(t, all_closed, NULL, 5000));
+    uv_close((uv_handle_t *)&t->tick, NULL);
+    assert_int_equal(uv_run(&t->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&t->loop), 0); /* nothing left open */
+    for (int i = 0; i < N; i++)
+        ic_store_close(t->st[i]);
+    tu_rmrf(t->dir);
+    ic_free(t);
+    return 0;
+}
+
+static int leader(struct tn *t)
+{
+    struct ic_raft_status s;
+
+    for (int i = 0; i < N; i++) {
+        if (t->node[i] == NULL)
+            continue;
+        ic_raft_node_status(t->node[i], &s);
+        if (s.state == IC_RAFT_LEADER)
+            return i;
+    }
+    return -1;
+}
+
+static bool has_leader(struct tn *t, void *arg)
+{
+    int not = arg != NULL ? *(int *)arg : -1;
+    int l = leader(t);
+
+    return l >= 0 && l != not ;
+}
+
+static void on_submitted(void *data,
+                         int rc,
+                         const struct ic_raft_result *res,
+                         uint64_t leader_id,
+                         const char *leader_address)
+{
+    struct done *d = data;
+
+    d->n++;
+    d->rc = rc != 0 ? rc : d->rc;
+    if (res != NULL && res->code != 0)
+        d->code = res->code;
+    d->leader_id = leader_id;
+    snprintf(d->leader_address, sizeof d->leader_address, "%s",
+             leader_address != NULL ? leader_address : "");
+}
+
+static void
+on_done(void *data, int rc, uint64_t leader_id, const char *leader_address)
+{
+    on_submitted(data, rc, NULL, leader_id, leader_address);
+}
+
+static bool reached(struct tn *t, void *arg)
+{
+    (void)t;
+    return ((struct done *)arg)->n > 0;
+}
+
+static bool flag_set(struct tn *t, void *arg)
+{
+    (void)t;
+    return *(int *)arg != 0;
+}
+
+struct count {
+    struct done *d;
+    int want;
+};
+
+static bool counted(struct tn *t, void *arg)
+{
+    struct count *c = arg;
+
+    (void)t;
+    return c->d->n >= c->want;
+}
+
+/* Submits COUNT puts "PREFIXi" on node I and waits for them all. */
+static void put_many(struct tn *t, int i, const char *prefix, int count)
+{
+    struct done d = {0};
+    struct count c = {&d, count};
+    char key[32];
+
+    for (int k = 0; k < count; k++) {
+        struct ic_raft_op op;
+        struct ic_raft_cmd cmd = {0};
+        memset(&op, 0, sizeof op);
+        snprintf(key, sizeof key, "%s%d", prefix, k);
+        op.type = IC_RAFT_OP_KV_PUT;
+        op.kv.db = IC_KV_CLUSTER;
+        op.kv.key.data = key;
+        op.kv.key.len = strlen(key);
+        op.kv.val = op.kv.key;
+        cmd.client = ic_raft_node_client(t->node[i]);
+        cmd.seq = ic_raft_node_next_seq(t->node[i]);
+        cmd.n_ops = 1;
+        cmd.ops = &op;
+        assert_int_equal(
+            ic_raft_node_submit(t->node[i], &cmd, on_submitted, &d), 0);
+        assert_int_equal(d.n, 0); /* never called from inside submit */
+    }
+    assert_true(run_until(t, counted, &c, 5000));
+    assert_int_equal(d.rc, 0);
+    assert_int_equal(d.code, 0);
+}
+
+static uint64_t store_applied(struct ic_store *st)
+{
+    struct ic_store_stats s;
+
+    tu_stats(st, &s);
+    return s.applied_index;
+}
+
+/* Every open node's store at the same applied index as node REF's. */
+static bool caught_up(struct tn *t, void *arg)
+{
+    uint64_t want = store_applied(t->st[*(int *)arg]);
+
+    for (int i = 0; i < N; i++)
+        if (t->node[i] != NULL && store_applied(t->st[i]) != want)
+            return false;
+    return true;
+}
+
+static void assert_digests_equal(struct tn *t)
+{
+    unsigned char d[N][32];
+
+    for (int i = 0; i < N; i++) {
+        struct ic_txn *x;
+        assert_int_equal(ic_store_txn_begin(t->st[i], false, &x), 0);
+        assert_int_equal(ic_store_digest(x, d[i]), 0);
+        ic_store_txn_abort(x);
+    }
+    for (int i = 1; i < N; i++)
+        assert_memory_equal(d[0], d[i], 32);
+}
+
+static void test_cluster(void **state)
+{
+    struct tn *t = *state;
+    struct done d = {0};
+    struct ic_raft_status s;
+    int l, f, l2;
+
+    /* bootstrap and election */
+    assert_true(run_until(t, has_leader, NULL, 5000));
+    l = leader(t);
+    ic_raft_node_status(t->node[l], &s);
+    assert_int_equal(s.id, (uint64_t)l + 1);
+    assert_int_equal(s.n_servers, N);
+    assert_true(s.term >= 1);
+    for (size_t i = 0; i < s.n_servers; i++)
+        assert_int_equal(s.servers[i].role, IC_RAFT_VOTER);
+
+    /* writes on the leader reach every store */
+    put_many(t, l, "a", 20);
+    assert_true(run_until(t, caught_up, &l, 5000));
+    assert_digests_equal(t);
+
+    /* a follower refuses, naming the leader */
+    f = (l + 1) % N;
+    {
+        struct ic_raft_op op;
+        struct ic_raft_cmd cmd = {7, 1, false, 1, &op};
+        struct count c = {&d, 1};
+        memset(&op, 0, sizeof op);
+        op.type = IC_RAFT_OP_GRAPH_CLEAR;
+        op.rdf.graph = "xmpp:x@example.org";
+        assert_true(run_until(t, has_leader, NULL, 5000));
+        ic_raft_node_status(t->node[f], &s);
+        assert_int_equal(s.state, IC_RAFT_FOLLOWER);
+        assert_int_equal(s.leader_id, (uint64_t)l + 1);
+        assert_string_equal(s.leader_address, t->addr[l]);
+        assert_int_equal(
+            ic_raft_node_submit(t->node[f], &cmd, on_submitted, &d), 0);
+        assert_true(run_until(t, counted, &c, 2000));
+        assert_int_equal(d.rc, IC_ENOTLEADER);
+        assert_int_equal(d.leader_id, (uint64_t)l + 1);
+        assert_string_equal(d.leader_address, t->addr[l]);
+    }
+
+    /* a barrier on the leader */
+    memset(&d, 0, sizeof d);
+    assert_int_equal(ic_raft_node_barrier(t->node[l], on_done, &d), 0);
+    assert_true(run_until(t, reached, &d, 2000));
+    assert_int_equal(d.rc, 0);
+
+    /* the leader closes gracefully: another leads and takes writes */
+    ic_raft_node_close(t->node[l], on_closed, &t->closed[l]);
+    {
+        int i = l;
+        assert_true(run_until(t, has_leader, &i, 3000));
+    }
+    assert_true(run_until(t, flag_set, &t->closed[l], 3000));
+    t->node[l] = NULL;
+    t->closed[l] = 0;
+    l2 = leader(t);
+    assert_true(l2 >= 0 && l2 != l);
+    put_many(t, l2, "b", 10);
+
+    /* the closed node restarts from its directory (and a reopened store)
+     * without bootstrapping again, and catches up */
+    ic_store_close(t->st[l]);
+    t->st[l] = tu_store_open(t->store[l], 64ULL << 20);
+    open_node(t, l);
+    put_many(t, l2, "c", 5);
+    assert_true(run_until(t, caught_up, &l2, 5000));
+    assert_digests_equal(t);
+    ic_raft_node_status(t->node[l], &s);
+    assert_int_equal(s.n_servers, N);
+    assert_int_equal(s.leader_id, (uint64_t)l2 + 1);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
+    };
+    return tu_main(argc, argv, "raft_node", tests, IC_ARRAY_LEN(tests));
+}
