@@ -83,11 +83,10 @@ get_json(struct ic_store *st, enum ic_kv_db db, const char *key, json_t **out)
     return rc;
 }
 
-int ic_node_account_set(struct ic_store *st,
-                        const char *local,
-                        const char *password,
-                        uint32_t iterations,
-                        bool admin)
+int ic_node_account_record(const char *password,
+                           uint32_t iterations,
+                           bool admin,
+                           char **out)
 {
     struct ic_scram_creds c1, c256;
     json_t *rec;
@@ -101,8 +100,31 @@ int ic_node_account_set(struct ic_store *st,
     rec = json_pack("{s:i, s:b, s:o, s:o}", "v", 1, "admin", admin, "sha1",
                     creds_json(IC_SCRAM_SHA1, &c1), "sha256",
                     creds_json(IC_SCRAM_SHA256, &c256));
-    rc = put_json(st, IC_KV_ACCOUNTS, local, rec);
+    *out = json_dumps(rec, JSON_COMPACT);
     json_decref(rec);
+    return *out != NULL ? 0 : IC_ENOMEM;
+}
+
+int ic_node_account_set(struct ic_store *st,
+                        const char *local,
+                        const char *password,
+                        uint32_t iterations,
+                        bool admin)
+{
+    struct ic_kv k = {local, strlen(local)}, v;
+    struct ic_txn *t;
+    char *rec;
+    int rc = ic_node_account_record(password, iterations, admin, &rec);
+
+    if (rc != 0)
+        return rc;
+    v = (struct ic_kv){rec, strlen(rec)};
+    rc = ic_store_txn_begin(st, true, &t);
+    if (rc == 0) {
+        rc = ic_store_kv_put(t, IC_KV_ACCOUNTS, k, v);
+        rc = rc == 0 ? ic_store_txn_commit(t) : (ic_store_txn_abort(t), rc);
+    }
+    free(rec);
     return rc;
 }
 

@@ -19,6 +19,12 @@ int ic_node_account_set(struct ic_store *st,
                         uint32_t iterations,
                         bool admin);
 int ic_node_account_del(struct ic_store *st, const char *local);
+/* The kv.accounts record for PASSWORD (fresh salts): JSON text into *OUT
+ * (malloc'd: free() it). */
+int ic_node_account_record(const char *password,
+                           uint32_t iterations,
+                           bool admin,
+                           char **out);
 /* 0, IC_ENOTFOUND. */
 int ic_node_account_creds(struct ic_store *st,
                           const char *local,
@@ -35,10 +41,13 @@ int ic_node_account_list(struct ic_store *st,
 /* The engine's ops table backed by ST (accounts, rosters). */
 void ic_node_xmpp_ops(struct ic_store *st, struct ic_xmpp_ops *ops);
 
-/* The catalog service (service.c) at service.DOMAIN. */
+/* The catalog service (service.c) at service.DOMAIN; its writes go
+ * through CLUSTER. */
 struct ic_node_service;
+struct ic_node_cluster;
 int ic_node_service_start(struct ic_xmpp_server *srv,
                           struct ic_store *st,
+                          struct ic_node_cluster *cluster,
                           const char *domain,
                           struct ic_node_service **out);
 void ic_node_service_free(struct ic_node_service *svc);

@@ -35,7 +35,7 @@
 #include "config_int.h"
 
 #define MOD "config"
-#define MAX_SYNTAX 100    /* syntax errors before giving up */
+#define MAX_SYNTAX 100 /* syntax errors before giving up */
 #define SECRET_MIN 16
 
 #define F(m) offsetof(struct ic_node_config, m)
@@ -69,6 +69,14 @@ const struct key ic_node__config_keys[] = {
     {"cluster", "raft_port", K_PORT, F(cluster.raft_port), 1, 65535, false},
     {"cluster", "link_port", K_PORT, F(cluster.link_port), 1, 65535, false},
     {"cluster", "peers", K_PEERS, F(cluster.peers), 0, 0, false},
+    {"cluster", "election_timeout", K_UINT, F(cluster.election_timeout), 100,
+     60000, false},
+    {"cluster", "heartbeat", K_UINT, F(cluster.heartbeat), 10, 10000, false},
+    {"cluster", "snapshot_threshold", K_UINT, F(cluster.snapshot_threshold), 16,
+     100000000, false},
+    {"cluster", "snapshot_trailing", K_UINT, F(cluster.snapshot_trailing), 0,
+     100000000, false},
+    {"cluster", "seed", K_PATH, F(cluster.seed), 0, 0, false},
     {"catalog", "ontology_dir", K_PATH, F(catalog.ontology_dir), 0, 0, false},
     {"catalog", "load_sample", K_BOOL, F(catalog.load_sample), 0, 0, false},
     {"accounts", "admins", K_NAMES, F(accounts.admins), 0, 0, false},
@@ -891,6 +899,10 @@ void ic_node_config_init(struct ic_node_config *c)
     c->s2s.dialback = false;
     c->cluster.raft_port = 15225;
     c->cluster.link_port = 15226;
+    c->cluster.election_timeout = 1000;
+    c->cluster.heartbeat = 100;
+    c->cluster.snapshot_threshold = 1024;
+    c->cluster.snapshot_trailing = 128;
     c->catalog.load_sample = true;
 }
 
@@ -909,6 +921,7 @@ void ic_node_config_free(struct ic_node_config *c)
     for (size_t i = 0; i < c->cluster.n_peers; i++)
         ic_free(c->cluster.peers[i].host);
     ic_free(c->cluster.peers);
+    ic_free(c->cluster.seed);
     ic_free(c->catalog.ontology_dir);
     for (size_t i = 0; i < c->accounts.n_admins; i++)
         ic_free(c->accounts.admins[i]);

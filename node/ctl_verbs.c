@@ -62,6 +62,29 @@ static int call_simple(struct ctl_remote *r,
     return 0;
 }
 
+/* "name value" per child of X; nested elements as "parent.name", members
+ * as "member id address role". */
+static void print_fields(const struct ic_xml *x, const char *prefix)
+{
+    for (const struct ic_xml *c = x ? x->children : NULL; c; c = c->next) {
+        char name[64], *t;
+        if (c->name == NULL)
+            continue;
+        snprintf(name, sizeof name, "%s%s", prefix, c->name);
+        if (strcmp(c->name, "member") == 0) {
+            printf("%-17s %s %s %s\n", name, ic_xml_attr(c, "id"),
+                   ic_xml_attr(c, "address"), ic_xml_attr(c, "role"));
+        } else if (ic_xml_child(c, NULL, NULL) != NULL) {
+            snprintf(name, sizeof name, "%s%s.", prefix, c->name);
+            print_fields(c, name);
+        } else {
+            t = ic_xml_text(c);
+            printf("%-17s %s\n", name, t);
+            ic_free(t);
+        }
+    }
+}
+
 static int verb_status(struct ctl_remote *r, int argc, char **argv)
 {
     const struct ic_xml *st;
@@ -75,15 +98,8 @@ static int verb_status(struct ctl_remote *r, int argc, char **argv)
     if (call(r, "status", "node_status", NULL, &cmd) != 0)
         return 1;
     st = ctl_remote_output(cmd, "status");
-    printf("node          %s:%d\n", r->host, r->port);
-    for (const struct ic_xml *x = st ? st->children : NULL; x; x = x->next) {
-        char *t;
-        if (x->name == NULL)
-            continue;
-        t = ic_xml_text(x);
-        printf("%-13s %s\n", x->name, t);
-        ic_free(t);
-    }
+    printf("%-17s %s:%d\n", "node", r->host, r->port);
+    print_fields(st, "");
     ic_xml_free(cmd);
     return st != NULL ? 0 : 1;
 }

@@ -2,9 +2,11 @@
  * dev.c - `icroot dev`: the embedded default (INTERFACE.md). Creates DIR
  * with a CA and node certificates, one config per node, the demo accounts
  * (random passwords, kept in DIR/accounts.json so a re-run restarts the
- * same cluster) and the catalog (ontology/<name>.ttl, on first creation),
- * starts N node processes, writes DIR/cluster.json once every node accepts
- * C2S, and stays in the foreground until SIGINT/SIGTERM, which stops every
+ * same cluster), and the seed (DIR/seed.cmd: one Raft command with the
+ * catalog, ontology/<name>.ttl, and the accounts, made once); starts N node
+ * processes that form one Raft cluster and apply the seed once, writes
+ * DIR/cluster.json once every node accepts C2S and has applied the seed,
+ * and stays in the foreground until SIGINT/SIGTERM, which stops every
  * node. A node that dies is not restarted.
  */
 #define _DEFAULT_SOURCE
@@ -92,148 +94,6 @@ static json_t *accounts(const char *dir)
     return a;
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    struct ic_buf b = {0};
-    char chunk[65536];
-    size_t n;
-
-    if (f == NULL)
-        return NULL;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ic_buf_append(&b, chunk, n);
-    fclose(f);
-    *len = b.len;
-    return b.data ? b.data : ic_strdup("");
-}
-
-/* TEXT with every FROM replaced by TO. */
-static char *replace_all(const char *text, const char *from, const char *to)
-{
-    struct ic_buf b = {0};
-    size_t fl = strlen(from);
-    const char *p;
-
-    while ((p = strstr(text, from)) != NULL) {
-        ic_buf_append(&b, text, (size_t)(p - text));
-        ic_buf_puts(&b, to);
-        text = p + fl;
-    }
-    ic_buf_puts(&b, text);
-    return b.data;
-}
-
-int ic_dev_load_file(struct ic_store *st,
-                     const char *path,
-                     const char *from_domain,
-                     const char *to_domain)
-{
-    struct ic_load_result res = {0};
-    struct ic_load_opts lo = {0};
-    struct ic_txn *t;
-    char graph[512], *text, *fixed;
-    const char *base = strrchr(path, '/');
-    size_t len;
-    int rc;
-
-    if (from_domain == NULL || strcmp(from_domain, to_domain) == 0) {
-        rc = ic_node_load(st, path, NULL, false, &res);
-        if (rc != 0)
-            fprintf(stderr, "icroot dev: %s\n", res.error);
-        return rc;
-    }
-    text = read_file(path, &len);
-    if (text == NULL)
-        return IC_EIO;
-    fixed = replace_all(text, from_domain, to_domain);
-    ic_free(text);
-    base = base ? base + 1 : path;
-    snprintf(graph, sizeof graph, "urn:icroot:graph:%.*s",
-             (int)strcspn(base, "."), base);
-    lo.syntax = IC_RDF_TURTLE;
-    lo.graph = graph;
-    lo.graphs = IC_LOAD_BY_SUBJECT;
-    lo.replace = true;
-    lo.name = path;
-    lo.base_uri = "file:///ontology/";
-    rc = ic_store_txn_begin(st, true, &t);
-    if (rc == 0) {
-        rc = ic_store_load_buffer(t, fixed, strlen(fixed), &lo, &res);
-        rc = rc == 0 ? ic_store_txn_commit(t) : (ic_store_txn_abort(t), rc);
-    }
-    if (rc != 0)
-        fprintf(stderr, "icroot dev: %s\n",
-                res.error[0] ? res.error : ic_strerror(rc));
-    ic_free(fixed);
-    return rc;
-}
-
-/* Loads ontology/<name>.ttl (the sample only when asked; its domain
- * rewritten to DOMAIN) into a new store. */
-static int load_catalog(struct ic_store *st, const struct ic_dev_opts *o)
-{
-    DIR *d = opendir(o->ontology);
-    struct dirent *e;
-    int rc = 0;
-
-    if (d == NULL) {
-        fprintf(stderr, "icroot dev: %s: %s\n", o->ontology, strerror(errno));
-        return IC_EIO;
-    }
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        size_t l = strlen(e->d_name);
-        bool sample = strncmp(e->d_name, "sample", 6) == 0;
-        char *path;
-        if (l < 5 || strcmp(e->d_name + l - 4, ".ttl") != 0 ||
-            (sample && o->no_sample))
-            continue;
-        path = path_join(o->ontology, e->d_name);
-        rc = ic_dev_load_file(st, path, sample ? SAMPLE_DOMAIN : NULL,
-                              o->domain);
-        ic_free(path);
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Prepares node I's data directory: accounts and, when new, the catalog. */
-static int
-prepare_store(const struct ic_dev_opts *o, const char *data_dir, json_t *acc)
-{
-    struct ic_store *st;
-    struct ic_store_stats s;
-    struct ic_txn *t;
-    const char *name;
-    json_t *pw;
-    char why[512];
-    int rc = ic_node_store_open(data_dir, true, false, &st, why, sizeof why);
-
-    if (rc != 0) {
-        fprintf(stderr, "icroot dev: %s\n", why);
-        return rc;
-    }
-    rc = ic_store_txn_begin(st, false, &t);
-    if (rc == 0) {
-        rc = ic_store_stats(t, &s);
-        ic_store_txn_abort(t);
-    }
-    if (rc == 0 && s.quads == 0)
-        rc = load_catalog(st, o);
-    json_object_foreach(acc, name, pw)
-    {
-        struct ic_scram_creds c;
-        if (rc != 0)
-            break;
-        if (ic_node_account_creds(st, name, IC_SCRAM_SHA256, &c, NULL) == 0)
-            continue;
-        rc = ic_node_account_set(st, name, json_string_value(pw), 4096,
-                                 strcmp(name, "admin") == 0);
-    }
-    ic_store_close(st);
-    return rc;
-}
-
 static int write_config(const struct ic_dev_opts *o,
                         const char *dir,
                         int i,
@@ -263,6 +123,13 @@ static int write_config(const struct ic_dev_opts *o,
     snprintf(name, sizeof name, "node%d.key", i + 1);
     c.tls.key = path_join(dir, name);
     c.tls.ca = path_join(dir, "ca.pem");
+    c.cluster.peers = ic_calloc((size_t)o->nodes, sizeof *c.cluster.peers);
+    for (int j = 0; j < o->nodes; j++)
+        c.cluster.peers[j] =
+            (struct ic_node_peer){(unsigned)j + 1, ic_strdup("127.0.0.1"),
+                                  (uint16_t)(o->base_port + 10 * j + 3)};
+    c.cluster.n_peers = (size_t)o->nodes;
+    c.cluster.seed = path_join(dir, "seed.cmd");
     c.accounts.admins = ic_calloc(1, sizeof *c.accounts.admins);
     c.accounts.admins[0] = ic_strdup("admin");
     c.accounts.n_admins = 1;
@@ -381,11 +248,29 @@ static int write_cluster_json(const struct ic_dev_opts *o,
     return rc == 0 ? 0 : IC_EIO;
 }
 
+/* The key type of the dev certificates: RSA-2048 unless the environment
+ * says ICROOT_DEV_KEY=ec (ECDSA P-256; the benchmark gives the same files
+ * to both servers it compares). A change remakes the CA and the leaves. */
+static int dev_key_type(enum ic_devcerts_key *out)
+{
+    const char *v = getenv("ICROOT_DEV_KEY");
+
+    *out = IC_DEVCERTS_RSA2048;
+    if (v == NULL || v[0] == '\0' || ic_devcerts_key_parse(v, out) == 0)
+        return 0;
+    fprintf(stderr, "icroot dev: ICROOT_DEV_KEY: rsa or ec, not %s\n", v);
+    return IC_EINVAL;
+}
+
 static int make_certs(const struct ic_dev_opts *o, const char *dir)
 {
-    enum ic_devcerts_key kt = IC_DEVCERTS_RSA2048;
+    enum ic_devcerts_key kt;
     char why[512];
-    int rc = ic_devcerts_make_ca(dir, "icroot dev CA", kt, why, sizeof why);
+    int rc = dev_key_type(&kt);
+
+    if (rc != 0)
+        return rc;
+    rc = ic_devcerts_make_ca(dir, "icroot dev CA", kt, why, sizeof why);
 
     for (int i = 0; rc == 0 && i < o->nodes; i++)
         rc = ic_devcerts_make_node(dir, dir, o->domain, i + 1, kt, why,
@@ -400,6 +285,43 @@ static int make_certs(const struct ic_dev_opts *o, const char *dir)
     if (rc != 0)
         fprintf(stderr, "icroot dev: certificates: %s\n", why);
     return rc;
+}
+
+/* Whether node DATA_DIR's store holds the seed's admin account yet. */
+static bool seeded(const char *data_dir)
+{
+    struct ic_scram_creds c;
+    struct ic_store *st;
+    char why[512];
+    bool ok;
+
+    if (ic_node_store_open(data_dir, false, true, &st, why, sizeof why) != 0)
+        return false;
+    ok = ic_node_account_creds(st, "admin", IC_SCRAM_SHA256, &c, NULL) == 0;
+    ic_store_close(st);
+    return ok;
+}
+
+/* Waits until every node has applied the seed (the cluster elected a
+ * leader, committed the seed and replicated it), or a node died. */
+static bool wait_seeded(const struct ic_dev_opts *o, char **datas, pid_t *pids)
+{
+    for (int tries = 0; tries < 600 && !stop_requested; tries++) {
+        int done = 0;
+        for (int i = 0; i < o->nodes; i++) {
+            int status;
+            if (waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+                fprintf(stderr, "icroot dev: node%d exited\n", i + 1);
+                pids[i] = 0;
+                return false;
+            }
+            done += seeded(datas[i]);
+        }
+        if (done == o->nodes)
+            return true;
+        sleep_ms(50);
+    }
+    return false;
 }
 
 /* Stops every live node and reaps them. */
@@ -431,8 +353,8 @@ print_howto(const struct ic_dev_opts *o, const char *dir, json_t *acc)
     }
     printf("\n  Ctrl-C stops every node.\n");
     if (o->nodes > 1)
-        printf("  note: nodes are not replicated yet (the Raft cluster "
-               "comes next); each has its own catalog.\n");
+        printf("  The nodes form one Raft cluster: any node takes writes, "
+               "every node answers queries.\n");
     fflush(stdout);
 }
 
@@ -482,11 +404,10 @@ int ic_node_dev(const struct ic_dev_opts *o)
     sigaction(SIGTERM, &sa, NULL);
     acc = accounts(dir);
     rc = make_certs(o, dir);
-    for (int i = 0; rc == 0 && i < o->nodes; i++) {
+    if (rc == 0)
+        rc = ic_dev_make_seed(o, dir, acc);
+    for (int i = 0; rc == 0 && i < o->nodes; i++)
         rc = write_config(o, dir, i, &confs[i], &datas[i]);
-        if (rc == 0)
-            rc = prepare_store(o, datas[i], acc);
-    }
     for (int i = 0; rc == 0 && i < o->nodes; i++) {
         char log[64], *lp;
         snprintf(log, sizeof log, "node%d.log", i + 1);
@@ -501,6 +422,11 @@ int ic_node_dev(const struct ic_dev_opts *o)
                     i + 1, dir, i + 1);
             rc = IC_EIO;
         }
+    }
+    if (rc == 0 && !wait_seeded(o, datas, pids)) {
+        fprintf(stderr, "icroot dev: the cluster did not apply its seed (the "
+                        "catalog and accounts) in time; see the node logs\n");
+        rc = IC_ETIMEDOUT;
     }
     if (rc == 0)
         rc = write_cluster_json(o, dir, pids, confs, datas, acc);

@@ -19,12 +19,15 @@ struct ic_dev_opts {
 /* Runs the embedded default; returns the exit code. */
 int ic_node_dev(const struct ic_dev_opts *o);
 
-/* Loads one RDF file into ST in one transaction (each cloud in its own
- * graph), rewriting the text FROM_DOMAIN to TO_DOMAIN first when
- * FROM_DOMAIN is not NULL (the sample catalog names its clouds' JIDs). */
-int ic_dev_load_file(struct ic_store *st,
-                     const char *path,
-                     const char *from_domain,
-                     const char *to_domain);
+struct json_t;
+
+/* DIR/seed.cmd, unless it exists: one Raft command (a batch with client id
+ * 1, sequence 1, so the cluster applies it once whichever nodes submit it)
+ * loading ontology/<name>.ttl (the sample's domain rewritten to the
+ * cluster's, unless no_sample) and putting the accounts of ACC ({"name":
+ * "password"}; "admin" is the admin). Mode 0600: it holds SCRAM keys. */
+int ic_dev_make_seed(const struct ic_dev_opts *o,
+                     const char *dir,
+                     struct json_t *acc);
 
 #endif /* IC_NODE_DEV_H */

@@ -78,6 +78,11 @@ struct ic_node_config {
         uint16_t link_port;
         struct ic_node_peer *peers; /* empty: a cluster of this node alone */
         size_t n_peers;
+        unsigned election_timeout; /* ms */
+        unsigned heartbeat;        /* ms */
+        unsigned snapshot_threshold;
+        unsigned snapshot_trailing;
+        char *seed; /* a command applied once when the cluster is new */
     } cluster;
     struct {
         char *ontology_dir; /* NULL: the program's built-in default */

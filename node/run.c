@@ -1,9 +1,11 @@
 /*
  * run.c - `icroot run --config FILE`: one node in the foreground. Reads
  * the configuration (every bad line is reported and the node refuses to
- * start), opens the store, starts the XMPP server and the catalog service
- * on one libuv loop, and on SIGTERM or SIGINT ends every stream with
- * </stream:stream>, closes the store and exits 0.
+ * start), opens the store, starts the node's Raft server and cluster
+ * links, the XMPP server and the catalog service on one libuv loop. On
+ * SIGTERM or SIGINT: the cluster closes first (a leader hands leadership
+ * over; writes in flight are answered), then every stream ends with
+ * </stream:stream>, the store closes and the process exits 0.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "cluster.h"
 #include "node_int.h"
 
 struct node {
@@ -21,6 +24,7 @@ struct node {
     uv_signal_t sigterm, sigint;
     struct ic_node_config cfg;
     struct ic_store *st;
+    struct ic_node_cluster *cluster;
     struct ic_xmpp_server *srv;
     struct ic_node_service *svc;
     bool stopping;
@@ -34,15 +38,36 @@ static void on_server_down(void *data)
     uv_close((uv_handle_t *)&n->sigint, NULL);
 }
 
+static void on_cluster_down(void *data)
+{
+    struct node *n = data;
+
+    n->cluster = NULL;
+    if (n->srv != NULL)
+        ic_xmpp_server_shutdown(n->srv, on_server_down, n);
+    else
+        on_server_down(n);
+}
+
+/* The cluster first (its pending writes answer their clients), then the
+ * streams. */
+static void stop(struct node *n)
+{
+    n->stopping = true;
+    if (n->cluster != NULL)
+        ic_node_cluster_close(n->cluster, on_cluster_down, n);
+    else
+        on_cluster_down(n);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct node *n = s->data;
 
     if (n->stopping)
         return;
-    n->stopping = true;
     IC_LOG(IC_LOG_INFO, "node", "signal %d: stopping", signum);
-    ic_xmpp_server_shutdown(n->srv, on_server_down, n);
+    stop(n);
 }
 
 /* One descriptor per connection: take all the system allows (the soft
@@ -93,6 +118,12 @@ static int start(struct node *n)
         fprintf(stderr, "icroot: %s\n", why);
         return rc;
     }
+    rc = ic_node_cluster_start(&n->loop, &n->cfg, n->st, &n->cluster, why,
+                               sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "icroot: cluster: %s\n", why);
+        return rc;
+    }
     xmpp_config(&n->cfg, &xc);
     ic_node_xmpp_ops(n->st, &ops);
     rc = ic_xmpp_server_new(&n->loop, &xc, &ops, &n->srv, why, sizeof why);
@@ -100,7 +131,8 @@ static int start(struct node *n)
         fprintf(stderr, "icroot: %s\n", why);
         return rc;
     }
-    rc = ic_node_service_start(n->srv, n->st, n->cfg.node.domain, &n->svc);
+    rc = ic_node_service_start(n->srv, n->st, n->cluster, n->cfg.node.domain,
+                               &n->svc);
     if (rc != 0)
         fprintf(stderr, "icroot: catalog service: %s\n", ic_strerror(rc));
     return rc;
@@ -131,11 +163,7 @@ int ic_node_run(const char *config_path)
     uv_signal_start(&n.sigint, on_signal, SIGINT);
     rc = start(&n);
     if (rc != 0) {
-        n.stopping = true;
-        if (n.srv != NULL)
-            ic_xmpp_server_shutdown(n.srv, on_server_down, &n);
-        else
-            on_server_down(&n);
+        stop(&n);
     } else {
         IC_LOG(IC_LOG_INFO, "node", "node %u serving %s on %s:%u",
                n.cfg.node.id, n.cfg.node.domain, n.cfg.c2s.address,

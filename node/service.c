@@ -48,6 +48,59 @@ static void bad(struct ic_adhoc_req *r, const char *text)
     ic_adhoc_fail(r, "modify", "bad-request", text);
 }
 
+/* A write in flight through the cluster for request R. */
+struct pending {
+    struct ic_adhoc_req *r;
+    const char *note; /* the info note of success */
+};
+
+static void on_written(void *data, int rc, const struct ic_raft_result *res)
+{
+    struct pending *p = data;
+
+    if (rc != 0 || res->code == IC_ESTALE)
+        ic_adhoc_fail(p->r, "wait", "internal-server-error",
+                      "outcome unknown: the cluster did not confirm the "
+                      "write in time; retry it");
+    else if (res->code != 0)
+        bad(p->r, res->msg);
+    else
+        ic_adhoc_done(p->r, NULL, "info", p->note);
+    ic_free(p);
+}
+
+/* Writes CMD through the cluster (Raft) and answers R once it is applied
+ * here: NOTE on success, bad-request with the state machine's message for
+ * a business failure. */
+static void write_cmd(struct ic_node_service *svc,
+                      struct ic_adhoc_req *r,
+                      const struct ic_raft_cmd *cmd,
+                      const char *note)
+{
+    struct pending *p = ic_malloc(sizeof *p);
+    int rc;
+
+    p->r = r;
+    p->note = note;
+    rc = ic_node_cluster_write(svc->cluster, cmd, 0, on_written, p);
+    if (rc != 0) {
+        ic_free(p);
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+    }
+}
+
+static void write_op(struct ic_node_service *svc,
+                     struct ic_adhoc_req *r,
+                     const struct ic_raft_op *op,
+                     const char *note)
+{
+    struct ic_raft_cmd cmd = {0};
+
+    cmd.n_ops = 1;
+    cmd.ops = (struct ic_raft_op *)op;
+    write_cmd(svc, r, &cmd, note);
+}
+
 /* The (attribute, value) pairs of a parsed <constraints> element, with the
  * limits of ic_constraints_parse(); strings owned by DOC. */
 static int constraints_of(const struct ic_xml *cs,
@@ -280,14 +333,61 @@ static int publish_turtle(struct ic_txn *t,
     return own_statements_only(t, *s, iri, err, err_len);
 }
 
+/* The graph IRI as N-Triples, read in T. */
+static int graph_ntriples(struct ic_txn *t, const char *iri, char **text)
+{
+    size_t len = 0;
+    FILE *f = open_memstream(text, &len);
+    int rc;
+
+    if (f == NULL)
+        return IC_ENOMEM;
+    rc = ic_store_dump(t, iri, IC_RDF_NTRIPLES, f);
+    fclose(f);
+    return rc;
+}
+
+/* Builds the cloud's new description in a write transaction that is then
+ * aborted: it checks the payload (attributes, values, Turtle, statements
+ * about the cloud itself only) and gives the description as N-Triples,
+ * which the cluster then writes as the graph's new content. */
+static int publish_dry_run(struct ic_node_service *svc,
+                           const struct ic_xml *pairs,
+                           const struct ic_xml *ttl,
+                           const char *cloud,
+                           char **nt,
+                           char *err,
+                           size_t err_len)
+{
+    char *iri = cloud_iri(svc, cloud), jid[1100];
+    struct ic_txn *t = NULL;
+    uint64_t s;
+    int rc;
+
+    snprintf(jid, sizeof jid, "%s@%s", cloud, svc->domain);
+    rc = ic_store_txn_begin(svc->st, true, &t);
+    if (rc == 0)
+        rc = ic_store_graph_clear(t, iri);
+    if (rc == 0)
+        rc = add_identity(t, iri, jid, &s);
+    if (rc == 0)
+        rc = pairs ? publish_pairs(t, pairs, s, err, err_len)
+                   : publish_turtle(t, ttl, iri, &s, err, err_len);
+    if (rc == 0)
+        rc = graph_ntriples(t, iri, nt);
+    if (t != NULL)
+        ic_store_txn_abort(t);
+    ic_free(iri);
+    return rc;
+}
+
 static void publish(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
     const struct ic_xml *pairs = ic_node__svc_input(r, "resources", NS_RES);
     const struct ic_xml *ttl = ic_node__svc_input(r, "turtle", NS_RES);
-    char err[512] = "", *cloud, *iri, jid[1100];
-    struct ic_txn *t = NULL;
-    uint64_t s;
+    char err[512] = "", *cloud, *nt = NULL;
+    struct ic_raft_op op = {0};
     int rc;
 
     if ((pairs == NULL) == (ttl == NULL)) {
@@ -298,28 +398,22 @@ static void publish(void *data, struct ic_adhoc_req *r)
     cloud = target_cloud(r, pairs ? pairs : ttl);
     if (cloud == NULL)
         return;
-    iri = cloud_iri(svc, cloud);
-    snprintf(jid, sizeof jid, "%s@%s", cloud, svc->domain);
-    rc = ic_store_txn_begin(svc->st, true, &t);
-    if (rc == 0)
-        rc = ic_store_graph_clear(t, iri);
-    if (rc == 0)
-        rc = add_identity(t, iri, jid, &s);
-    if (rc == 0)
-        rc = pairs ? publish_pairs(t, pairs, s, err, sizeof err)
-                   : publish_turtle(t, ttl, iri, &s, err, sizeof err);
-    if (rc == 0)
-        rc = ic_store_txn_commit(t);
-    else if (t != NULL)
-        ic_store_txn_abort(t);
-    if (rc == IC_EUNKNOWN || rc == IC_EVALUE || rc == IC_ESYNTAX)
+    rc = publish_dry_run(svc, pairs, ttl, cloud, &nt, err, sizeof err);
+    if (rc == IC_EUNKNOWN || rc == IC_EVALUE || rc == IC_ESYNTAX) {
         bad(r, err);
-    else if (rc != 0)
+    } else if (rc != 0) {
         ic_adhoc_fail(r, "wait", "internal-server-error",
                       err[0] ? err : ic_strerror(rc));
-    else
-        ic_adhoc_done(r, NULL, "info", "published");
-    ic_free(iri);
+    } else {
+        op.type = IC_RAFT_OP_GRAPH_REPLACE;
+        op.rdf.syntax = IC_RDF_NTRIPLES;
+        op.rdf.graph = cloud_iri(svc, cloud);
+        op.rdf.text = nt;
+        op.rdf.text_len = strlen(nt);
+        write_op(svc, r, &op, "published");
+        ic_free((char *)op.rdf.graph);
+    }
+    free(nt);
     ic_free(cloud);
 }
 
@@ -329,22 +423,14 @@ static void withdraw(void *data, struct ic_adhoc_req *r)
     const struct ic_xml *c = ic_node__svc_input(r, "cloud", NS_RES);
     char *named = c ? ic_xml_text(c) : NULL;
     char *cloud = target_named(r, named), *iri;
-    struct ic_txn *t;
-    int rc;
+    struct ic_raft_op op = {0};
 
     ic_free(named);
     if (cloud == NULL)
         return;
-    iri = cloud_iri(svc, cloud);
-    rc = ic_store_txn_begin(svc->st, true, &t);
-    if (rc == 0) {
-        rc = ic_store_graph_clear(t, iri);
-        rc = rc == 0 ? ic_store_txn_commit(t) : (ic_store_txn_abort(t), rc);
-    }
-    if (rc != 0)
-        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
-    else
-        ic_adhoc_done(r, NULL, "info", "withdrawn");
+    op.type = IC_RAFT_OP_GRAPH_CLEAR;
+    op.rdf.graph = iri = cloud_iri(svc, cloud);
+    write_op(svc, r, &op, "withdrawn");
     ic_free(iri);
     ic_free(cloud);
 }
@@ -393,6 +479,50 @@ static char *field(const struct ic_xml *acc, const char *name)
     return t;
 }
 
+/* The account record for PASSWORD, written through the cluster. */
+static void write_account_put(struct ic_node_service *svc,
+                              struct ic_adhoc_req *r,
+                              const char *local,
+                              const char *password,
+                              bool admin)
+{
+    struct ic_raft_op op = {0};
+    char *rec;
+    int rc = ic_node_account_record(password, 4096, admin, &rec);
+
+    if (rc != 0) {
+        bad(r, rc == IC_EINVAL ? "the password is empty, too long or not "
+                                 "valid UTF-8 (SASLprep)"
+                               : ic_strerror(rc));
+        return;
+    }
+    op.type = IC_RAFT_OP_KV_PUT;
+    op.kv.db = IC_KV_ACCOUNTS;
+    op.kv.key = (struct ic_kv){local, strlen(local)};
+    op.kv.val = (struct ic_kv){rec, strlen(rec)};
+    write_op(svc, r, &op, "done");
+    free(rec);
+}
+
+/* The account and its roster go in one command. */
+static void write_account_del(struct ic_node_service *svc,
+                              struct ic_adhoc_req *r,
+                              const char *local)
+{
+    struct ic_raft_op ops[2] = {{0}, {0}};
+    struct ic_raft_cmd cmd = {0};
+
+    for (int i = 0; i < 2; i++) {
+        ops[i].type = IC_RAFT_OP_KV_DEL;
+        ops[i].kv.db = i == 0 ? IC_KV_ACCOUNTS : IC_KV_ROSTERS;
+        ops[i].kv.key = (struct ic_kv){local, strlen(local)};
+    }
+    cmd.batch = true;
+    cmd.n_ops = 2;
+    cmd.ops = ops;
+    write_cmd(svc, r, &cmd, "done");
+}
+
 static void
 account_cmd(struct ic_node_service *svc, struct ic_adhoc_req *r, int op)
 {
@@ -419,16 +549,12 @@ account_cmd(struct ic_node_service *svc, struct ic_adhoc_req *r, int op)
             ic_adhoc_fail(r, "cancel", "item-not-found", "no such account");
             goto out;
         }
-        rc = op == 1
-                 ? ic_node_account_del(svc->st, local)
-                 : ic_node_account_set(svc->st, local, pw, 4096,
-                                       op == 0
-                                           ? admin && strcmp(admin, "true") == 0
-                                           : was_admin);
-        if (rc != 0)
-            ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+        if (op == 1)
+            write_account_del(svc, r, local);
         else
-            ic_adhoc_done(r, NULL, "info", "done");
+            write_account_put(svc, r, local, pw,
+                              op == 0 ? admin && strcmp(admin, "true") == 0
+                                      : was_admin);
     }
 out:
     if (pw != NULL)
@@ -460,33 +586,24 @@ static void load_catalog(void *data, struct ic_adhoc_req *r)
     struct ic_node_service *svc = data;
     const struct ic_xml *ttl = ic_node__svc_input(r, "turtle", NS_RES);
     const char *graph = ttl ? ic_xml_attr(ttl, "graph") : NULL;
-    struct ic_load_opts o = {0};
-    struct ic_load_result res;
-    struct ic_txn *t;
+    struct ic_raft_op op = {0};
     char *text;
-    int rc;
 
     if (ttl == NULL || graph == NULL) {
         bad(r, "give <turtle graph='IRI'> with the Turtle text");
         return;
     }
     text = ic_xml_text(ttl);
-    o.syntax = IC_RDF_TURTLE;
-    o.graph = graph;
-    o.graphs = IC_LOAD_BY_SUBJECT;
-    o.replace = true;
-    o.base_uri = graph;
-    o.name = "turtle";
-    rc = ic_store_txn_begin(svc->st, true, &t);
-    if (rc == 0) {
-        rc = ic_store_load_buffer(t, text, strlen(text), &o, &res);
-        rc = rc == 0 ? ic_store_txn_commit(t) : (ic_store_txn_abort(t), rc);
-    }
+    op.type = IC_RAFT_OP_RDF_LOAD;
+    op.rdf.syntax = IC_RDF_TURTLE;
+    op.rdf.graphs = IC_LOAD_BY_SUBJECT;
+    op.rdf.replace = true;
+    op.rdf.graph = graph;
+    op.rdf.base = graph;
+    op.rdf.text = text;
+    op.rdf.text_len = strlen(text);
+    write_op(svc, r, &op, "loaded");
     ic_free(text);
-    if (rc != 0)
-        bad(r, res.error[0] ? res.error : ic_strerror(rc));
-    else
-        ic_adhoc_done(r, NULL, "info", "loaded");
 }
 
 static const struct ic_adhoc_command commands[] = {
@@ -506,6 +623,7 @@ static const struct ic_adhoc_command commands[] = {
 
 int ic_node_service_start(struct ic_xmpp_server *srv,
                           struct ic_store *st,
+                          struct ic_node_cluster *cluster,
                           const char *domain,
                           struct ic_node_service **out)
 {
@@ -516,6 +634,7 @@ int ic_node_service_start(struct ic_xmpp_server *srv,
 
     svc->st = st;
     svc->srv = srv;
+    svc->cluster = cluster;
     svc->started_ms = uv_hrtime() / 1000000;
     svc->domain = ic_strdup(domain);
     svc->jid = ic_malloc(n);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "cluster.h"
 
 #define NS_IODATA "urn:xmpp:tmp:io-data"
 #define NS_RES IC_RESONTOLOGY_NS
@@ -18,6 +19,7 @@
 struct ic_node_service {
     struct ic_store *st;
     struct ic_xmpp_server *srv;
+    struct ic_node_cluster *cluster; /* writes go through it */
     uint64_t started_ms; /* uv_hrtime() in ms when the service started */
     char *domain;
     char *jid;

@@ -31,17 +31,48 @@ static void add_u64(struct ic_xml *parent, const char *name, uint64_t v)
     add_text(parent, name, buf);
 }
 
+/* The node's Raft figures: <raft> with its id, state, leader, term,
+ * commit and applied indexes, and one <member> per server. */
+static void add_raft(struct ic_xml *parent, struct ic_node_cluster *c)
+{
+    static const char *const states[] = {"unavailable", "follower", "candidate",
+                                         "leader"};
+    static const char *const roles[] = {"standby", "voter", "spare"};
+    struct ic_xml *x = ic_xml_add(parent, "raft", NULL);
+    struct ic_raft_status s;
+
+    ic_node_cluster_status(c, &s);
+    add_u64(x, "id", s.id);
+    add_text(x, "state", states[s.state & 3]);
+    add_u64(x, "leader", s.leader_id);
+    add_u64(x, "term", s.term);
+    add_u64(x, "commitIndex", s.commit_index);
+    add_u64(x, "lastApplied", s.last_applied);
+    for (size_t i = 0; i < s.n_servers; i++) {
+        struct ic_xml *m = ic_xml_add(x, "member", NULL);
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)s.servers[i].id);
+        ic_xml_set_attr(m, "id", id);
+        ic_xml_set_attr(m, "address", s.servers[i].address);
+        ic_xml_set_attr(m, "role", roles[s.servers[i].role % 3]);
+    }
+}
+
 void ic_node__svc_status(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
     struct ic_xml *x = ic_xml_new("status", NS_RES);
     struct ic_xmpp_stats xs;
     struct ic_store_stats ss;
+    unsigned char digest[32];
+    char hex[65];
     struct ic_txn *t;
     int rc = ic_store_txn_begin(svc->st, false, &t);
 
     if (rc == 0) {
         rc = ic_store_stats(t, &ss);
+        if (rc == 0)
+            rc = ic_store_digest(t, digest);
         ic_store_txn_abort(t);
     }
     if (rc != 0) {
@@ -63,6 +94,10 @@ void ic_node__svc_status(void *data, struct ic_adhoc_req *r)
     add_u64(x, "usedBytes", ss.used_bytes);
     add_u64(x, "mapSize", ss.map_size);
     add_u64(x, "appliedIndex", ss.applied_index);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    add_text(x, "digest", hex); /* equal on replicas at the same index */
+    add_raft(x, svc->cluster);
     ic_adhoc_done(r, ic_node__svc_output(x), NULL, NULL);
 }
 

@@ -116,7 +116,8 @@ SEED_IQ = (
 # ones (docs/protocol.md).
 USER_COMMANDS = {'constraint_catalog_resources', 'publish_resources',
                  'withdraw_resources', 'describe_cloud', 'change_password'}
-ADMIN_COMMANDS = {'add_account', 'delete_account', 'load_catalog'}
+ADMIN_COMMANDS = {'add_account', 'delete_account', 'load_catalog', 'dump_catalog',
+                  'list_accounts', 'node_status'}
 
 
 # ---------------------------------------------------------------------------

@@ -223,7 +223,7 @@ run_online() {
     out=$("$CTL" "${cl[@]}" status 2>&1)
     expect_rc "online status ($out)" $? 0
     expect_contains "status names the domain" "$out" "intercloudexchg.test"
-    expect_contains "status counts sessions" "$out" "sessions      1"
+    expect_contains "status counts sessions" "$out" "sessions          1"
     out=$("$CTL" "${cl[@]}" accounts)
     expect_eq "online accounts" "$out" \
         $'admin (admin)\ncloud1\ncloud2\ncloud3\ncloud4\ncloud5'

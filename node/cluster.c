@@ -1,0 +1,672 @@
+/*
+ * cluster.c - the node's Raft server and cluster links, and writes from
+ * any node (see cluster.h).
+ *
+ * A write's life (struct req), each step one attempt:
+ *   submit here -> applied (we lead): done
+ *               -> not the leader, leader N known: forward to N over the
+ *                  link as <write id= attempt=>base64</write>; N submits
+ *                  it and answers <written .../> on its own link to us;
+ *                  on success we wait until our store has applied the
+ *                  leader's index, then done
+ *               -> no leader known, "outcome unknown", no answer within
+ *                  FORWARD_MS, the link's queue full: try again after a
+ *                  short pause, until the deadline (IC_ETIMEDOUT)
+ * Every attempt carries the same encoded command (same client id and
+ * sequence), so the state machine applies it once. An answer or callback
+ * of an earlier attempt is ignored.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <uv.h>
+
+#include "cluster.h"
+
+#define DEFAULT_DEADLINE_MS 15000
+#define FORWARD_MS 3000    /* an answer from the leader within */
+#define RETRY_MS 50        /* pause before another attempt */
+#define APPLY_WAIT_MS 2000 /* wait for our own apply at most */
+#define APPLY_POLL_MS 2
+#define SEED_DEADLINE_MS (24u * 3600u * 1000u)
+
+enum rq_state {
+    RQ_SUBMITTING, /* a local submission is running */
+    RQ_FORWARDED,  /* waiting for the leader's <written/> */
+    RQ_PAUSED,     /* before the next attempt */
+    RQ_APPLYING,   /* applied on the leader; waiting for our store */
+    RQ_DONE,
+};
+
+struct req {
+    struct ic_node_cluster *c;
+    uint64_t id;
+    unsigned char *enc; /* the encoded command */
+    size_t enc_len;
+    struct ic_raft_cmd *cmd; /* decoded view over enc */
+    ic_node_write_cb cb;
+    void *data;
+    uint64_t deadline; /* uv_now() ms */
+    uint64_t apply_deadline;
+    uv_timer_t timer;
+    enum rq_state state;
+    unsigned attempt;
+    int inflight; /* local submissions not called back yet */
+    bool timer_open;
+    uint64_t wait_index;
+    struct ic_raft_result res;
+    struct req *next;
+};
+
+/* One local submission of a request. */
+struct attempt {
+    struct req *r;
+    unsigned n;
+};
+
+/* A write another node forwarded to us. */
+struct fwd {
+    struct ic_node_cluster *c;
+    unsigned from;
+    char id[32], attempt[16];
+    unsigned char *buf;
+};
+
+struct ic_node_cluster {
+    uv_loop_t *loop;
+    const struct ic_node_config *cfg;
+    struct ic_store *st;
+    struct ic_raft_node *raft;
+    struct ic_xmpp_links *links;
+    struct req *reqs;
+    uint64_t next_id;
+    int fwd_inflight;
+    bool closing, raft_closed, links_closed;
+    void (*close_cb)(void *data);
+    void *close_data;
+    unsigned char *seed; /* the seed command's bytes, while it runs */
+};
+
+static void attempt_start(struct req *r);
+static void maybe_free_req(struct req *r);
+
+/* ---- base64 for the link messages -------------------------------------- */
+
+static char *b64_encode(const unsigned char *in, size_t len)
+{
+    char *out = ic_malloc(4 * ((len + 2) / 3) + 1);
+
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+static unsigned char *b64_decode(const char *in, size_t *len)
+{
+    size_t n = strlen(in);
+    unsigned char *out;
+    int got;
+
+    if (n % 4 != 0)
+        return NULL;
+    out = ic_malloc(n / 4 * 3 + 1);
+    got = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+    if (got < 0) {
+        ic_free(out);
+        return NULL;
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes */
+    if (n > 0 && in[n - 1] == '=')
+        got--;
+    if (n > 1 && in[n - 2] == '=')
+        got--;
+    *len = (size_t)got;
+    return out;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void on_req_timer_closed(uv_handle_t *h)
+{
+    struct req *r = h->data;
+
+    r->timer_open = false;
+    maybe_free_req(r);
+}
+
+static void maybe_free_req(struct req *r)
+{
+    if (r->state != RQ_DONE || r->inflight > 0 || r->timer_open)
+        return;
+    ic_raft_cmd_free(r->cmd);
+    ic_free(r->enc);
+    ic_free(r);
+}
+
+static void unlink_req(struct req *r)
+{
+    struct req **pp = &r->c->reqs;
+
+    while (*pp != NULL && *pp != r)
+        pp = &(*pp)->next;
+    if (*pp == r)
+        *pp = r->next;
+}
+
+static void finish(struct req *r, int rc, const struct ic_raft_result *res)
+{
+    if (r->state == RQ_DONE)
+        return;
+    r->state = RQ_DONE;
+    unlink_req(r);
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, on_req_timer_closed);
+    if (r->cb != NULL)
+        r->cb(r->data, rc, res);
+    maybe_free_req(r);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    attempt_start(t->data);
+}
+
+static void retry_later(struct req *r, const char *why)
+{
+    if (uv_now(r->c->loop) >= r->deadline) {
+        IC_LOG(IC_LOG_WARN, "cluster", "write %llu: gave up: %s",
+               (unsigned long long)r->id, why);
+        finish(r, IC_ETIMEDOUT, NULL);
+        return;
+    }
+    IC_LOG(IC_LOG_DEBUG, "cluster", "write %llu: again (%s)",
+           (unsigned long long)r->id, why);
+    r->state = RQ_PAUSED;
+    uv_timer_start(&r->timer, on_retry, RETRY_MS, 0);
+}
+
+static void on_forward_timeout(uv_timer_t *t)
+{
+    retry_later(t->data, "no answer from the leader");
+}
+
+static void forward(struct req *r, uint64_t leader)
+{
+    struct ic_xml *m = ic_xml_new("write", IC_NS_CLUSTER);
+    char id[32], at[16];
+    char *b64 = b64_encode(r->enc, r->enc_len);
+    int rc;
+
+    snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
+    snprintf(at, sizeof at, "%u", r->attempt);
+    ic_xml_set_attr(m, "id", id);
+    ic_xml_set_attr(m, "attempt", at);
+    ic_xml_add_text(m, b64, strlen(b64));
+    ic_free(b64);
+    rc = ic_xmpp_links_send(r->c->links, (unsigned)leader, m);
+    ic_xml_free(m);
+    if (rc != 0) {
+        retry_later(r, ic_strerror(rc));
+        return;
+    }
+    r->state = RQ_FORWARDED;
+    uv_timer_start(&r->timer, on_forward_timeout, FORWARD_MS, 0);
+}
+
+static void on_apply_poll(uv_timer_t *t)
+{
+    struct req *r = t->data;
+    struct ic_raft_status s;
+
+    ic_node_cluster_status(r->c, &s);
+    if (s.last_applied >= r->wait_index ||
+        uv_now(r->c->loop) >= r->apply_deadline)
+        finish(r, 0, &r->res);
+}
+
+/* Applied on the leader at INDEX: done once our store has it too. */
+static void await_apply(struct req *r, uint64_t index)
+{
+    r->state = RQ_APPLYING;
+    r->wait_index = index;
+    r->apply_deadline = uv_now(r->c->loop) + APPLY_WAIT_MS;
+    uv_timer_start(&r->timer, on_apply_poll, 0, APPLY_POLL_MS);
+}
+
+static void on_local(void *data,
+                     int rc,
+                     const struct ic_raft_result *res,
+                     uint64_t leader_id,
+                     const char *leader_address)
+{
+    struct attempt *a = data;
+    struct req *r = a->r;
+    bool current = a->n == r->attempt && r->state == RQ_SUBMITTING;
+
+    (void)leader_address;
+    ic_free(a);
+    r->inflight--;
+    if (!current || r->c->closing) {
+        maybe_free_req(r);
+        return;
+    }
+    if (rc == 0)
+        finish(r, 0, res);
+    else if (rc == IC_ENOTLEADER && leader_id != 0 &&
+             leader_id != r->c->cfg->node.id)
+        forward(r, leader_id);
+    else if (rc == IC_ENOTLEADER || rc == IC_EINDOUBT)
+        retry_later(r, rc == IC_ENOTLEADER ? "no leader" : "outcome unknown");
+    else
+        finish(r, rc, NULL);
+}
+
+static void attempt_start(struct req *r)
+{
+    struct attempt *a;
+    int rc;
+
+    if (r->c->closing) {
+        finish(r, IC_EBUSY, NULL);
+        return;
+    }
+    a = ic_malloc(sizeof *a);
+    a->r = r;
+    a->n = ++r->attempt;
+    r->state = RQ_SUBMITTING;
+    r->inflight++;
+    rc = ic_raft_node_submit(r->c->raft, r->cmd, on_local, a);
+    if (rc != 0) {
+        r->inflight--;
+        ic_free(a);
+        finish(r, rc, NULL);
+    }
+}
+
+int ic_node_cluster_write(struct ic_node_cluster *c,
+                          const struct ic_raft_cmd *cmd,
+                          unsigned deadline_ms,
+                          ic_node_write_cb cb,
+                          void *data)
+{
+    struct ic_raft_cmd copy = *cmd;
+    struct req *r;
+    size_t len;
+    int rc;
+
+    if (c->closing)
+        return IC_EBUSY;
+    if (copy.client == 0) {
+        copy.client = ic_raft_node_client(c->raft);
+        copy.seq = ic_raft_node_next_seq(c->raft);
+    }
+    rc = ic_raft_cmd_size(&copy, &len);
+    if (rc != 0)
+        return rc;
+    r = ic_calloc(1, sizeof *r);
+    r->c = c;
+    r->id = ++c->next_id;
+    r->enc = ic_malloc(len);
+    r->enc_len = len;
+    if (ic_raft_cmd_encode(&copy, r->enc, len) != 0 ||
+        ic_raft_cmd_decode(r->enc, len, &r->cmd) != 0) {
+        ic_free(r->enc);
+        ic_free(r);
+        return IC_EINVAL;
+    }
+    r->cb = cb;
+    r->data = data;
+    r->deadline = uv_now(c->loop) +
+                  (deadline_ms != 0 ? deadline_ms : DEFAULT_DEADLINE_MS);
+    uv_timer_init(c->loop, &r->timer);
+    r->timer.data = r;
+    r->timer_open = true;
+    r->next = c->reqs;
+    c->reqs = r;
+    attempt_start(r);
+    return 0;
+}
+
+/* ---- the leader's side of forwarded writes --------------------------------
+ */
+
+static void answer(struct ic_node_cluster *c,
+                   unsigned to,
+                   const char *id,
+                   const char *attempt,
+                   int rc,
+                   const struct ic_raft_result *res,
+                   uint64_t leader)
+{
+    struct ic_xml *m = ic_xml_new("written", IC_NS_CLUSTER);
+    struct ic_raft_status s;
+    char buf[32];
+
+    ic_xml_set_attr(m, "id", id);
+    ic_xml_set_attr(m, "attempt", attempt);
+    snprintf(buf, sizeof buf, "%d", rc);
+    ic_xml_set_attr(m, "rc", buf);
+    if (rc == 0) {
+        ic_node_cluster_status(c, &s);
+        snprintf(buf, sizeof buf, "%d", res->code);
+        ic_xml_set_attr(m, "code", buf);
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)s.last_applied);
+        ic_xml_set_attr(m, "applied", buf);
+        ic_xml_add_text(m, res->msg, strlen(res->msg));
+    }
+    if (leader != 0) {
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)leader);
+        ic_xml_set_attr(m, "leader", buf);
+    }
+    if (!c->links_closed)
+        ic_xmpp_links_send(c->links, to, m);
+    ic_xml_free(m);
+}
+
+static void on_forwarded_done(void *data,
+                              int rc,
+                              const struct ic_raft_result *res,
+                              uint64_t leader_id,
+                              const char *leader_address)
+{
+    struct fwd *f = data;
+
+    (void)leader_address;
+    answer(f->c, f->from, f->id, f->attempt, rc, res, leader_id);
+    f->c->fwd_inflight--;
+    ic_free(f->buf);
+    ic_free(f);
+}
+
+static void
+on_write_msg(struct ic_node_cluster *c, unsigned from, const struct ic_xml *m)
+{
+    const char *id = ic_xml_attr(m, "id"), *at = ic_xml_attr(m, "attempt");
+    struct ic_raft_cmd *cmd = NULL;
+    struct fwd *f;
+    char *text;
+    size_t len = 0;
+
+    if (id == NULL || at == NULL || strlen(id) >= 32 || strlen(at) >= 16)
+        return;
+    f = ic_calloc(1, sizeof *f);
+    f->c = c;
+    f->from = from;
+    snprintf(f->id, sizeof f->id, "%s", id);
+    snprintf(f->attempt, sizeof f->attempt, "%s", at);
+    text = ic_xml_text(m);
+    f->buf = b64_decode(text, &len);
+    ic_free(text);
+    if (f->buf == NULL || ic_raft_cmd_decode(f->buf, len, &cmd) != 0 ||
+        c->closing ||
+        ic_raft_node_submit(c->raft, cmd, on_forwarded_done, f) != 0) {
+        answer(c, from, f->id, f->attempt,
+               c->closing ? IC_EINDOUBT : IC_ECORRUPT, NULL, 0);
+        ic_raft_cmd_free(cmd);
+        ic_free(f->buf);
+        ic_free(f);
+        return;
+    }
+    c->fwd_inflight++;
+    ic_raft_cmd_free(cmd); /* submit copied it */
+}
+
+static uint64_t attr_u64(const struct ic_xml *m, const char *name)
+{
+    const char *v = ic_xml_attr(m, name);
+
+    return v != NULL ? strtoull(v, NULL, 10) : 0;
+}
+
+static void on_written_msg(struct ic_node_cluster *c, const struct ic_xml *m)
+{
+    uint64_t id = attr_u64(m, "id"), leader = attr_u64(m, "leader");
+    unsigned at = (unsigned)attr_u64(m, "attempt");
+    const char *rcs = ic_xml_attr(m, "rc");
+    int rc = rcs != NULL ? atoi(rcs) : IC_ECORRUPT;
+    struct req *r = c->reqs;
+    char *text;
+
+    while (r != NULL && r->id != id)
+        r = r->next;
+    if (r == NULL || r->attempt != at || r->state != RQ_FORWARDED)
+        return; /* an earlier attempt's answer */
+    uv_timer_stop(&r->timer);
+    if (rc == 0) {
+        r->res.code = (int)strtol(
+            ic_xml_attr(m, "code") ? ic_xml_attr(m, "code") : "0", NULL, 10);
+        text = ic_xml_text(m);
+        snprintf(r->res.msg, sizeof r->res.msg, "%s", text);
+        ic_free(text);
+        await_apply(r, attr_u64(m, "applied"));
+    } else if (rc == IC_ENOTLEADER && leader != 0 &&
+               leader != c->cfg->node.id) {
+        forward(r, leader);
+    } else {
+        retry_later(r, ic_strerror(rc));
+    }
+}
+
+static void on_message(void *data, unsigned from, struct ic_xml *msg)
+{
+    struct ic_node_cluster *c = data;
+
+    if (msg->ns != NULL && strcmp(msg->ns, IC_NS_CLUSTER) == 0) {
+        if (strcmp(msg->name, "write") == 0)
+            on_write_msg(c, from, msg);
+        else if (strcmp(msg->name, "written") == 0)
+            on_written_msg(c, msg);
+    }
+    ic_xml_free(msg);
+}
+
+static bool is_member(void *data, unsigned id)
+{
+    struct ic_node_cluster *c = data;
+    struct ic_raft_status s;
+
+    for (size_t i = 0; i < c->cfg->cluster.n_peers; i++)
+        if (c->cfg->cluster.peers[i].id == id)
+            return true;
+    ic_node_cluster_status(c, &s);
+    for (size_t i = 0; i < s.n_servers; i++)
+        if (s.servers[i].id == id)
+            return true;
+    return false;
+}
+
+/* ---- the seed ---------------------------------------------------------------
+ */
+
+static void on_seeded(void *data, int rc, const struct ic_raft_result *res)
+{
+    struct ic_node_cluster *c = data;
+
+    ic_free(c->seed);
+    c->seed = NULL;
+    if (rc != 0)
+        IC_LOG(IC_LOG_ERROR, "cluster", "seed: %s", ic_strerror(rc));
+    else if (res->code != 0)
+        IC_LOG(IC_LOG_ERROR, "cluster", "seed refused: %s", res->msg);
+    else
+        IC_LOG(IC_LOG_INFO, "cluster", "seed applied");
+}
+
+/* Reads and submits the seed command (a fixed client id and sequence: it
+ * is applied once, whichever nodes submit it). */
+static int start_seed(struct ic_node_cluster *c, char *why, size_t why_len)
+{
+    const char *path = c->cfg->cluster.seed;
+    struct ic_raft_cmd *cmd;
+    FILE *f = fopen(path, "rb");
+    long n;
+    int rc;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
+        n > (long)IC_RAFT_CMD_MAX || fseek(f, 0, SEEK_SET) != 0) {
+        snprintf(why, why_len, "seed %s: cannot read it", path);
+        if (f != NULL)
+            fclose(f);
+        return IC_EIO;
+    }
+    c->seed = ic_malloc((size_t)n);
+    rc = fread(c->seed, 1, (size_t)n, f) == (size_t)n ? 0 : IC_EIO;
+    fclose(f);
+    if (rc == 0)
+        rc = ic_raft_cmd_decode(c->seed, (size_t)n, &cmd);
+    if (rc != 0) {
+        snprintf(why, why_len, "seed %s: %s", path, ic_strerror(rc));
+        return rc;
+    }
+    rc = ic_node_cluster_write(c, cmd, SEED_DEADLINE_MS, on_seeded, c);
+    ic_raft_cmd_free(cmd);
+    if (rc != 0)
+        snprintf(why, why_len, "seed %s: %s", path, ic_strerror(rc));
+    return rc;
+}
+
+/* ---- start, status, close ---------------------------------------------------
+ */
+
+static int start_links(struct ic_node_cluster *c, char *why, size_t why_len)
+{
+    static const struct ic_xmpp_links_ops ops0 = {NULL, is_member, on_message,
+                                                  NULL};
+    const struct ic_node_config *cfg = c->cfg;
+    const struct ic_node_peer *self = ic_node_config_self(cfg);
+    struct ic_xmpp_links_ops ops = ops0;
+    struct ic_xmpp_links_config lc = {0};
+    int rc;
+
+    ops.data = c;
+    lc.self = cfg->node.id;
+    lc.address = self != NULL ? self->host : cfg->c2s.address;
+    lc.port = cfg->cluster.link_port;
+    lc.domain = cfg->node.domain;
+    lc.cert = cfg->tls.cert;
+    lc.key = cfg->tls.key;
+    lc.ca = cfg->tls.ca;
+    rc = ic_xmpp_links_new(c->loop, &lc, &ops, &c->links, why, why_len);
+    for (size_t i = 0; rc == 0 && i < cfg->cluster.n_peers; i++) {
+        const struct ic_node_peer *p = &cfg->cluster.peers[i];
+        if (p->id != cfg->node.id) /* links listen on raft port + 1 */
+            rc = ic_xmpp_links_set_peer(c->links, p->id, p->host,
+                                        p->raft_port + 1);
+    }
+    return rc;
+}
+
+static int start_raft(struct ic_node_cluster *c, char *why, size_t why_len)
+{
+    const struct ic_node_config *cfg = c->cfg;
+    const struct ic_node_peer *self = ic_node_config_self(cfg);
+    size_t n = cfg->cluster.n_peers;
+    struct ic_raft_server *servers = ic_calloc(n + 1, sizeof *servers);
+    char(*addrs)[IC_RAFT_ADDRESS_MAX] = ic_calloc(n + 1, sizeof *addrs);
+    struct ic_raft_node_opts o = {0};
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(addrs[i], sizeof addrs[i], "%s:%u", cfg->cluster.peers[i].host,
+                 (unsigned)cfg->cluster.peers[i].raft_port);
+        servers[i] = (struct ic_raft_server){cfg->cluster.peers[i].id, addrs[i],
+                                             IC_RAFT_VOTER};
+    }
+    if (n == 0) { /* a cluster of this node alone */
+        snprintf(addrs[0], sizeof addrs[0], "%s:%u", cfg->c2s.address,
+                 (unsigned)cfg->cluster.raft_port);
+        servers[0] =
+            (struct ic_raft_server){cfg->node.id, addrs[0], IC_RAFT_VOTER};
+        n = 1;
+    }
+    o.id = cfg->node.id;
+    o.address = self != NULL ? addrs[self - cfg->cluster.peers] : addrs[0];
+    o.data_dir = cfg->node.data_dir;
+    o.store = c->st;
+    o.initial = servers;
+    o.n_initial = n;
+    o.election_timeout_ms = cfg->cluster.election_timeout;
+    o.heartbeat_ms = cfg->cluster.heartbeat;
+    o.snapshot_threshold = cfg->cluster.snapshot_threshold;
+    o.snapshot_trailing = cfg->cluster.snapshot_trailing;
+    rc = ic_raft_node_new(c->loop, &o, &c->raft, why, why_len);
+    ic_free(servers);
+    ic_free(addrs);
+    return rc;
+}
+
+static void on_links_closed(void *data);
+
+int ic_node_cluster_start(struct uv_loop_s *loop,
+                          const struct ic_node_config *cfg,
+                          struct ic_store *st,
+                          struct ic_node_cluster **out,
+                          char *why,
+                          size_t why_len)
+{
+    struct ic_node_cluster *c = ic_calloc(1, sizeof *c);
+    int rc;
+
+    c->loop = loop;
+    c->cfg = cfg;
+    c->st = st;
+    rc = start_raft(c, why, why_len);
+    if (rc != 0) {
+        ic_free(c);
+        return rc;
+    }
+    c->raft_closed = false;
+    rc = start_links(c, why, why_len);
+    if (rc == 0 && cfg->cluster.seed != NULL)
+        rc = start_seed(c, why, why_len);
+    *out = c; /* even on failure: the caller closes it */
+    return rc;
+}
+
+void ic_node_cluster_status(struct ic_node_cluster *c,
+                            struct ic_raft_status *out)
+{
+    ic_raft_node_status(c->raft, out);
+}
+
+static void on_raft_closed(void *data)
+{
+    struct ic_node_cluster *c = data;
+
+    c->raft_closed = true;
+    if (c->links == NULL) {
+        on_links_closed(c);
+        return;
+    }
+    ic_xmpp_links_shutdown(c->links, on_links_closed, c);
+}
+
+static void on_links_closed(void *data)
+{
+    struct ic_node_cluster *c = data;
+    void (*cb)(void *) = c->close_cb;
+    void *cb_data = c->close_data;
+
+    c->links_closed = true;
+    ic_xmpp_links_free(c->links);
+    ic_free(c->seed);
+    ic_free(c);
+    if (cb != NULL)
+        cb(cb_data);
+}
+
+void ic_node_cluster_close(struct ic_node_cluster *c,
+                           void (*cb)(void *data),
+                           void *data)
+{
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_data = data;
+    while (c->reqs != NULL)
+        finish(c->reqs, IC_EBUSY, NULL);
+    /* Raft first (it hands leadership over; forwarded writes still
+     * running complete and are answered on the links), then the links. */
+    ic_raft_node_close(c->raft, on_raft_closed, c);
+}

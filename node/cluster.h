@@ -1,0 +1,64 @@
+/*
+ * cluster.h - the node's place in the cluster (private to node/): its Raft
+ * server (raft/), its cluster links (xmpp/), and writes from any node.
+ *
+ * A write is a raft command (ic_raft.h). ic_node_cluster_write submits it
+ * here when this node leads, or forwards it over the cluster link to the
+ * leader, which submits it and answers; leader changes, lost links and
+ * "outcome unknown" answers are retried with the same client id and
+ * sequence, which the replicated state machine deduplicates, so a write is
+ * applied at most once however often it is retried. The callback runs
+ * once the command is applied on the leader and on this node (so a query
+ * here sees it), or with IC_ETIMEDOUT when no leader took it in time (then
+ * it may still be applied later: the caller says "outcome unknown").
+ */
+#ifndef IC_NODE_CLUSTER_H
+#define IC_NODE_CLUSTER_H
+
+#include <stdint.h>
+
+#include "ic_raft.h"
+#include "ic_xmpp.h"
+#include "node_int.h"
+
+#define IC_NS_CLUSTER "urn:icroot:cluster:0"
+
+struct ic_node_cluster;
+struct uv_loop_s;
+
+/* Starts the Raft server (bootstrapping the configured peers when the
+ * data directory is new) and the cluster links. The seed command, when
+ * configured, is submitted in the background until applied. */
+int ic_node_cluster_start(struct uv_loop_s *loop,
+                          const struct ic_node_config *cfg,
+                          struct ic_store *st,
+                          struct ic_node_cluster **out,
+                          char *why,
+                          size_t why_len);
+
+/* RC 0: applied, RES its result (a business failure is RES->code != 0);
+ * IC_ETIMEDOUT or IC_EBUSY (closing): the outcome is unknown. */
+typedef void (*ic_node_write_cb)(void *data,
+                                 int rc,
+                                 const struct ic_raft_result *res);
+
+/* Writes CMD (copied; its client and seq are given here unless CMD sets
+ * them). DEADLINE_MS 0: 15 s. IC_EINVAL when CMD does not encode (no
+ * callback then). */
+int ic_node_cluster_write(struct ic_node_cluster *c,
+                          const struct ic_raft_cmd *cmd,
+                          unsigned deadline_ms,
+                          ic_node_write_cb cb,
+                          void *data);
+
+void ic_node_cluster_status(struct ic_node_cluster *c,
+                            struct ic_raft_status *out);
+
+/* Closes the links and the Raft server (handing leadership over first);
+ * pending writes complete with IC_EBUSY; CB runs when all is closed and C
+ * is freed. */
+void ic_node_cluster_close(struct ic_node_cluster *c,
+                           void (*cb)(void *data),
+                           void *data);
+
+#endif /* IC_NODE_CLUSTER_H */

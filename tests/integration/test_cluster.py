@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""A real 3-node cluster on loopback (icroot dev, separate processes),
+driven only through icrootctl's online verbs:
+
+- the cluster forms and applies its seed on every node;
+- writes on any node (followers forward to the leader) are visible on all;
+- kill -9 of the leader, then of a follower, during a stream of writes:
+  the others go on, the killed node restarts from its data directory and
+  catches up;
+- history check: every acknowledged write is on every node, each graph
+  holds exactly what its one write put there, and all replicas' digests
+  are equal once quiet;
+- with two of three nodes down, the last one refuses writes (no majority)
+  and answers "outcome unknown"; after the others return, the cluster
+  takes writes again.
+
+    test_cluster.py BUILD/icroot BUILD/icrootctl
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ICROOT, CTL = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(ok, what):
+    print(('ok   ' if ok else 'FAIL ') + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def free_base():
+    for _ in range(200):
+        p = random.randrange(20000, 32000, 10)
+        socks = []
+        try:
+            for q in range(p, p + 30):
+                s = socket.socket()
+                s.bind(('127.0.0.1', q))
+                socks.append(s)
+            return p
+        except OSError:
+            pass
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError('no free ports')
+
+
+class Cluster:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix='icroot-cluster-')
+        self.base = free_base()
+        self.dev = subprocess.Popen(
+            [ICROOT, 'dev', '--nodes', '3', '--dir', self.dir,
+             '--base-port', str(self.base)],
+            stdout=open(os.path.join(self.dir, 'dev.out'), 'w'),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        path = os.path.join(self.dir, 'cluster.json')
+        deadline = time.time() + 90
+        while not os.path.exists(path):
+            if self.dev.poll() is not None or time.time() > deadline:
+                raise RuntimeError('icroot dev did not start: ' +
+                                   open(os.path.join(self.dir, 'dev.out'))
+                                   .read()[-2000:])
+            time.sleep(0.1)
+        self.info = json.load(open(path))
+        self.pids = {n['id']: n['pid'] for n in self.info['nodes']}
+        self.restarted = []
+
+    def ctl(self, node, *args, timeout=40, env=None):
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.run([CTL, '--cluster',
+                            os.path.join(self.dir, 'cluster.json'),
+                            '--node', str(node)] + list(args),
+                           capture_output=True, text=True, timeout=timeout,
+                           env=e)
+        return p.returncode, p.stdout, p.stderr
+
+    def status(self, node):
+        rc, out, _ = self.ctl(node, 'status', timeout=20)
+        if rc != 0:
+            return None
+        st = {}
+        for line in out.splitlines():
+            k, _, v = line.partition(' ')
+            if k != 'raft.member':
+                st[k] = v.strip()
+        return st
+
+    def leader(self, alive):
+        for _ in range(100):
+            for n in alive:
+                st = self.status(n)
+                if st and st.get('raft.state') == 'leader':
+                    return n
+            time.sleep(0.1)
+        return None
+
+    def kill(self, node):
+        os.kill(self.pids[node], signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(self.pids[node], 0)
+            except ProcessLookupError:
+                return
+            # icroot dev reaps it; wait until it is gone
+            time.sleep(0.05)
+
+    def restart(self, node):
+        conf = os.path.join(self.dir, 'node%d.conf' % node)
+        log = open(os.path.join(self.dir, 'node%d.log' % node), 'a')
+        p = subprocess.Popen([ICROOT, 'run', '--config', conf], stdout=log,
+                             stderr=subprocess.STDOUT)
+        self.pids[node] = p.pid
+        self.restarted.append(p)
+        for _ in range(100):
+            if self.status(node) is not None:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def quiet(self, nodes, timeout=30):
+        """Waits until NODES report the same applied index and digest."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            sts = [self.status(n) for n in nodes]
+            if all(sts):
+                last = [(s['appliedIndex'], s['digest']) for s in sts]
+                if len(set(last)) == 1:
+                    return True, last
+            time.sleep(0.2)
+        return False, last
+
+    def stop(self):
+        self.dev.send_signal(signal.SIGINT)
+        try:
+            rc = self.dev.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.dev.pid, signal.SIGKILL)
+            rc = -1
+        for p in self.restarted:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        return rc
+
+
+def write(c, node, i):
+    """Loads one statement into graph urn:icroot:graph:wI through NODE."""
+    path = os.path.join(c.dir, 'w%d.ttl' % i)
+    with open(path, 'w') as f:
+        f.write('<http://example.org/w%d> <http://example.org/n> "%d" .\n'
+                % (i, i))
+    rc, out, err = c.ctl(node, 'load', path)
+    return rc, err.strip()
+
+
+def main():
+    c = Cluster()
+    try:
+        run(c)
+    finally:
+        rc = c.stop()
+        check(rc == 0, 'icroot dev stops cleanly on SIGINT (exit %s)' % rc)
+        if failures:
+            print('--- kept', c.dir)
+            for n in (1, 2, 3):
+                log = os.path.join(c.dir, 'node%d.log' % n)
+                if os.path.exists(log):
+                    print('--- node%d.log (tail)' % n)
+                    print(''.join(open(log).readlines()[-15:]))
+        else:
+            shutil.rmtree(c.dir, ignore_errors=True)
+    print('%d failure(s)' % len(failures))
+    return 1 if failures else 0
+
+
+def run(c):
+    ok, last = c.quiet([1, 2, 3])
+    check(ok, 'the seed is applied on every node, digests equal %s' % last)
+    rc, out, _ = c.ctl(3, 'query', 'replicationFactor=5',
+                       'tierCountries=JAPAN', 'StorageReplicationMethod=AMQP',
+                       'InterCloudStorageAccess=NFS',
+                       'availabilityQuanity=99.999')
+    check(rc == 0 and out.split() == ['cloud2', 'cloud5'],
+          'the seed query on node 3: %r' % out)
+
+    alive = [1, 2, 3]
+    acked, refused = [], []
+    leader = c.leader(alive)
+    check(leader is not None, 'a leader is elected (%s)' % leader)
+    killed_leader = killed_follower = None
+    for i in range(1, 31):
+        if i == 8:
+            killed_leader = c.leader(alive)
+            c.kill(killed_leader)
+            alive.remove(killed_leader)
+        if i == 16:
+            check(c.restart(killed_leader),
+                  'node %s restarts from its directory' % killed_leader)
+            alive.append(killed_leader)
+        if i == 20:
+            lead = c.leader(alive)
+            killed_follower = [n for n in alive if n != lead][0]
+            c.kill(killed_follower)
+            alive.remove(killed_follower)
+        if i == 26:
+            check(c.restart(killed_follower),
+                  'node %s restarts from its directory' % killed_follower)
+            alive.append(killed_follower)
+        node = alive[i % len(alive)]
+        rc, err = write(c, node, i)
+        (acked if rc == 0 else refused).append((i, node, err))
+    check(len(acked) >= 25, '%d of 30 writes acknowledged, refused: %s'
+          % (len(acked), refused))
+
+    ok, last = c.quiet([1, 2, 3])
+    check(ok, 'all replicas equal once quiet (index, digest): %s' % last)
+    lost = []
+    for n in (1, 2, 3):
+        rc, out, err = c.ctl(n, 'dump', '--format', 'nq')
+        for i, _, _ in acked:
+            line = ('<http://example.org/w%d> <http://example.org/n> "%d" '
+                    '<urn:icroot:graph:w%d> .' % (i, i, i))
+            if out.count(line) != 1:
+                lost.append((n, i))
+        extra = [ln for ln in out.splitlines()
+                 if '<urn:icroot:graph:w' in ln and
+                 not any(('graph:w%d>' % i) in ln for i, _, _ in acked) and
+                 not any(('graph:w%d>' % i) in ln for i, _, _ in refused)]
+        check(not extra, 'node %d holds no write nobody made: %s' % (n, extra))
+    check(not lost, 'no acknowledged write lost (node, write): %s' % lost)
+
+    # no majority: two nodes down, the third refuses (outcome unknown)
+    lead = c.leader([1, 2, 3])
+    others = [n for n in (1, 2, 3) if n != lead]
+    c.kill(lead)
+    c.kill(others[0])
+    t0 = time.time()
+    rc, err = write(c, others[1], 99)
+    check(rc != 0 and 'outcome unknown' in err,
+          'a node without a majority refuses the write in %.1f s: %s'
+          % (time.time() - t0, err))
+    for n in (lead, others[0]):
+        check(c.restart(n), 'node %d back' % n)
+    rc, err = write(c, others[0], 100)
+    check(rc == 0, 'writes again once the majority is back: %s' % err)
+    ok, last = c.quiet([1, 2, 3])
+    check(ok, 'all replicas equal at the end: %s' % last)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
