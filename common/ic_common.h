@@ -36,7 +36,8 @@
     X(IC_ECONNECT, -20, "connection failed")             \
     X(IC_ENOTLEADER, -30, "not the Raft leader")         \
     X(IC_EINDOUBT, -31, "outcome unknown, retry")        \
-    X(IC_ESTALE, -32, "older than last applied")
+    X(IC_ESTALE, -32, "older than last applied")         \
+    X(IC_ELEASE, -33, "node lease incarnation not current")
 
 enum ic_error {
 #define IC__ERR_ENUM(name, value, msg) name = value,

@@ -81,6 +81,7 @@ struct ic_node_cluster {
     struct ic_store *st;
     struct ic_raft_node *raft;
     struct ic_xmpp_links *links;
+    uv_timer_t sync; /* keeps the links' peers in step with the members */
     struct req *reqs;
     uint64_t next_id;
     int fwd_inflight;
@@ -92,6 +93,7 @@ struct ic_node_cluster {
 
 static void attempt_start(struct req *r);
 static void maybe_free_req(struct req *r);
+static void on_sync(uv_timer_t *t);
 
 /* ---- base64 for the link messages -------------------------------------- */
 
@@ -527,6 +529,125 @@ static int start_seed(struct ic_node_cluster *c, char *why, size_t why_len)
     return rc;
 }
 
+/* ---- membership ---------------------------------------------------------- */
+
+/* A membership change in flight: add runs in two steps (spare, voter). */
+struct member_op {
+    struct ic_node_cluster *c;
+    uint64_t id;
+    bool then_assign;
+    ic_node_member_cb cb;
+    void *data;
+};
+
+static void on_member_done(void *data,
+                           int rc,
+                           uint64_t leader_id,
+                           const char *leader_address)
+{
+    struct member_op *m = data;
+
+    (void)leader_address;
+    if (rc == 0 && m->then_assign) {
+        m->then_assign = false;
+        rc = ic_raft_node_assign(m->c->raft, m->id, IC_RAFT_VOTER,
+                                 on_member_done, m);
+        if (rc == 0)
+            return;
+    }
+    m->cb(m->data, rc, leader_id);
+    ic_free(m);
+}
+
+static struct member_op *member_op(struct ic_node_cluster *c,
+                                   uint64_t id,
+                                   ic_node_member_cb cb,
+                                   void *data)
+{
+    struct member_op *m = ic_calloc(1, sizeof *m);
+
+    m->c = c;
+    m->id = id;
+    m->cb = cb;
+    m->data = data;
+    return m;
+}
+
+int ic_node_cluster_member_add(struct ic_node_cluster *c,
+                               uint64_t id,
+                               const char *address,
+                               ic_node_member_cb cb,
+                               void *data)
+{
+    struct member_op *m = member_op(c, id, cb, data);
+    int rc;
+
+    m->then_assign = true;
+    rc = ic_raft_node_add(c->raft, id, address, on_member_done, m);
+    if (rc != 0)
+        ic_free(m);
+    return rc;
+}
+
+int ic_node_cluster_member_remove(struct ic_node_cluster *c,
+                                  uint64_t id,
+                                  ic_node_member_cb cb,
+                                  void *data)
+{
+    struct member_op *m = member_op(c, id, cb, data);
+    int rc = ic_raft_node_remove(c->raft, id, on_member_done, m);
+
+    if (rc != 0)
+        ic_free(m);
+    return rc;
+}
+
+int ic_node_cluster_transfer(struct ic_node_cluster *c,
+                             uint64_t id,
+                             ic_node_member_cb cb,
+                             void *data)
+{
+    struct member_op *m = member_op(c, id, cb, data);
+    int rc = ic_raft_node_transfer(c->raft, id, on_member_done, m);
+
+    if (rc != 0)
+        ic_free(m);
+    return rc;
+}
+
+/* Every second: a link to every member of the Raft configuration (at its
+ * Raft port + 1), none to nodes that left it. */
+static void on_sync(uv_timer_t *t)
+{
+    struct ic_node_cluster *c = t->data;
+    struct ic_raft_status s;
+
+    if (c->closing)
+        return;
+    ic_node_cluster_status(c, &s);
+    if (s.n_servers == 0)
+        return;
+    for (size_t i = 0; i < s.n_servers; i++) {
+        char host[IC_RAFT_ADDRESS_MAX], *colon;
+        if (s.servers[i].id == c->cfg->node.id)
+            continue;
+        snprintf(host, sizeof host, "%s", s.servers[i].address);
+        colon = strrchr(host, ':');
+        if (colon == NULL)
+            continue;
+        *colon = '\0';
+        ic_xmpp_links_set_peer(c->links, (unsigned)s.servers[i].id, host,
+                               atoi(colon + 1) + 1);
+    }
+    for (unsigned id = 1; id <= 255; id++) {
+        bool member = false;
+        for (size_t i = 0; i < s.n_servers && !member; i++)
+            member = s.servers[i].id == id;
+        if (!member && id != c->cfg->node.id)
+            ic_xmpp_links_set_peer(c->links, id, NULL, 0);
+    }
+}
+
 /* ---- start, status, close ---------------------------------------------------
  */
 
@@ -585,8 +706,8 @@ static int start_raft(struct ic_node_cluster *c, char *why, size_t why_len)
     o.address = self != NULL ? addrs[self - cfg->cluster.peers] : addrs[0];
     o.data_dir = cfg->node.data_dir;
     o.store = c->st;
-    o.initial = servers;
-    o.n_initial = n;
+    o.initial = cfg->cluster.join ? NULL : servers;
+    o.n_initial = cfg->cluster.join ? 0 : n;
     o.election_timeout_ms = cfg->cluster.election_timeout;
     o.heartbeat_ms = cfg->cluster.heartbeat;
     o.snapshot_threshold = cfg->cluster.snapshot_threshold;
@@ -617,8 +738,11 @@ int ic_node_cluster_start(struct uv_loop_s *loop,
         ic_free(c);
         return rc;
     }
-    c->raft_closed = false;
+    uv_timer_init(loop, &c->sync);
+    c->sync.data = c;
     rc = start_links(c, why, why_len);
+    if (rc == 0)
+        uv_timer_start(&c->sync, on_sync, 1000, 1000);
     if (rc == 0 && cfg->cluster.seed != NULL)
         rc = start_seed(c, why, why_len);
     *out = c; /* even on failure: the caller closes it */
@@ -664,6 +788,7 @@ void ic_node_cluster_close(struct ic_node_cluster *c,
     c->closing = true;
     c->close_cb = cb;
     c->close_data = data;
+    uv_close((uv_handle_t *)&c->sync, NULL);
     while (c->reqs != NULL)
         finish(c->reqs, IC_EBUSY, NULL);
     /* Raft first (it hands leadership over; forwarded writes still

@@ -54,6 +54,28 @@ int ic_node_cluster_write(struct ic_node_cluster *c,
 void ic_node_cluster_status(struct ic_node_cluster *c,
                             struct ic_raft_status *out);
 
+/* Membership, on the leader only (IC_ENOTLEADER otherwise, with the
+ * leader's id in the callback when known). CB(DATA, RC, LEADER) runs once
+ * the change is committed: RC 0, IC_ENOTLEADER, IC_EINDOUBT or another
+ * IC_E* code. An error returned means no callback. */
+typedef void (*ic_node_member_cb)(void *data, int rc, uint64_t leader);
+/* Adds node ID whose Raft address is ADDRESS ("IPv4:port") as a spare,
+ * then makes it a voter (Raft catches it up first). */
+int ic_node_cluster_member_add(struct ic_node_cluster *c,
+                               uint64_t id,
+                               const char *address,
+                               ic_node_member_cb cb,
+                               void *data);
+int ic_node_cluster_member_remove(struct ic_node_cluster *c,
+                                  uint64_t id,
+                                  ic_node_member_cb cb,
+                                  void *data);
+/* Hands leadership to voter ID (0: any). */
+int ic_node_cluster_transfer(struct ic_node_cluster *c,
+                             uint64_t id,
+                             ic_node_member_cb cb,
+                             void *data);
+
 /* Closes the links and the Raft server (handing leadership over first);
  * pending writes complete with IC_EBUSY; CB runs when all is closed and C
  * is freed. */

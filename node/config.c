@@ -77,6 +77,7 @@ const struct key ic_node__config_keys[] = {
     {"cluster", "snapshot_trailing", K_UINT, F(cluster.snapshot_trailing), 0,
      100000000, false},
     {"cluster", "seed", K_PATH, F(cluster.seed), 0, 0, false},
+    {"cluster", "join", K_BOOL, F(cluster.join), 0, 0, false},
     {"catalog", "ontology_dir", K_PATH, F(catalog.ontology_dir), 0, 0, false},
     {"catalog", "load_sample", K_BOOL, F(catalog.load_sample), 0, 0, false},
     {"accounts", "admins", K_NAMES, F(accounts.admins), 0, 0, false},

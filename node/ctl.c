@@ -164,7 +164,17 @@ static void usage(FILE *f)
         "                              node's max_stanza; larger files\n"
         "                              offline)\n"
         "  dump [--graph IRI] [--format trig|nq]\n"
-        "  query ATTRIBUTE=VALUE ... | query --xml FILE\n"
+        "  query [--linearizable] ATTRIBUTE=VALUE ... | query --xml FILE\n"
+        "                              --linearizable: after a Raft barrier\n"
+        "  members                     the Raft members, leader, indexes\n"
+        "  member-add ID HOST:RAFTPORT add a node (started with join = true)\n"
+        "                              as a spare, then a voter once caught "
+        "up\n"
+        "  member-remove ID            remove a node from the cluster\n"
+        "  transfer [ID]               hand leadership to node ID (or any)\n"
+        "                              (membership verbs go to the leader: "
+        "with\n"
+        "                              --cluster they follow its redirect)\n"
         "\n"
         "Options:\n"
         "  -d, --data-dir DIR     node data directory (offline; the store is\n"
@@ -439,6 +449,8 @@ static int online(
         r->user = ic_strdup("admin");
     if (r->password == NULL && getenv("ICROOT_PASSWORD") != NULL)
         r->password = ic_strdup(getenv("ICROOT_PASSWORD"));
+    if (cluster != NULL)
+        r->cluster = ic_strdup(cluster);
     if (cluster != NULL &&
         ctl_remote_from_cluster(r, cluster, node, why, sizeof why) != 0) {
         fprintf(stderr, "icrootctl: %s\n", why);

@@ -22,6 +22,7 @@ struct ctl_remote {
     char *user;       /* default "admin" */
     char *password;
     unsigned timeout_ms;
+    char *cluster; /* cluster.json, when given: to follow redirects */
 };
 
 /* Fills what R lacks from cluster.json at PATH, node NODE (1-based):

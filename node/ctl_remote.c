@@ -272,5 +272,6 @@ void ctl_remote_free(struct ctl_remote *r)
     ic_free(r->key);
     ic_free(r->user);
     ic_free(r->password);
+    ic_free(r->cluster);
     memset(r, 0, sizeof *r);
 }

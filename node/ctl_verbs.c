@@ -335,13 +335,21 @@ static int verb_query(struct ctl_remote *r, int argc, char **argv)
 {
     struct ic_xml *cs, *cmd = NULL;
     const struct ic_xml *mc;
+    bool lin = argc > 1 && strcmp(argv[1], "--linearizable") == 0;
 
+    if (lin) { /* the verb stays argv[0] */
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
     if (argc == 3 && strcmp(argv[1], "--xml") == 0)
         cs = constraints_of_file(argv[2]);
     else
         cs = constraints_of_args(argc, argv);
     if (cs == NULL)
         return 2;
+    if (lin)
+        ic_xml_set_attr(cs, "consistency", "linearizable");
     if (call(r, "query", "constraint_catalog_resources", cs, &cmd) != 0)
         return 1;
     mc = ctl_remote_output(cmd, "matchingClouds");
@@ -355,16 +363,120 @@ static int verb_query(struct ctl_remote *r, int argc, char **argv)
     return mc != NULL ? 0 : 1;
 }
 
+/* ---- membership: on the leader, following one redirect ------------------ */
+
+/* Runs NODE like call(), but when the answer is a redirect ("node N
+ * leads") and R came from cluster.json, once more on node N. */
+static int call_leader(struct ctl_remote *r,
+                       const char *verb,
+                       const char *node,
+                       struct ic_xml *payload,
+                       struct ic_xml **cmd)
+{
+    struct ic_xml *copy = payload ? ic_xml_copy(payload) : NULL;
+    struct ctl_remote to = {0};
+    char why[600];
+    const char *lead;
+    int rc = ctl_remote_command(r, node, payload, cmd, why, sizeof why);
+    unsigned n;
+
+    lead = strstr(why, "node ");
+    if (rc != 0 && strncmp(why, "redirect", 8) == 0 && r->cluster != NULL &&
+        lead != NULL && sscanf(lead, "node %u", &n) == 1 && n > 0) {
+        to.user = ic_strdup(r->user);
+        to.password = r->password ? ic_strdup(r->password) : NULL;
+        to.cert = r->cert ? ic_strdup(r->cert) : NULL;
+        to.key = r->key ? ic_strdup(r->key) : NULL;
+        to.timeout_ms = r->timeout_ms;
+        rc = ctl_remote_from_cluster(&to, r->cluster, (int)n, why, sizeof why);
+        if (rc == 0) {
+            rc = ctl_remote_command(&to, node, copy, cmd, why, sizeof why);
+            copy = NULL;
+        }
+        ctl_remote_free(&to);
+    }
+    ic_xml_free(copy);
+    if (rc != 0)
+        fprintf(stderr, "icrootctl %s: %s\n", verb, why);
+    return rc != 0;
+}
+
+static struct ic_xml *node_payload(const char *id, const char *address)
+{
+    struct ic_xml *n = ic_xml_new("node", NS_RES);
+
+    if (id != NULL)
+        add_text(n, "id", id);
+    if (address != NULL)
+        add_text(n, "address", address);
+    return n;
+}
+
+static int verb_member(struct ctl_remote *r, int argc, char **argv)
+{
+    const char *verb = argv[0];
+    bool add = strcmp(verb, "member-add") == 0;
+    bool transfer = strcmp(verb, "transfer") == 0;
+    struct ic_xml *cmd = NULL;
+    int want = add ? 3 : 2;
+
+    if (!(argc == want || (transfer && argc == 1))) {
+        fprintf(stderr, "icrootctl %s: %s\n", verb,
+                add        ? "give ID HOST:RAFTPORT"
+                : transfer ? "give [ID]"
+                           : "give ID");
+        return 2;
+    }
+    if (call_leader(
+            r, verb,
+            add        ? "add_node"
+            : transfer ? "transfer_leadership"
+                       : "remove_node",
+            node_payload(argc > 1 ? argv[1] : NULL, add ? argv[2] : NULL),
+            &cmd) != 0)
+        return 1;
+    ic_xml_free(cmd);
+    printf("done\n");
+    return 0;
+}
+
+static int verb_members(struct ctl_remote *r, int argc, char **argv)
+{
+    const struct ic_xml *st, *raft;
+    struct ic_xml *cmd = NULL;
+
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, "icrootctl members: no arguments expected\n");
+        return 2;
+    }
+    if (call(r, "members", "node_status", NULL, &cmd) != 0)
+        return 1;
+    st = ctl_remote_output(cmd, "status");
+    raft = st ? ic_xml_child(st, "raft", NS_RES) : NULL;
+    print_fields(raft, "");
+    ic_xml_free(cmd);
+    return raft != NULL ? 0 : 1;
+}
+
 int ctl_online(struct ctl_remote *r, int argc, char **argv)
 {
     static const struct {
         const char *verb;
         int (*fn)(struct ctl_remote *r, int argc, char **argv);
     } verbs[] = {
-        {"status", verb_status},       {"accounts", verb_accounts},
-        {"account-add", verb_account}, {"account-del", verb_account},
-        {"passwd", verb_account},      {"load", verb_load},
-        {"dump", verb_dump},           {"query", verb_query},
+        {"status", verb_status},
+        {"accounts", verb_accounts},
+        {"account-add", verb_account},
+        {"account-del", verb_account},
+        {"passwd", verb_account},
+        {"load", verb_load},
+        {"dump", verb_dump},
+        {"query", verb_query},
+        {"members", verb_members},
+        {"member-add", verb_member},
+        {"member-remove", verb_member},
+        {"transfer", verb_member},
     };
 
     for (size_t i = 0; i < IC_ARRAY_LEN(verbs); i++)

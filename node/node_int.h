@@ -83,6 +83,7 @@ struct ic_node_config {
         unsigned snapshot_threshold;
         unsigned snapshot_trailing;
         char *seed; /* a command applied once when the cluster is new */
+        bool join;  /* joins an existing cluster: no bootstrap */
     } cluster;
     struct {
         char *ontology_dir; /* NULL: the program's built-in default */

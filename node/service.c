@@ -52,6 +52,7 @@ static void bad(struct ic_adhoc_req *r, const char *text)
 struct pending {
     struct ic_adhoc_req *r;
     const char *note; /* the info note of success */
+    struct ic_node_service *svc;
 };
 
 static void on_written(void *data, int rc, const struct ic_raft_result *res)
@@ -347,6 +348,60 @@ static int graph_ntriples(struct ic_txn *t, const char *iri, char **text)
     return rc;
 }
 
+/* A linearizable query: a no-op command through Raft first; once it is
+ * applied here, this node has applied everything committed before the
+ * query arrived, so the local read that follows is linearizable. */
+static void
+on_read_barrier(void *data, int rc, const struct ic_raft_result *res)
+{
+    struct pending *p = data;
+    struct ic_adhoc_req *r = p->r;
+    struct ic_node_service *svc = p->svc;
+
+    (void)res;
+    ic_free(p);
+    if (rc != 0)
+        ic_adhoc_fail(r, "wait", "internal-server-error",
+                      "no linearizable read: the cluster has no leader "
+                      "reachable now");
+    else
+        query(svc, r);
+}
+
+/* constraint_catalog_resources: a local read, or with
+ * consistency='linearizable' on <constraints>, one after a barrier. */
+static void query_entry(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    const struct ic_xml *c = ic_node__svc_input(r, "constraints", NS_RES);
+    const char *mode = c ? ic_xml_attr(c, "consistency") : NULL;
+    struct ic_raft_op op = {0};
+    struct ic_raft_cmd cmd = {0};
+    struct pending *p;
+
+    if (mode == NULL || strcmp(mode, "local") == 0) {
+        query(data, r);
+        return;
+    }
+    if (strcmp(mode, "linearizable") != 0) {
+        bad(r, "consistency is 'local' or 'linearizable'");
+        return;
+    }
+    op.type = IC_RAFT_OP_KV_DEL; /* of a key that never exists: a no-op */
+    op.kv.db = IC_KV_CLUSTER;
+    op.kv.key = (struct ic_kv){"read-barrier", 12};
+    cmd.n_ops = 1;
+    cmd.ops = &op;
+    p = ic_malloc(sizeof *p);
+    p->r = r;
+    p->note = NULL;
+    p->svc = svc;
+    if (ic_node_cluster_write(svc->cluster, &cmd, 0, on_read_barrier, p) != 0) {
+        ic_free(p);
+        ic_adhoc_fail(r, "wait", "internal-server-error", "cluster closing");
+    }
+}
+
 /* Builds the cloud's new description in a write transaction that is then
  * aborted: it checks the payload (attributes, values, Turtle, statements
  * about the cloud itself only) and gives the description as N-Triples,
@@ -608,7 +663,7 @@ static void load_catalog(void *data, struct ic_adhoc_req *r)
 
 static const struct ic_adhoc_command commands[] = {
     {"constraint_catalog_resources", "Find clouds matching constraints", false,
-     query},
+     query_entry},
     {"publish_resources", "Publish this cloud's resources", false, publish},
     {"withdraw_resources", "Withdraw this cloud's resources", false, withdraw},
     {"describe_cloud", "Describe a cloud", false, describe},
@@ -619,6 +674,11 @@ static const struct ic_adhoc_command commands[] = {
     {"dump_catalog", "Dump the catalog", true, ic_node__svc_dump_catalog},
     {"list_accounts", "List the accounts", true, ic_node__svc_list_accounts},
     {"node_status", "Show the node's status", true, ic_node__svc_status},
+    {"add_node", "Add a node to the cluster", true, ic_node__svc_add_node},
+    {"remove_node", "Remove a node from the cluster", true,
+     ic_node__svc_remove_node},
+    {"transfer_leadership", "Hand Raft leadership to a node", true,
+     ic_node__svc_transfer},
 };
 
 int ic_node_service_start(struct ic_xmpp_server *srv,

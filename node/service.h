@@ -37,5 +37,8 @@ struct ic_xml *ic_node__svc_output(struct ic_xml *content);
 void ic_node__svc_status(void *data, struct ic_adhoc_req *r);
 void ic_node__svc_list_accounts(void *data, struct ic_adhoc_req *r);
 void ic_node__svc_dump_catalog(void *data, struct ic_adhoc_req *r);
+void ic_node__svc_add_node(void *data, struct ic_adhoc_req *r);
+void ic_node__svc_remove_node(void *data, struct ic_adhoc_req *r);
+void ic_node__svc_transfer(void *data, struct ic_adhoc_req *r);
 
 #endif /* IC_NODE_SERVICE_H */

@@ -166,3 +166,94 @@ void ic_node__svc_dump_catalog(void *data, struct ic_adhoc_req *r)
     free(text);
     ic_adhoc_done(r, ic_node__svc_output(x), NULL, NULL);
 }
+
+/* ---- membership (add_node, remove_node, transfer_leadership) ------------ */
+
+static void on_member(void *data, int rc, uint64_t leader)
+{
+    struct ic_adhoc_req *r = data;
+    char text[96];
+
+    if (rc == 0) {
+        ic_adhoc_done(r, NULL, "info", "done");
+    } else if (rc == IC_ENOTLEADER) {
+        /* RFC 6120 8.3.3.14: the request belongs elsewhere */
+        snprintf(text, sizeof text, "not the leader; node %llu leads",
+                 (unsigned long long)leader);
+        ic_adhoc_fail(r, "modify", "redirect", text);
+    } else {
+        ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
+    }
+}
+
+/* <node xmlns=NS_RES><id>N</id><address>IP:PORT</address></node> */
+static int node_input(struct ic_adhoc_req *r,
+                      uint64_t *id,
+                      char **address,
+                      bool id_required)
+{
+    const struct ic_xml *n = ic_node__svc_input(r, "node", NS_RES);
+    const struct ic_xml *i = n ? ic_xml_child(n, "id", NS_RES) : NULL;
+    const struct ic_xml *a = n ? ic_xml_child(n, "address", NS_RES) : NULL;
+    char *t = i ? ic_xml_text(i) : NULL, *end = NULL;
+    unsigned long long v = t ? strtoull(t, &end, 10) : 0;
+    bool ok =
+        t ? *t != '\0' && *end == '\0' && v >= 1 && v <= 255 : !id_required;
+
+    ic_free(t);
+    if (!ok) {
+        ic_adhoc_fail(r, "modify", "bad-request",
+                      "give <node><id>1..255</id></node>");
+        return IC_EVALUE;
+    }
+    *id = v;
+    if (address != NULL)
+        *address = a ? ic_xml_text(a) : NULL;
+    return 0;
+}
+
+static void member_rc(struct ic_adhoc_req *r, int rc)
+{
+    if (rc == IC_ENOTLEADER)
+        on_member(r, rc, 0);
+    else if (rc != 0)
+        ic_adhoc_fail(r, "cancel", "not-allowed", ic_strerror(rc));
+}
+
+void ic_node__svc_add_node(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    char *addr = NULL;
+    uint64_t id;
+
+    if (node_input(r, &id, &addr, true) != 0)
+        return;
+    if (addr == NULL || strchr(addr, ':') == NULL) {
+        ic_free(addr);
+        ic_adhoc_fail(r, "modify", "bad-request",
+                      "give the new node's Raft <address>IP:PORT</address>");
+        return;
+    }
+    member_rc(r,
+              ic_node_cluster_member_add(svc->cluster, id, addr, on_member, r));
+    ic_free(addr);
+}
+
+void ic_node__svc_remove_node(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    uint64_t id;
+
+    if (node_input(r, &id, NULL, true) == 0)
+        member_rc(
+            r, ic_node_cluster_member_remove(svc->cluster, id, on_member, r));
+}
+
+void ic_node__svc_transfer(void *data, struct ic_adhoc_req *r)
+{
+    struct ic_node_service *svc = data;
+    uint64_t id;
+
+    if (node_input(r, &id, NULL, false) == 0)
+        member_rc(r, ic_node_cluster_transfer(svc->cluster, id, on_member, r));
+}

@@ -84,10 +84,18 @@ static bool op_known(unsigned type)
     case IC_RAFT_OP_RDF_LOAD:
     case IC_RAFT_OP_KV_PUT:
     case IC_RAFT_OP_KV_DEL:
+    case IC_RAFT_OP_PRESENCE_BATCH:
+    case IC_RAFT_OP_NODE_LEASE:
         return true;
     default:
         return false;
     }
+}
+
+/* Whether TYPE is a command of its own, never inside a batch. */
+static bool op_alone(unsigned type)
+{
+    return type == IC_RAFT_OP_PRESENCE_BATCH || type == IC_RAFT_OP_NODE_LEASE;
 }
 
 /* Checking */
@@ -123,11 +131,55 @@ static bool rdf_ok(const struct ic_raft_op *op)
            (r->graphs == IC_LOAD_ONE_GRAPH || r->graphs == IC_LOAD_BY_SUBJECT);
 }
 
+/* A full JID: 1 to IC_RAFT_JID_MAX bytes, none a control character (the
+ * store keeps its own records under keys starting with 0x00 and 0x01), a
+ * '/' that is neither first nor last. */
+static bool jid_ok(const unsigned char *p, size_t n)
+{
+    const unsigned char *slash;
+
+    if (n == 0 || n > IC_RAFT_JID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 0x20)
+            return false;
+    slash = memchr(p, '/', n);
+    return slash != NULL && slash != p && slash != p + n - 1;
+}
+
+static bool presence_ok(const struct ic_raft_presence *b)
+{
+    if (b->node == 0 || b->incarnation == 0 || b->items == NULL ||
+        b->n_items == 0 || b->n_items > IC_RAFT_PRESENCE_MAX)
+        return false;
+    for (size_t i = 0; i < b->n_items; i++) {
+        const struct ic_raft_presence_item *it = &b->items[i];
+        if (it->jid == NULL ||
+            !jid_ok((const unsigned char *)it->jid, strlen(it->jid)))
+            return false;
+        if (it->available &&
+            !bytes_ok(it->payload.data, it->payload.len, UINT32_MAX))
+            return false;
+    }
+    return true;
+}
+
+static bool lease_ok(const struct ic_raft_lease *l)
+{
+    return l->node != 0 && l->incarnation != 0 &&
+           (l->action == IC_RAFT_LEASE_START ||
+            l->action == IC_RAFT_LEASE_REVOKE);
+}
+
 static bool op_ok(const struct ic_raft_op *op)
 {
     const struct ic_raft_kvop *kv = &op->kv;
 
     switch (op->type) {
+    case IC_RAFT_OP_PRESENCE_BATCH:
+        return presence_ok(&op->presence);
+    case IC_RAFT_OP_NODE_LEASE:
+        return lease_ok(&op->lease);
     case IC_RAFT_OP_GRAPH_REPLACE:
     case IC_RAFT_OP_GRAPH_CLEAR:
     case IC_RAFT_OP_RDF_LOAD:
@@ -151,7 +203,8 @@ static bool cmd_ok(const struct ic_raft_cmd *cmd)
         (!cmd->batch && cmd->n_ops != 1))
         return false;
     for (size_t i = 0; i < cmd->n_ops; i++)
-        if (!op_ok(&cmd->ops[i]))
+        if (!op_ok(&cmd->ops[i]) ||
+            (cmd->batch && op_alone((unsigned)cmd->ops[i].type)))
             return false;
     return true;
 }
@@ -187,11 +240,35 @@ static void w_str16(struct wr *w, const char *s)
     w_bytes(w, s, n);
 }
 
+static void w_presence(struct wr *w, const struct ic_raft_presence *b)
+{
+    w_uint(w, b->node, 2);
+    w_uint(w, b->incarnation, 8);
+    w_uint(w, b->n_items, 2);
+    for (size_t i = 0; i < b->n_items; i++) {
+        const struct ic_raft_presence_item *it = &b->items[i];
+        w_str16(w, it->jid);
+        w_uint(w, it->available ? 1 : 0, 1);
+        if (it->available) {
+            w_uint(w, it->payload.len, 4);
+            w_bytes(w, it->payload.data, it->payload.len);
+        }
+    }
+}
+
 static void w_op(struct wr *w, const struct ic_raft_op *op)
 {
     const struct ic_raft_rdf *r = &op->rdf;
 
     switch (op->type) {
+    case IC_RAFT_OP_PRESENCE_BATCH:
+        w_presence(w, &op->presence);
+        return;
+    case IC_RAFT_OP_NODE_LEASE:
+        w_uint(w, op->lease.node, 2);
+        w_uint(w, op->lease.incarnation, 8);
+        w_uint(w, (uint64_t)op->lease.action, 1);
+        return;
     case IC_RAFT_OP_GRAPH_CLEAR:
         w_str16(w, r->graph);
         return;
@@ -273,14 +350,16 @@ int ic_raft_cmd_encode(const struct ic_raft_cmd *cmd, void *buf, size_t len)
     return 0;
 }
 
-/* Reading. A first pass with no output counts ops and IRI bytes; the
- * second fills the command. */
+/* Reading. A first pass with no output counts ops, presence items and
+ * string bytes; the second fills the command. */
 
 struct rd {
     const unsigned char *p;
     size_t left;
     char *arena; /* NULL in the counting pass */
-    size_t used; /* arena bytes (IRIs with their NULs) */
+    size_t used; /* arena bytes (IRIs and JIDs with their NULs) */
+    struct ic_raft_presence_item *items; /* NULL in the counting pass */
+    size_t n_items;                      /* items read so far */
 };
 
 static const unsigned char *take(struct rd *r, size_t n)
@@ -390,14 +469,94 @@ static int r_kv(struct rd *r, unsigned type, struct ic_raft_kvop *o)
     return rc;
 }
 
+/* A presence item's JID, checked (jid_ok) and copied like an IRI. */
+static int r_jid(struct rd *r, const char **out)
+{
+    const unsigned char *p;
+    uint64_t n;
+
+    if (r_uint(r, 2, &n) != 0 || (p = take(r, (size_t)n)) == NULL ||
+        !jid_ok(p, (size_t)n))
+        return IC_ECORRUPT;
+    if (r->arena != NULL) {
+        char *s = r->arena + r->used;
+        memcpy(s, p, (size_t)n);
+        s[n] = '\0';
+        *out = s;
+    }
+    r->used += (size_t)n + 1;
+    return 0;
+}
+
+static int r_item(struct rd *r, struct ic_raft_presence_item *it)
+{
+    uint64_t avail;
+    int rc = r_jid(r, &it->jid);
+
+    if (rc == 0 && (r_uint(r, 1, &avail) != 0 || avail > 1))
+        rc = IC_ECORRUPT;
+    if (rc == 0 && avail == 1) {
+        it->available = true;
+        rc = r_blob(r, 4, &it->payload);
+    }
+    return rc;
+}
+
+static int r_presence(struct rd *r, struct ic_raft_presence *o)
+{
+    struct ic_raft_presence_item scratch, *it;
+    uint64_t node, inc, n;
+    int rc;
+
+    if (r_uint(r, 2, &node) != 0 || r_uint(r, 8, &inc) != 0 ||
+        r_uint(r, 2, &n) != 0 || node == 0 || inc == 0 || n == 0 ||
+        n > IC_RAFT_PRESENCE_MAX)
+        return IC_ECORRUPT;
+    o->node = (uint16_t)node;
+    o->incarnation = inc;
+    o->n_items = (size_t)n;
+    o->items = r->items != NULL ? r->items + r->n_items : NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        it = r->items != NULL ? &r->items[r->n_items] : &scratch;
+        memset(it, 0, sizeof *it);
+        rc = r_item(r, it);
+        if (rc != 0)
+            return rc;
+        r->n_items++;
+    }
+    return 0;
+}
+
+static int r_lease(struct rd *r, struct ic_raft_lease *o)
+{
+    uint64_t node, inc, action;
+
+    if (r_uint(r, 2, &node) != 0 || r_uint(r, 8, &inc) != 0 ||
+        r_uint(r, 1, &action) != 0 || node == 0 || inc == 0 ||
+        (action != IC_RAFT_LEASE_START && action != IC_RAFT_LEASE_REVOKE))
+        return IC_ECORRUPT;
+    o->node = (uint16_t)node;
+    o->incarnation = inc;
+    o->action = (enum ic_raft_lease_action)action;
+    return 0;
+}
+
 /* One operation's body into OP (scratch in the counting pass). */
 static int r_op(struct rd *r, unsigned type, struct ic_raft_op *op)
 {
     memset(op, 0, sizeof *op);
     op->type = (enum ic_raft_op_type)type;
-    if (type == IC_RAFT_OP_KV_PUT || type == IC_RAFT_OP_KV_DEL)
+    switch (type) {
+    case IC_RAFT_OP_KV_PUT:
+    case IC_RAFT_OP_KV_DEL:
         return r_kv(r, type, &op->kv);
-    return r_rdf(r, type, &op->rdf);
+    case IC_RAFT_OP_PRESENCE_BATCH:
+        return r_presence(r, &op->presence);
+    case IC_RAFT_OP_NODE_LEASE:
+        return r_lease(r, &op->lease);
+    default:
+        return r_rdf(r, type, &op->rdf);
+    }
 }
 
 /* Parses the whole command; OPS (room for every op) is NULL in the counting
@@ -427,7 +586,8 @@ static int r_cmd(struct rd *r, struct ic_raft_cmd *cmd, struct ic_raft_op *ops)
         sub = type;
         if (cmd->batch && r_uint(r, 1, &sub) != 0)
             return IC_ECORRUPT;
-        if (sub == IC_RAFT_TYPE_BATCH)
+        if (sub == IC_RAFT_TYPE_BATCH ||
+            (cmd->batch && op_alone((unsigned)sub)))
             return IC_ECORRUPT; /* batches do not nest */
         if (!op_known((unsigned)sub))
             return IC_EFORMAT;
@@ -445,11 +605,16 @@ static int r_cmd(struct rd *r, struct ic_raft_cmd *cmd, struct ic_raft_op *ops)
     return 0;
 }
 
+static size_t align(size_t at, size_t a)
+{
+    return (at + a - 1) & ~(a - 1);
+}
+
 int ic_raft_cmd_decode(const void *buf, size_t len, struct ic_raft_cmd **out)
 {
-    struct rd r = {buf, len, NULL, 0};
+    struct rd r = {buf, len, NULL, 0, NULL, 0};
     struct ic_raft_cmd probe, *cmd;
-    size_t ops_at, arena_at;
+    size_t ops_at, items_at, arena_at;
     int rc;
 
     if (len > IC_RAFT_CMD_MAX || len % 8 != 0)
@@ -459,15 +624,18 @@ int ic_raft_cmd_decode(const void *buf, size_t len, struct ic_raft_cmd **out)
     rc = r_cmd(&r, &probe, NULL);
     if (rc != 0)
         return rc;
-    ops_at = (sizeof *cmd + _Alignof(struct ic_raft_op) - 1) &
-             ~(_Alignof(struct ic_raft_op) - 1);
-    arena_at = ops_at + probe.n_ops * sizeof(struct ic_raft_op);
+    ops_at = align(sizeof *cmd, _Alignof(struct ic_raft_op));
+    items_at = align(ops_at + probe.n_ops * sizeof(struct ic_raft_op),
+                     _Alignof(struct ic_raft_presence_item));
+    arena_at = items_at + r.n_items * sizeof(struct ic_raft_presence_item);
     cmd = ic_calloc(1, arena_at + r.used);
     cmd->ops = (struct ic_raft_op *)(void *)((char *)cmd + ops_at);
     r.p = buf;
     r.left = len;
     r.arena = (char *)cmd + arena_at;
     r.used = 0;
+    r.items = (struct ic_raft_presence_item *)(void *)((char *)cmd + items_at);
+    r.n_items = 0;
     rc = r_cmd(&r, cmd, cmd->ops);
     if (rc != 0) { /* cannot happen: the same bytes passed once */
         ic_free(cmd);

@@ -3,10 +3,10 @@
  * an ic_store.
  *
  * Happy path (apply): one LMDB write transaction per entry; skip when the
- * entry's index is not above the stored applied index; decode; look up the
- * client's record; run the operations in a nested transaction; record the
- * client's sequence and result; store the index; commit; hand the result
- * to a waiting submitter.
+ * entry's index is not above the stored applied index; decode; look the
+ * sequence up in the client's deduplication window (fsm_client.c); run the
+ * operations in a nested transaction; mark the sequence applied with its
+ * result; store the index; commit; hand the result to a waiting submitter.
  *
  * Failure modes: a business failure (bad Turtle, an empty key) aborts the
  * nested transaction only and becomes the result. An undecodable entry is
@@ -38,6 +38,9 @@ struct ic_raft_fsm {
     struct raft *raft;
     struct ic_txn *snap_txn; /* between snapshot and finalize */
     struct ic_raft__wait *waits;
+    struct ic_raft__changes changes; /* of the entry being applied */
+    ic_raft_observer_fn observer;
+    void *observer_data;
 };
 
 int ic_raft__err(int rc)
@@ -119,64 +122,6 @@ static void notify(struct ic_raft_fsm *fsm,
     }
 }
 
-/* Client records: seq u64, code u32, message length u16, message. */
-
-struct record {
-    uint64_t seq;
-    struct ic_raft_result res;
-};
-
-static uint64_t be_get(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void be_put(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
-}
-
-static int record_get(struct ic_txn *t, uint64_t client, struct record *r)
-{
-    struct ic_kv v;
-    const unsigned char *p;
-    size_t ml;
-    int rc = ic_store_client_get(t, client, &v);
-
-    memset(r, 0, sizeof *r);
-    if (rc == IC_ENOTFOUND)
-        return 0;
-    if (rc != 0)
-        return rc;
-    p = v.data;
-    if (v.len < 14 || (ml = be_get(p + 12, 2)) != v.len - 14 ||
-        ml >= sizeof r->res.msg)
-        return IC_ECORRUPT;
-    r->seq = be_get(p, 8);
-    r->res.code = (int)(int32_t)(uint32_t)be_get(p + 8, 4);
-    memcpy(r->res.msg, p + 14, ml);
-    r->res.msg[ml] = '\0';
-    return 0;
-}
-
-static int record_put(struct ic_txn *t, uint64_t client, const struct record *r)
-{
-    unsigned char buf[14 + sizeof r->res.msg];
-    size_t ml = strlen(r->res.msg);
-    struct ic_kv v = {buf, 14 + ml};
-
-    be_put(buf, r->seq, 8);
-    be_put(buf + 8, (uint32_t)r->res.code, 4);
-    be_put(buf + 12, ml, 2);
-    memcpy(buf + 14, r->res.msg, ml);
-    return ic_store_client_put(t, client, v);
-}
-
 /* Operations */
 
 /* Whether RC is the command's fault (the same on every replica) rather
@@ -191,6 +136,7 @@ static bool business(int rc)
     case IC_EUNKNOWN:
     case IC_EVALUE:
     case IC_ELIMIT:
+    case IC_ELEASE:
         return true;
     default:
         return false;
@@ -217,8 +163,12 @@ static int run_load(struct ic_txn *t, const struct ic_raft_rdf *r, char *msg)
     return rc;
 }
 
-/* One operation inside T; MSG (256 bytes) says what failed. */
-static int run_op(struct ic_txn *t, const struct ic_raft_op *op, char *msg)
+/* One operation inside T; MSG (256 bytes) says what failed; presence
+ * changes go to CH. */
+static int run_op(struct ic_txn *t,
+                  const struct ic_raft_op *op,
+                  char *msg,
+                  struct ic_raft__changes *ch)
 {
     struct ic_raft_rdf rdf;
     int rc;
@@ -245,6 +195,12 @@ static int run_op(struct ic_txn *t, const struct ic_raft_op *op, char *msg)
         if (rc == IC_ENOTFOUND)
             rc = 0;
         break;
+    case IC_RAFT_OP_PRESENCE_BATCH:
+    case IC_RAFT_OP_NODE_LEASE:
+        rc = ic_raft__presence_run(t, op, ch, msg);
+        if (rc == IC_ELEASE)
+            return rc;
+        break;
     default:
         rc = IC_EINVAL;
         break;
@@ -255,10 +211,12 @@ static int run_op(struct ic_txn *t, const struct ic_raft_op *op, char *msg)
 }
 
 /* Runs CMD's operations in a transaction nested in T: all or nothing. A
- * business failure goes to RES and returns 0. */
+ * business failure goes to RES and returns 0; the presence changes go to
+ * CH, which is cleared when they are undone. */
 static int run_cmd(struct ic_txn *t,
                    const struct ic_raft_cmd *cmd,
-                   struct ic_raft_result *res)
+                   struct ic_raft_result *res,
+                   struct ic_raft__changes *ch)
 {
     struct ic_txn *child;
     char msg[256] = "";
@@ -269,10 +227,11 @@ static int run_cmd(struct ic_txn *t,
     if (rc != 0)
         return rc;
     for (i = 0, rc = 0; i < cmd->n_ops && rc == 0; i++)
-        rc = run_op(child, &cmd->ops[i], msg);
+        rc = run_op(child, &cmd->ops[i], msg, ch);
     if (rc == 0)
-        return ic_store_txn_commit(child);
+        return ic_store_txn_commit(child); /* the caller clears CH if not 0 */
     ic_store_txn_abort(child);
+    ic_raft__changes_clear(ch);
     if (!business(rc))
         return rc;
     res->code = rc;
@@ -283,33 +242,38 @@ static int run_cmd(struct ic_txn *t,
     return 0;
 }
 
-/* The deduplication rules, then the command. */
+/* The deduplication window (fsm_client.c), then the command. */
 static int apply_cmd(struct ic_txn *t,
                      const struct ic_raft_cmd *cmd,
-                     struct ic_raft_result *res)
+                     struct ic_raft_result *res,
+                     struct ic_raft__changes *ch)
 {
-    struct record rec;
-    int rc = record_get(t, cmd->client, &rec);
+    struct ic_raft__window *w;
+    int rc = ic_raft__window_load(t, cmd->client, &w);
 
     if (rc != 0)
         return rc;
-    if (cmd->seq == rec.seq) {
-        *res = rec.res;
-        return 0;
+    if (ic_raft__window_check(w, cmd->seq, res) == IC_RAFT__APPLY) {
+        rc = run_cmd(t, cmd, res, ch);
+        if (rc == 0) {
+            ic_raft__window_mark(w, cmd->seq, res);
+            rc = ic_raft__window_store(t, cmd->client, w);
+        }
     }
-    if (cmd->seq < rec.seq) {
-        res->code = IC_ESTALE;
-        snprintf(res->msg, sizeof res->msg,
-                 "sequence %llu is below the client's last applied (%llu)",
-                 (unsigned long long)cmd->seq, (unsigned long long)rec.seq);
-        return 0;
-    }
-    rc = run_cmd(t, cmd, res);
-    if (rc != 0)
-        return rc;
-    rec.seq = cmd->seq;
-    rec.res = *res;
-    return record_put(t, cmd->client, &rec);
+    ic_raft__window_free(w);
+    return rc;
+}
+
+/* Hands the changes listed (or, with RESET, a reset) to the observer, then
+ * forgets them. */
+static void observe(struct ic_raft_fsm *fsm, uint64_t index, bool reset)
+{
+    struct ic_raft_presence_event ev = {index, reset, fsm->changes.n,
+                                        fsm->changes.v};
+
+    if (fsm->observer != NULL && (reset || ev.n_changes > 0))
+        fsm->observer(fsm->observer_data, &ev);
+    ic_raft__changes_clear(&fsm->changes);
 }
 
 int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
@@ -345,7 +309,7 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
         snprintf(res.msg, sizeof res.msg, "malformed command");
         rc = 0;
     } else {
-        rc = apply_cmd(t, cmd, &res);
+        rc = apply_cmd(t, cmd, &res, &fsm->changes);
     }
     if (rc == 0)
         rc = ic_store_applied_set(t, index);
@@ -357,6 +321,7 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
         goto fail;
     if (cmd != NULL)
         notify(fsm, cmd, &res);
+    observe(fsm, index, false);
     ic_raft_cmd_free(cmd);
     return 0;
 
@@ -364,6 +329,7 @@ fail:
     IC_LOG(IC_LOG_ERROR, MOD, "entry %llu: apply failed: %s",
            (unsigned long long)index, ic_strerror(rc));
     ic_store_txn_abort(t);
+    ic_raft__changes_clear(&fsm->changes);
     ic_raft_cmd_free(cmd);
     return rc;
 }
@@ -512,6 +478,8 @@ static int restore(struct ic_raft_fsm *fsm, const struct raft_buffer *buf)
     else
         IC_LOG(IC_LOG_INFO, MOD, "restored snapshot at applied index %llu",
                (unsigned long long)snap);
+    if (rc == 0)
+        observe(fsm, snap, true);
     return rc;
 }
 
@@ -549,6 +517,7 @@ void ic_raft_fsm_free(struct ic_raft_fsm *fsm)
     if (fsm == NULL)
         return;
     snap_end(fsm);
+    ic_raft__changes_free(&fsm->changes);
     ic_free(fsm);
 }
 
@@ -560,4 +529,12 @@ struct raft_fsm *ic_raft_fsm_get(struct ic_raft_fsm *fsm)
 void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r)
 {
     fsm->raft = r;
+}
+
+void ic_raft_fsm_set_observer(struct ic_raft_fsm *fsm,
+                              ic_raft_observer_fn cb,
+                              void *data)
+{
+    fsm->observer = cb;
+    fsm->observer_data = data;
 }

@@ -11,9 +11,13 @@
  *
  *   - an entry whose index is not above the store's applied index is
  *     skipped (replay after a crash or restart changes nothing);
- *   - the state machine records per client the last applied sequence and
- *     its result: a command whose sequence equals it is not applied again
- *     and gets the recorded result, one below it gets IC_ESTALE;
+ *   - the state machine keeps per client a window of its last 1024
+ *     sequences (the highest applied one, H, and below it): which were
+ *     applied, and the result of those that failed. A sequence above H is
+ *     applied and the window slides; one inside the window is applied if
+ *     it was not yet, else not applied again and gets the recorded result;
+ *     one at or below H - 1024 gets IC_ESTALE (too old to tell). So a
+ *     client may have many commands in flight, in any order;
  *   - a business failure (bad Turtle, an empty key, ...) is the command's
  *     RESULT (code and message), never a failed apply: the command's
  *     operations are undone (an LMDB nested transaction) and only the
@@ -45,15 +49,22 @@
 #define IC_RAFT_IRI_MAX 4096
 #define IC_RAFT_KEY_MAX 511
 
+/* Most items in one presence batch, and the longest full JID (the store's
+ * limit: JIDs are LMDB keys). */
+#define IC_RAFT_PRESENCE_MAX 4096
+#define IC_RAFT_JID_MAX IC_STORE_JID_MAX
+
 /* Type codes of the encoding (one byte). A command is one operation, or a
- * batch of several. 0x30 (presence batch) and 0x31 (node lease) are kept
- * for a later version; a code this build does not know is IC_EFORMAT. */
+ * batch of several; PRESENCE_BATCH and NODE_LEASE are never inside a batch
+ * (0x20). A code this build does not know is IC_EFORMAT. */
 enum ic_raft_op_type {
     IC_RAFT_OP_GRAPH_REPLACE = 0x01, /* the graph becomes the text's triples */
     IC_RAFT_OP_GRAPH_CLEAR = 0x02,   /* every quad of the graph removed */
     IC_RAFT_OP_RDF_LOAD = 0x03,      /* ic_store_load_buffer of the text */
     IC_RAFT_OP_KV_PUT = 0x10,
-    IC_RAFT_OP_KV_DEL = 0x11, /* deleting a missing key succeeds */
+    IC_RAFT_OP_KV_DEL = 0x11,         /* deleting a missing key succeeds */
+    IC_RAFT_OP_PRESENCE_BATCH = 0x30, /* one node's presence changes */
+    IC_RAFT_OP_NODE_LEASE = 0x31,     /* a node's incarnation starts or ends */
 };
 #define IC_RAFT_TYPE_BATCH 0x20
 
@@ -76,16 +87,63 @@ struct ic_raft_kvop {
     struct ic_kv val; /* KV_PUT only */
 };
 
+/* One presence change of a PRESENCE_BATCH. */
+struct ic_raft_presence_item {
+    const char *jid;      /* full JID "local@domain/resource": 1 to
+                             IC_RAFT_JID_MAX bytes, none below 0x20, a '/' that
+                             is neither first nor last */
+    bool available;       /* false: unavailable (the entry is removed) */
+    struct ic_kv payload; /* available only: the serialized <presence/> */
+};
+
+/* PRESENCE_BATCH: node NODE's presence changes, applied in order, only
+ * while INCARNATION is the node's current, unrevoked lease incarnation
+ * (else the result is IC_ELEASE, "stale incarnation", and nothing
+ * changes). An available item sets the JID's entry (taking it over from
+ * another node if need be); an unavailable one removes the entry when this
+ * node holds it. */
+struct ic_raft_presence {
+    uint16_t node;        /* > 0 */
+    uint64_t incarnation; /* > 0 */
+    size_t n_items;       /* 1 to IC_RAFT_PRESENCE_MAX */
+    struct ic_raft_presence_item *items;
+};
+
+enum ic_raft_lease_action {
+    /* INCARNATION becomes the node's current one; every presence entry of
+     * the node with an older incarnation is dropped. A START of an older
+     * incarnation than the current, or of a revoked one, is IC_ELEASE and
+     * changes nothing; a START of the current one changes nothing. */
+    IC_RAFT_LEASE_START = 1,
+    /* Every presence entry of the node and INCARNATION is dropped and the
+     * incarnation is marked revoked (its batches are refused from then on).
+     * A revoke of an incarnation that is not current (older, newer, already
+     * revoked) changes nothing and succeeds. The leader decides when a
+     * silent node's lease expired: time is not in the state machine. */
+    IC_RAFT_LEASE_REVOKE = 2,
+};
+
+/* NODE_LEASE. */
+struct ic_raft_lease {
+    uint16_t node;        /* > 0 */
+    uint64_t incarnation; /* > 0 */
+    enum ic_raft_lease_action action;
+};
+
+/* An operation: TYPE says which member holds it. */
 struct ic_raft_op {
     enum ic_raft_op_type type;
     struct ic_raft_rdf rdf;
     struct ic_raft_kvop kv;
+    struct ic_raft_presence presence; /* PRESENCE_BATCH */
+    struct ic_raft_lease lease;       /* NODE_LEASE */
 };
 
 struct ic_raft_cmd {
     uint64_t client; /* random per submitting process start; not 0 */
     uint64_t seq;    /* per client, increasing; not 0 */
-    bool batch;      /* encode as a batch (type 0x20), even of one op */
+    bool batch;      /* encode as a batch (type 0x20), even of one op; not
+                        with a PRESENCE_BATCH or NODE_LEASE */
     size_t n_ops;    /* 1 unless batch; at most IC_RAFT_BATCH_MAX */
     struct ic_raft_op *ops;
 };
@@ -101,8 +159,9 @@ int ic_raft_cmd_encode(const struct ic_raft_cmd *cmd, void *buf, size_t len);
 /* Decodes LEN bytes at BUF with strict bounds checks: IC_EFORMAT for an
  * unknown version or type code, IC_ECORRUPT for anything truncated,
  * trailing or out of range. On success *OUT is a new command to free with
- * ic_raft_cmd_free: its IRIs are NUL-terminated copies, but its texts,
- * keys and values point into BUF, which must outlive it. */
+ * ic_raft_cmd_free: its IRIs, JIDs and presence items are copies in it, but
+ * its texts, keys, values and presence payloads point into BUF, which must
+ * outlive it. */
 int ic_raft_cmd_decode(const void *buf, size_t len, struct ic_raft_cmd **out);
 /* Frees a decoded command; NULL is a no-op. */
 void ic_raft_cmd_free(struct ic_raft_cmd *cmd);
@@ -115,7 +174,8 @@ struct ic_raft_fsm;
 
 /* A command's result: 0, or the IC_E* code of its business failure with a
  * message ("op 2: text:1:5: bad syntax"); IC_ESTALE for a sequence below
- * the client's last applied one, IC_ECORRUPT for an undecodable entry. */
+ * the client's deduplication window (too old to tell whether it was
+ * applied), IC_ECORRUPT for an undecodable entry. */
 struct ic_raft_result {
     int code;
     char msg[256];
@@ -133,6 +193,44 @@ struct raft_fsm *ic_raft_fsm_get(struct ic_raft_fsm *fsm);
 /* Tells FSM the raft instance it serves (it reads the index of the entry
  * being applied from it). Call before raft_start. */
 void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r);
+
+/* Observing presence. After each applied entry that changed the presence
+ * registry (a PRESENCE_BATCH, a NODE_LEASE dropping entries), once its
+ * transaction committed, the observer gets the entry's changes in the
+ * order they were made; a dropped entry is a change to unavailable. After
+ * a snapshot was restored it gets an event with RESET set and no changes:
+ * the whole registry may differ, read it again from the store. Entries
+ * skipped (replayed, duplicates) and failed batches call nothing. */
+
+struct ic_raft_presence_change {
+    const char *jid; /* full JID, NUL-terminated */
+    uint16_t node;
+    uint64_t incarnation;
+    bool available;
+    const void *payload; /* available only: the <presence/>; else NULL */
+    size_t payload_len;
+};
+
+struct ic_raft_presence_event {
+    uint64_t index; /* the entry's Raft index (RESET: the snapshot's) */
+    bool reset;
+    size_t n_changes;
+    const struct ic_raft_presence_change *changes;
+};
+
+/* Called on the loop thread, from inside raft's apply (or restore). It may
+ * read the store (the changes are committed) but must not re-enter raft:
+ * no ic_raft_node_* call, no raft_* call on the server, no write to the
+ * store; queue any work for later. EV and everything it points to live
+ * until the callback returns. */
+typedef void (*ic_raft_observer_fn)(void *data,
+                                    const struct ic_raft_presence_event *ev);
+
+/* Sets (CB NULL: clears) FSM's observer; call before raft starts applying
+ * to see every change. */
+void ic_raft_fsm_set_observer(struct ic_raft_fsm *fsm,
+                              ic_raft_observer_fn cb,
+                              void *data);
 
 /* The node: a raft server on the caller's libuv loop, with the libuv disk
  * I/O in <data_dir>/raft/ and TCP between nodes, applying to a store.
@@ -182,6 +280,10 @@ struct ic_raft_node_opts {
     unsigned snapshot_threshold;  /* entries between snapshots; 0: 1024 */
     unsigned snapshot_trailing;   /* entries kept after one; 0: 128 */
     uint64_t client_id;           /* for ic_raft_node_client; 0: random */
+    /* The presence observer (see ic_raft_fsm_set_observer), set before the
+     * node starts; NULL for none. */
+    ic_raft_observer_fn observer;
+    void *observer_data;
 };
 
 /* Creates the node on LOOP and starts it. On failure nothing is left

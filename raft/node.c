@@ -672,6 +672,7 @@ int ic_raft_node_new(uv_loop_t *loop,
         if (uv_random(NULL, NULL, &n->client, sizeof n->client, 0, NULL) != 0)
             n->client = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)n;
     ic_raft_fsm_new(o->store, &n->fsm);
+    ic_raft_fsm_set_observer(n->fsm, o->observer, o->observer_data);
     n->transport.version = 1; /* the caller's to set, says raft/uv.h */
     rc = raft_uv_tcp_init(&n->transport, loop);
     if (rc == 0) {

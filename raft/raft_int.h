@@ -31,6 +31,61 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
                           const void *buf,
                           size_t len);
 
+/* The deduplication window of one client (fsm_client.c): its highest
+ * applied sequence, which of the IC_RAFT__WINDOW sequences up to it were
+ * applied, and the result of each of those that failed. */
+#define IC_RAFT__WINDOW 1024
+
+struct ic_raft__window;
+
+enum ic_raft__verdict {
+    IC_RAFT__APPLY,     /* never applied: apply it, then mark it */
+    IC_RAFT__DUPLICATE, /* applied already: *res is its recorded result */
+    IC_RAFT__STALE,     /* below the window: *res is IC_ESTALE */
+};
+
+/* Reads CLIENT's record in T (layout 1 or 2) into a new window (an empty
+ * one for a client without a record); free it with ic_raft__window_free.
+ * IC_ECORRUPT for a record that does not parse. */
+int ic_raft__window_load(struct ic_txn *t,
+                         uint64_t client,
+                         struct ic_raft__window **out);
+/* Frees W; NULL is a no-op. */
+void ic_raft__window_free(struct ic_raft__window *w);
+/* What to do with sequence SEQ; RES is written for DUPLICATE and STALE. */
+enum ic_raft__verdict ic_raft__window_check(const struct ic_raft__window *w,
+                                            uint64_t seq,
+                                            struct ic_raft_result *res);
+/* Marks SEQ (checked IC_RAFT__APPLY) applied with result RES: the window
+ * slides when SEQ is above it; a failure's result is kept. */
+void ic_raft__window_mark(struct ic_raft__window *w,
+                          uint64_t seq,
+                          const struct ic_raft_result *res);
+/* Writes W as CLIENT's record (layout 2) in T. */
+int ic_raft__window_store(struct ic_txn *t,
+                          uint64_t client,
+                          const struct ic_raft__window *w);
+
+/* The presence changes of the entry being applied (fsm_presence.c), for
+ * the observer. The JIDs are owned copies; payloads point into the entry. */
+struct ic_raft__changes {
+    struct ic_raft_presence_change *v;
+    size_t n, cap;
+};
+
+/* Forgets the changes listed (freeing their JIDs), keeping the room. */
+void ic_raft__changes_clear(struct ic_raft__changes *c);
+/* Frees everything C holds; C is empty and reusable after. */
+void ic_raft__changes_free(struct ic_raft__changes *c);
+/* Runs OP, a PRESENCE_BATCH or NODE_LEASE, inside write transaction T,
+ * appending the changes it makes to CH. A stale incarnation is the
+ * business failure IC_ELEASE with a message in MSG (256 bytes); on any
+ * error the caller aborts T and clears CH. */
+int ic_raft__presence_run(struct ic_txn *t,
+                          const struct ic_raft_op *op,
+                          struct ic_raft__changes *ch,
+                          char *msg);
+
 /* The IC_E* code of a raft library error. */
 int ic_raft__err(int raft_rc);
 

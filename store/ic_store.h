@@ -13,9 +13,11 @@
  *   gs         g -> s              (the subjects a graph may hold: replaces
  *                                   a graph at once)
  *   kv.*       named key/value databases (accounts, rosters, presence,
- *              delegations, cluster) for later modules
+ *              delegations, cluster) for later modules; kv.presence holds
+ *              the presence registry and node leases (layout below)
  *   clients    client id (8 bytes, big-endian) -> the replicated state
- *              machine's record of that client's last command (raft/)
+ *              machine's record of that client's recent commands (raft/
+ *              owns its format: a deduplication window)
  *
  * Term ids carry a tag in their top 4 bits. Numeric literals (xsd:integer,
  * xsd:decimal, xsd:double, xsd:float and the integer subtypes) and
@@ -284,6 +286,87 @@ int ic_store_kv_next(struct ic_txn *txn,
                      struct ic_kv after,
                      struct ic_kv *key,
                      struct ic_kv *val);
+
+/* The presence registry, in kv.presence (whose records the functions
+ * below own: use them, not the generic key/value calls, on it). Each full
+ * JID has at most one entry: the node whose session holds it, that node's
+ * lease incarnation when the entry was written, and an opaque payload (the
+ * serialized <presence/>). A per-node index lets every entry of one node
+ * be found, or dropped, without a scan; each node also has a lease record
+ * (its current incarnation, revoked or not). raft/ writes them all in
+ * replicated transactions; readers use the get and iteration calls.
+ *
+ * Layout (integers big-endian):
+ *   JID                      -> 1 | node u16 | incarnation u64 | payload
+ *   0x00 | node u16 | JID    -> incarnation u64          (the node index)
+ *   0x01 | node u16          -> 1 | incarnation u64 | flags u8 (bit 0:
+ *                               revoked)                  (the lease)
+ * (the first byte 1 of a value is its layout version). A JID is 1 to
+ * IC_STORE_JID_MAX bytes, none below 0x20, so it never collides with the
+ * index or lease keys; IC_EINVAL otherwise. Pointers read live as the
+ * memory of ic_store_kv_get. */
+
+#define IC_STORE_JID_MAX 508 /* LMDB's key limit (511) less the index's 3 */
+
+struct ic_store_presence {
+    struct ic_kv jid; /* full JID, not NUL-terminated */
+    uint16_t node;
+    uint64_t incarnation;
+    struct ic_kv payload;
+};
+
+struct ic_store_lease {
+    uint64_t incarnation;
+    bool revoked;
+};
+
+/* The entry of full JID JID into *OUT; IC_ENOTFOUND when none. */
+int ic_store_presence_get(struct ic_txn *txn,
+                          struct ic_kv jid,
+                          struct ic_store_presence *out);
+/* Writes entry P (JID's entry is replaced, whichever node held it) and its
+ * index record. */
+int ic_store_presence_put(struct ic_txn *txn,
+                          const struct ic_store_presence *p);
+/* Removes JID's entry and its index record; IC_ENOTFOUND when none. */
+int ic_store_presence_del(struct ic_txn *txn, struct ic_kv jid);
+
+/* Called for each entry by the iterations below: 0 goes on, anything else
+ * stops the iteration and is returned by it. P lives until the callback
+ * returns; the callback must not write to the store. */
+typedef int (*ic_store_presence_fn)(void *data,
+                                    const struct ic_store_presence *p);
+
+/* Every entry of bare JID BARE ("user@domain": the full JIDs that start
+ * with "user@domain/"), in key order. */
+int ic_store_presence_each_bare(struct ic_txn *txn,
+                                struct ic_kv bare,
+                                ic_store_presence_fn fn,
+                                void *data);
+/* Every entry held by node NODE, in JID order. */
+int ic_store_presence_each_node(struct ic_txn *txn,
+                                uint16_t node,
+                                ic_store_presence_fn fn,
+                                void *data);
+/* Removes every entry of node NODE whose incarnation is in [LO, HI],
+ * calling FN (if not NULL) with each just before it goes (FN's return is
+ * ignored; it must not write to the store). *N (if not NULL) gets the
+ * number removed. */
+int ic_store_presence_drop(struct ic_txn *txn,
+                           uint16_t node,
+                           uint64_t lo,
+                           uint64_t hi,
+                           ic_store_presence_fn fn,
+                           void *data,
+                           size_t *n);
+
+/* Node NODE's lease record; IC_ENOTFOUND when the node never started. */
+int ic_store_lease_get(struct ic_txn *txn,
+                       uint16_t node,
+                       struct ic_store_lease *out);
+int ic_store_lease_put(struct ic_txn *txn,
+                       uint16_t node,
+                       const struct ic_store_lease *lease);
 
 /* Client records: one opaque value per 64-bit client id, kept for the
  * replicated state machine (raft/ owns the value's format). The value read

@@ -12,7 +12,12 @@ driven only through icrootctl's online verbs:
   are equal once quiet;
 - with two of three nodes down, the last one refuses writes (no majority)
   and answers "outcome unknown"; after the others return, the cluster
-  takes writes again.
+  takes writes again;
+- membership: leadership transferred on request; a node removed (the
+  verb, sent to any node, follows the redirect to the leader), the two
+  left take writes; the node wiped and started with join = true, added
+  back, catches up to equal digests;
+- a linearizable query on a follower.
 
     test_cluster.py BUILD/icroot BUILD/icrootctl
 """
@@ -107,7 +112,11 @@ class Cluster:
         return None
 
     def kill(self, node):
-        os.kill(self.pids[node], signal.SIGKILL)
+        try:
+            os.kill(self.pids[node], signal.SIGKILL)
+        except ProcessLookupError:
+            check(False, 'node %d was still running when killed' % node)
+            return
         for _ in range(100):
             try:
                 os.kill(self.pids[node], 0)
@@ -116,7 +125,17 @@ class Cluster:
             # icroot dev reaps it; wait until it is gone
             time.sleep(0.05)
 
-    def restart(self, node):
+    def port_open(self, node):
+        try:
+            socket.create_connection(
+                ('127.0.0.1', self.base + 10 * (node - 1)), 0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def restart(self, node, empty=False):
+        """Starts NODE again; an EMPTY one (no accounts yet) counts as up
+        once it accepts connections."""
         conf = os.path.join(self.dir, 'node%d.conf' % node)
         log = open(os.path.join(self.dir, 'node%d.log' % node), 'a')
         p = subprocess.Popen([ICROOT, 'run', '--config', conf], stdout=log,
@@ -124,7 +143,8 @@ class Cluster:
         self.pids[node] = p.pid
         self.restarted.append(p)
         for _ in range(100):
-            if self.status(node) is not None:
+            if (self.port_open(node) if empty else
+                    self.status(node) is not None):
                 return True
             time.sleep(0.1)
         return False
@@ -173,6 +193,9 @@ def main():
     c = Cluster()
     try:
         run(c)
+    except Exception as e:  # report, keep the directory
+        check(False, 'the test itself failed: %r' % e)
+        raise
     finally:
         rc = c.stop()
         check(rc == 0, 'icroot dev stops cleanly on SIGINT (exit %s)' % rc)
@@ -261,7 +284,59 @@ def run(c):
     check(rc == 0, 'writes again once the majority is back: %s' % err)
     ok, last = c.quiet([1, 2, 3])
     check(ok, 'all replicas equal at the end: %s' % last)
+    membership(c)
 
+
+def members(c, node):
+    rc, out, _ = c.ctl(node, 'members')
+    return sorted(int(line.split()[1]) for line in out.splitlines()
+                  if line.startswith('member'))
+
+
+def membership(c):
+    lead = c.leader([1, 2, 3])
+    target = [n for n in (1, 2, 3) if n != lead][0]
+    rc, out, err = c.ctl(lead, 'transfer', str(target))
+    check(rc == 0, 'transfer leadership to node %d: %s' % (target, err))
+    check(c.leader([1, 2, 3]) == target, 'node %d leads now' % target)
+
+    victim = [n for n in (1, 2, 3) if n != target][0]
+    other = [n for n in (1, 2, 3) if n not in (target, victim)][0]
+    # sent to a follower: it answers with a redirect, icrootctl follows it
+    rc, out, err = c.ctl(other, 'member-remove', str(victim))
+    check(rc == 0, 'member-remove %d via a follower: %s' % (victim, err))
+    check(members(c, target) == sorted([target, other]),
+          'members after the removal: %s' % members(c, target))
+    os.kill(c.pids[victim], signal.SIGTERM)
+    time.sleep(1)
+    rc, err = write(c, other, 200)
+    check(rc == 0, 'the two remaining nodes take writes: %s' % err)
+
+    # back as a new, empty node that joins
+    shutil.rmtree(os.path.join(c.dir, 'node%d' % victim))
+    conf = os.path.join(c.dir, 'node%d.conf' % victim)
+    text = open(conf).read()
+    check('join = false' in text, 'the config writes join = false')
+    open(conf, 'w').write(text.replace('join = false', 'join = true'))
+    check(c.restart(victim, empty=True),
+          'node %d starts empty with join = true' % victim)
+    raft_port = c.base + 10 * (victim - 1) + 3
+    rc, out, err = c.ctl(other, 'member-add', str(victim),
+                         '127.0.0.1:%d' % raft_port)
+    check(rc == 0, 'member-add %d: %s' % (victim, err))
+    check(members(c, target) == [1, 2, 3],
+          'members after adding it back: %s' % members(c, target))
+    ok, last = c.quiet([1, 2, 3])
+    check(ok, 'the new node caught up, digests equal: %s' % last)
+    rc, out, _ = c.ctl(victim, 'dump', '--graph', 'urn:icroot:graph:w200',
+                       '--format', 'nq')
+    check('"200"' in out, 'the new node has a write made while it was out')
+
+    # a linearizable query on a follower
+    rc, out, err = c.ctl(victim, 'query', '--linearizable',
+                         'replicationFactor=5')
+    check(rc == 0 and 'cloud2' in out.split(),
+          'a linearizable query on a follower: %r %s' % (out, err))
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -41,6 +41,34 @@ static void sample_ops(struct ic_raft_op ops[5])
     ops[4].kv.key.len = 6;
 }
 
+/* A presence batch of three items, and a lease. */
+static struct ic_raft_presence_item sample_items[3];
+
+static void sample_presence(struct ic_raft_op *pb, struct ic_raft_op *lease)
+{
+    static const char stanza[] = "<presence><show>away</show></presence>";
+
+    memset(sample_items, 0, sizeof sample_items);
+    sample_items[0].jid = "alice@example.org/phone";
+    sample_items[0].available = true;
+    sample_items[0].payload.data = stanza;
+    sample_items[0].payload.len = strlen(stanza);
+    sample_items[1].jid = "bob@example.org/desk/2";
+    sample_items[2].jid = "carol@example.org/x";
+    sample_items[2].available = true; /* empty payload */
+    memset(pb, 0, sizeof *pb);
+    pb->type = IC_RAFT_OP_PRESENCE_BATCH;
+    pb->presence.node = 3;
+    pb->presence.incarnation = 0x1122334455667788ULL;
+    pb->presence.n_items = 3;
+    pb->presence.items = sample_items;
+    memset(lease, 0, sizeof *lease);
+    lease->type = IC_RAFT_OP_NODE_LEASE;
+    lease->lease.node = 65535;
+    lease->lease.incarnation = 9;
+    lease->lease.action = IC_RAFT_LEASE_REVOKE;
+}
+
 static unsigned char *encode(const struct ic_raft_cmd *c, size_t *len)
 {
     unsigned char *buf;
@@ -57,6 +85,26 @@ static void assert_str_eq_or_null(const char *a, const char *b)
         assert_true(a == b);
     else
         assert_string_equal(a, b);
+}
+
+static void assert_presence_equal(const struct ic_raft_presence *a,
+                                  const struct ic_raft_presence *b)
+{
+    assert_int_equal(a->node, b->node);
+    assert_int_equal(a->incarnation, b->incarnation);
+    assert_int_equal(a->n_items, b->n_items);
+    for (size_t i = 0; i < a->n_items; i++) {
+        const struct ic_raft_presence_item *x = &a->items[i], *y = &b->items[i];
+        assert_string_equal(x->jid, y->jid);
+        assert_int_equal(x->available, y->available);
+        if (!x->available) {
+            assert_null(y->payload.data);
+            assert_int_equal(y->payload.len, 0);
+            continue;
+        }
+        assert_int_equal(x->payload.len, y->payload.len);
+        assert_memory_equal(x->payload.data, y->payload.data, x->payload.len);
+    }
 }
 
 static void assert_op_equal(const struct ic_raft_op *a,
@@ -87,6 +135,14 @@ static void assert_op_equal(const struct ic_raft_op *a,
         assert_int_equal(a->kv.db, b->kv.db);
         assert_int_equal(a->kv.key.len, b->kv.key.len);
         assert_memory_equal(a->kv.key.data, b->kv.key.data, a->kv.key.len);
+        break;
+    case IC_RAFT_OP_PRESENCE_BATCH:
+        assert_presence_equal(&a->presence, &b->presence);
+        break;
+    case IC_RAFT_OP_NODE_LEASE:
+        assert_int_equal(a->lease.node, b->lease.node);
+        assert_int_equal(a->lease.incarnation, b->lease.incarnation);
+        assert_int_equal(a->lease.action, b->lease.action);
         break;
     }
 }
@@ -342,12 +398,14 @@ static void test_decode_refusals(void **state)
     /* versions and type codes this build does not know */
     assert_int_equal(patched(&ops[3], false, 0, 2), IC_EFORMAT);
     assert_int_equal(patched(&ops[3], false, 0, 0), IC_EFORMAT);
-    assert_int_equal(patched(&ops[3], false, 1, 0x30), IC_EFORMAT);
-    assert_int_equal(patched(&ops[3], false, 1, 0x31), IC_EFORMAT);
+    assert_int_equal(patched(&ops[3], false, 1, 0x32), IC_EFORMAT);
+    assert_int_equal(patched(&ops[3], false, 1, 0x21), IC_EFORMAT);
     assert_int_equal(patched(&ops[3], false, 1, 0xff), IC_EFORMAT);
-    assert_int_equal(patched(&ops[3], true, 20, 0x31), IC_EFORMAT);
-    /* a batch in a batch, an empty batch */
+    assert_int_equal(patched(&ops[3], true, 20, 0x32), IC_EFORMAT);
+    /* a batch in a batch, presence or a lease in a batch, an empty batch */
     assert_int_equal(patched(&ops[3], true, 20, 0x20), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[3], true, 20, 0x30), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[3], true, 20, 0x31), IC_ECORRUPT);
     assert_int_equal(patched(&ops[3], true, 19, 0), IC_ECORRUPT);
     /* client or sequence 0 */
     assert_int_equal(patched(&ops[3], false, 9, 0), IC_ECORRUPT);
@@ -424,6 +482,222 @@ static void test_decode_garbage(void **state)
     ic_free(valid);
 }
 
+/* Presence batches and leases: round trips, alone only. */
+static void test_presence_round_trip(void **state)
+{
+    struct ic_raft_op ops[2];
+    struct ic_raft_cmd c = {5, 6, false, 1, NULL}, *d;
+    unsigned char *buf;
+    size_t len;
+
+    (void)state;
+    sample_presence(&ops[0], &ops[1]);
+    for (int i = 0; i < 2; i++) {
+        c.ops = &ops[i];
+        buf = encode(&c, &len);
+        assert_int_equal(buf[1], ops[i].type);
+        assert_int_equal(ic_raft_cmd_decode(buf, len, &d), 0);
+        assert_int_equal(d->n_ops, 1);
+        assert_false(d->batch);
+        assert_op_equal(&ops[i], &d->ops[0]);
+        ic_raft_cmd_free(d);
+        ic_free(buf);
+    }
+    ops[1].lease.action = IC_RAFT_LEASE_START;
+    buf = encode(&c, &len);
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), 0);
+    assert_int_equal(d->ops[0].lease.action, IC_RAFT_LEASE_START);
+    ic_raft_cmd_free(d);
+    ic_free(buf);
+}
+
+static void test_presence_layout(void **state)
+{
+    static const unsigned char want_pb[] = {
+        1, 0x30, 0,   0,   0,   0,   0,   0, 0, 1, /* client 1 */
+        0, 0,    0,   0,   0,   0,   0,   2,       /* seq 2 */
+        0, 7,                                      /* node 7 */
+        0, 0,    0,   0,   0,   0,   0,   3,       /* incarnation */
+        0, 2,                                      /* 2 items */
+        0, 5,    'a', '@', 'b', '/', 'r',          /* jid */
+        1, 0,    0,   0,   2,   '<', '>',          /* available */
+        0, 3,    'c', '/', 'd', 0,                 /* unavailable */
+        0, 0,    0,   0,   0,   0,                 /* padding */
+    };
+    static const unsigned char want_lease[] = {
+        1, 0x31, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, /* head */
+        0, 7,    0, 0, 0, 0, 0, 0, 0, 3, /* node, incarnation */
+        1,                               /* START */
+        0, 0,    0,                      /* padding */
+    };
+    struct ic_raft_presence_item items[2] = {{"a@b/r", true, {"<>", 2}},
+                                             {"c/d", false, {NULL, 0}}};
+    struct ic_raft_op op;
+    struct ic_raft_cmd c = {1, 2, false, 1, &op};
+    unsigned char *buf;
+    size_t len;
+
+    (void)state;
+    memset(&op, 0, sizeof op);
+    op.type = IC_RAFT_OP_PRESENCE_BATCH;
+    op.presence = (struct ic_raft_presence){7, 3, 2, items};
+    buf = encode(&c, &len);
+    assert_int_equal(len, sizeof want_pb);
+    assert_memory_equal(buf, want_pb, len);
+    ic_free(buf);
+    memset(&op, 0, sizeof op);
+    op.type = IC_RAFT_OP_NODE_LEASE;
+    op.lease = (struct ic_raft_lease){7, 3, IC_RAFT_LEASE_START};
+    buf = encode(&c, &len);
+    assert_int_equal(len, sizeof want_lease);
+    assert_memory_equal(buf, want_lease, len);
+    ic_free(buf);
+}
+
+static void test_presence_encode_checks(void **state)
+{
+    struct ic_raft_op ops[2], o, two[5];
+    struct ic_raft_presence_item it[1];
+    struct ic_raft_cmd c = {1, 1, false, 1, &o};
+    char *big = ic_malloc(IC_RAFT_JID_MAX + 2);
+    static const char *bad_jids[] = {"",   "alice@example.org", "/r",
+                                     "a/", "a\x01b/r",          "a/r\n"};
+
+    (void)state;
+    memset(big, 'a', IC_RAFT_JID_MAX + 1);
+    big[1] = '/';
+    big[IC_RAFT_JID_MAX + 1] = '\0';
+    sample_presence(&ops[0], &ops[1]);
+    o = ops[0];
+    assert_int_equal(size_of(&c), 0);
+    o.presence.node = 0;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    o = ops[0];
+    o.presence.incarnation = 0;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    o = ops[0];
+    o.presence.n_items = 0;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    o.presence.n_items = IC_RAFT_PRESENCE_MAX + 1;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    o = ops[0];
+    o.presence.items = it;
+    o.presence.n_items = 1;
+    it[0] = sample_items[0];
+    for (size_t i = 0; i < IC_ARRAY_LEN(bad_jids); i++) {
+        it[0].jid = bad_jids[i];
+        assert_int_equal(size_of(&c), IC_EINVAL);
+    }
+    it[0].jid = NULL;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    it[0].jid = big; /* one byte too long */
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    big[IC_RAFT_JID_MAX] = '\0';
+    assert_int_equal(size_of(&c), 0);
+    it[0].payload.data = NULL; /* a length without bytes */
+    assert_int_equal(size_of(&c), IC_EINVAL);
+
+    o = ops[1];
+    assert_int_equal(size_of(&c), 0);
+    o.lease.action = (enum ic_raft_lease_action)3;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    o = ops[1];
+    o.lease.node = 0;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    o = ops[1];
+    o.lease.incarnation = 0;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    /* never in a batch */
+    sample_ops(two);
+    two[1] = ops[1];
+    c.batch = true;
+    c.n_ops = 2;
+    c.ops = two;
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    c.n_ops = 1;
+    c.ops = &ops[0];
+    assert_int_equal(size_of(&c), IC_EINVAL);
+    ic_free(big);
+}
+
+/* Hostile presence and lease encodings: truncated anywhere, lengths past
+ * the end, counts and codes out of range, bad JIDs. */
+static void test_presence_decode_hostile(void **state)
+{
+    struct ic_raft_op ops[2];
+    struct ic_raft_cmd c = {1, 1, false, 1, NULL};
+    unsigned char *buf;
+    size_t len;
+
+    (void)state;
+    sample_presence(&ops[0], &ops[1]);
+    for (int i = 0; i < 2; i++) {
+        c.ops = &ops[i];
+        buf = encode(&c, &len);
+        for (size_t n = 0; n < len; n++) {
+            unsigned char *p = ic_malloc(n ? n : 1);
+            memcpy(p, buf, n);
+            assert_int_equal(decode_rc(p, n), IC_ECORRUPT);
+            ic_free(p);
+        }
+        ic_free(buf);
+    }
+    /* presence: 18-19 node, 20-27 incarnation, 28-29 count, 30-31 the
+     * first JID's length, 32.. its bytes */
+    ops[0].presence.incarnation = 1;
+    assert_int_equal(patched(&ops[0], false, 19, 0), IC_ECORRUPT); /* node */
+    assert_int_equal(patched(&ops[0], false, 18, 1), 0);
+    assert_int_equal(patched(&ops[0], false, 27, 0), IC_ECORRUPT); /* inc */
+    assert_int_equal(patched(&ops[0], false, 29, 0), IC_ECORRUPT); /* 0 */
+    assert_int_equal(patched(&ops[0], false, 29, 4), IC_ECORRUPT); /* > */
+    assert_int_equal(patched(&ops[0], false, 29, 2), IC_ECORRUPT); /* < */
+    assert_int_equal(patched(&ops[0], false, 28, 0xff), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 30, 0xff), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 31, 0), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 32, 0x01), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 32, '/'), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 49, 'x'), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 32, 'A'), 0);
+    /* after "alice@example.org/phone" (23 bytes): availability, payload
+     * length */
+    assert_int_equal(patched(&ops[0], false, 55, 2), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 56, 0xff), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[0], false, 59, 0xff), IC_ECORRUPT);
+    /* lease: node, incarnation, action */
+    assert_int_equal(patched(&ops[1], false, 18, 0), 0);
+    ops[1].lease.node = 1;
+    assert_int_equal(patched(&ops[1], false, 19, 0), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[1], false, 27, 0), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[1], false, 28, 0), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[1], false, 28, 3), IC_ECORRUPT);
+    assert_int_equal(patched(&ops[1], false, 28, 1), 0);
+}
+
+static void test_presence_garbage(void **state)
+{
+    uint64_t seed = 0xBADC0DE;
+    struct ic_raft_op ops[2];
+    struct ic_raft_cmd c = {3, 3, false, 1, NULL};
+    unsigned char *valid, *p;
+    size_t len;
+
+    (void)state;
+    sample_presence(&ops[0], &ops[1]);
+    for (int k = 0; k < 2; k++) {
+        c.ops = &ops[k];
+        valid = encode(&c, &len);
+        for (int i = 0; i < 3000; i++) {
+            p = ic_malloc(len);
+            memcpy(p, valid, len);
+            for (int j = 0; j < 1 + i % 3; j++)
+                p[tu_rand(&seed) % len] = (unsigned char)tu_rand(&seed);
+            check_any(p, len);
+            ic_free(p);
+        }
+        ic_free(valid);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +707,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_decode_truncated_trailing),
         cmocka_unit_test(test_decode_refusals),
         cmocka_unit_test(test_decode_garbage),
+        cmocka_unit_test(test_presence_round_trip),
+        cmocka_unit_test(test_presence_layout),
+        cmocka_unit_test(test_presence_encode_checks),
+        cmocka_unit_test(test_presence_decode_hostile),
+        cmocka_unit_test(test_presence_garbage),
     };
     return tu_main(argc, argv, "raft_cmd", tests, IC_ARRAY_LEN(tests));
 }

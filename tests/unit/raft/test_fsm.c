@@ -1,258 +1,14 @@
 /*
  * test_fsm.c - the state machine under the raft library's in-memory
- * fixture: three (or four) servers, each with its own LMDB store in a
- * temporary directory. Replication, partitions, catch-up by snapshot,
- * idempotent re-apply, deduplication and business failures; every check
- * ends with the stores' digests.
- *
- * The fixture's time is simulated and its elections are deterministic
- * (fixed randomized timeouts), so every run takes the same path.
+ * fixture (fx.h): replication, partitions, catch-up by snapshot,
+ * idempotent re-apply, the deduplication window and business failures;
+ * every check ends with the stores' digests.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <raft.h>
-#include <raft/fixture.h>
-
-#include "raft_int.h"
-#include "test_util.h"
-
-#define MAX_SERVERS 4
-#define G_CLOUD "xmpp:cloud1@example.org"
-
-struct fx {
-    char dir[64];
-    struct raft_fixture f;
-    struct ic_store *st[MAX_SERVERS];
-    struct ic_raft_fsm *fsm[MAX_SERVERS];
-    unsigned n;
-    uint64_t client;
-    uint64_t seq;
-};
-
-/* A submitted command: raft's request and our wait for its result. */
-struct sub {
-    struct raft_apply req;
-    struct ic_raft__wait w;
-    struct ic_raft_fsm *fsm;
-    bool fired;
-    int status;
-};
-
-static void add_server(struct fx *x, unsigned threshold)
-{
-    unsigned i = x->n;
-    char name[16], path[128];
-    struct raft *r;
-
-    assert_true(i < MAX_SERVERS);
-    snprintf(name, sizeof name, "s%u", i);
-    tu_join(path, sizeof path, x->dir, name);
-    x->st[i] = tu_store_open(path, 64ULL << 20);
-    assert_int_equal(ic_raft_fsm_new(x->st[i], &x->fsm[i]), 0);
-    assert_int_equal(raft_fixture_grow(&x->f, ic_raft_fsm_get(x->fsm[i])), 0);
-    r = raft_fixture_get(&x->f, i);
-    ic_raft_fsm_bind(x->fsm[i], r);
-    r->tracer = ic_raft_tracer();
-    raft_seed(r, 0x5eed0000u + i * 7919u); /* distinct, fixed */
-    raft_set_pre_vote(r, true);
-    if (threshold > 0) {
-        raft_set_snapshot_threshold(r, threshold);
-        raft_set_snapshot_trailing(r, 2);
-    }
-    x->n++;
-}
-
-static int setup_with(void **state, unsigned threshold)
-{
-    struct fx *x = ic_calloc(1, sizeof *x);
-    struct raft_configuration conf;
-
-    tu_tmpdir(x->dir, sizeof x->dir);
-    assert_int_equal(raft_fixture_initialize(&x->f), 0);
-    for (int i = 0; i < 3; i++)
-        add_server(x, threshold);
-    assert_int_equal(raft_fixture_configuration(&x->f, 3, &conf), 0);
-    assert_int_equal(raft_fixture_bootstrap(&x->f, &conf), 0);
-    raft_configuration_close(&conf);
-    assert_int_equal(raft_fixture_start(&x->f), 0);
-    raft_fixture_elect(&x->f, 0);
-    x->client = 0x1c0ffee5eedULL; /* fixed: runs are repeatable */
-    *state = x;
-    return 0;
-}
-
-static int setup(void **state)
-{
-    return setup_with(state, 0);
-}
-
-static int setup_snapshots(void **state)
-{
-    return setup_with(state, 4);
-}
-
-static int teardown(void **state)
-{
-    struct fx *x = *state;
-
-    raft_fixture_close(&x->f);
-    for (unsigned i = 0; i < x->n; i++) {
-        ic_raft_fsm_free(x->fsm[i]);
-        ic_store_close(x->st[i]);
-    }
-    tu_rmrf(x->dir);
-    ic_free(x);
-    return 0;
-}
-
-/* Commands */
-
-static struct ic_raft_op kv_put(const char *key, const char *val)
-{
-    struct ic_raft_op op;
-
-    memset(&op, 0, sizeof op);
-    op.type = IC_RAFT_OP_KV_PUT;
-    op.kv.db = IC_KV_ACCOUNTS;
-    op.kv.key.data = key;
-    op.kv.key.len = strlen(key);
-    op.kv.val.data = val;
-    op.kv.val.len = strlen(val);
-    return op;
-}
-
-static struct ic_raft_op replace(const char *graph, const char *ttl)
-{
-    struct ic_raft_op op;
-
-    memset(&op, 0, sizeof op);
-    op.type = IC_RAFT_OP_GRAPH_REPLACE;
-    op.rdf.syntax = IC_RDF_TURTLE;
-    op.rdf.graph = graph;
-    op.rdf.text = ttl;
-    op.rdf.text_len = strlen(ttl);
-    return op;
-}
-
-static void on_applied(struct raft_apply *req, int status, void *result)
-{
-    struct sub *s = req->data;
-
-    assert_null(result);
-    s->fired = true;
-    s->status = status;
-    ic_raft__fsm_wait_del(s->fsm, &s->w);
-}
-
-/* Submits CMD on server I, which must accept it (be the leader). */
-static struct sub *submit_cmd(struct fx *x, unsigned i, struct ic_raft_cmd *c)
-{
-    struct sub *s = ic_calloc(1, sizeof *s);
-    struct raft_buffer buf;
-
-    assert_int_equal(ic_raft_cmd_size(c, &buf.len), 0);
-    buf.base = raft_malloc(buf.len);
-    assert_non_null(buf.base);
-    assert_int_equal(ic_raft_cmd_encode(c, buf.base, buf.len), 0);
-    s->fsm = x->fsm[i];
-    s->w.client = c->client;
-    s->w.seq = c->seq;
-    ic_raft__fsm_wait_add(s->fsm, &s->w);
-    s->req.data = s;
-    assert_int_equal(
-        raft_apply(raft_fixture_get(&x->f, i), &s->req, &buf, 1, on_applied),
-        0);
-    return s;
-}
-
-/* One op with the next sequence of the test's client. */
-static struct sub *submit(struct fx *x, unsigned i, struct ic_raft_op op)
-{
-    struct ic_raft_cmd c = {x->client, ++x->seq, false, 1, &op};
-    return submit_cmd(x, i, &c);
-}
-
-static bool fired(struct raft_fixture *f, void *arg)
-{
-    (void)f;
-    return ((struct sub *)arg)->fired;
-}
-
-/* Waits for S's callback: it must succeed with RESULT_CODE. */
-static void wait_ok(struct fx *x, struct sub *s, int result_code)
-{
-    assert_true(raft_fixture_step_until(&x->f, fired, s, 5000));
-    assert_int_equal(s->status, 0);
-    assert_true(s->w.done);
-    assert_int_equal(s->w.res.code, result_code);
-}
-
-static void wait_all_applied(struct fx *x, raft_index index)
-{
-    assert_true(raft_fixture_step_until_applied(&x->f, x->n, index, 10000));
-}
-
-static void digest(struct ic_store *st, unsigned char out[32])
-{
-    struct ic_txn *t;
-
-    assert_int_equal(ic_store_txn_begin(st, false, &t), 0);
-    assert_int_equal(ic_store_digest(t, out), 0);
-    ic_store_txn_abort(t);
-}
-
-static void assert_same(struct fx *x, unsigned a, unsigned b)
-{
-    unsigned char da[32], db[32];
-
-    digest(x->st[a], da);
-    digest(x->st[b], db);
-    assert_memory_equal(da, db, 32);
-}
-
-static void assert_all_same(struct fx *x)
-{
-    for (unsigned i = 1; i < x->n; i++)
-        assert_same(x, 0, i);
-}
-
-/* The value of accounts KEY on server I, or NULL. */
-static char *get(struct fx *x, unsigned i, const char *key)
-{
-    struct ic_kv k = {key, strlen(key)}, v;
-    struct ic_txn *t;
-    char *out = NULL;
-
-    assert_int_equal(ic_store_txn_begin(x->st[i], false, &t), 0);
-    if (ic_store_kv_get(t, IC_KV_ACCOUNTS, k, &v) == 0)
-        out = ic_strndup(v.data, v.len);
-    ic_store_txn_abort(t);
-    return out;
-}
-
-static void
-assert_get(struct fx *x, unsigned i, const char *key, const char *want)
-{
-    char *got = get(x, i, key);
-
-    if (want == NULL) {
-        assert_null(got);
-    } else {
-        assert_non_null(got);
-        assert_string_equal(got, want);
-    }
-    ic_free(got);
-}
-
-static uint64_t applied_of(struct ic_store *st)
-{
-    struct ic_store_stats s;
-
-    tu_stats(st, &s);
-    return s.applied_index;
-}
+#include "fx.h"
 
 /* Tests */
 
@@ -496,7 +252,8 @@ static void test_reapply_skipped(void **state)
 }
 
 /* A command retried with the same (client, seq) is applied once and gets
- * the first result; an older sequence gets IC_ESTALE. */
+ * the first result, another client's same sequence is its own, and a
+ * failed command's retry gets the recorded failure. */
 static void test_dedup(void **state)
 {
     struct fx *x = *state;
@@ -505,36 +262,206 @@ static void test_dedup(void **state)
     struct ic_raft_op bad = replace(G_CLOUD, "this is not turtle");
     struct ic_raft_cmd c1 = {7, 10, false, 1, &op1};
     struct ic_raft_cmd c2 = {7, 10, false, 1, &op2};
-    struct ic_raft_cmd c3 = {7, 9, false, 1, &op2};
     struct ic_raft_cmd c4 = {8, 10, false, 1, &op2}; /* another client */
     struct ic_raft_cmd c5 = {7, 11, false, 1, &bad};
-    struct sub *s[6];
+    struct sub *s[5];
 
     s[0] = submit_cmd(x, 0, &c1);
-    s[1] = submit_cmd(x, 0, &c2); /* retry, other payload: ignored */
-    s[2] = submit_cmd(x, 0, &c3);
     wait_ok(x, s[0], 0);
+    s[1] = submit_cmd(x, 0, &c2); /* retry, other payload: ignored */
     wait_ok(x, s[1], 0);
-    wait_ok(x, s[2], IC_ESTALE);
-    assert_non_null(strstr(s[2]->w.res.msg, "below"));
-    wait_all_applied(x, s[2]->req.index);
+    wait_all_applied(x, s[1]->req.index);
     for (unsigned i = 0; i < 3; i++)
         assert_get(x, i, "dup", "first");
 
-    s[3] = submit_cmd(x, 0, &c4);
-    wait_ok(x, s[3], 0);
-    /* a failed command's retry gets the recorded failure */
+    s[2] = submit_cmd(x, 0, &c4);
+    wait_ok(x, s[2], 0);
+    s[3] = submit_cmd(x, 0, &c5);
+    wait_ok(x, s[3], IC_ESYNTAX);
     s[4] = submit_cmd(x, 0, &c5);
     wait_ok(x, s[4], IC_ESYNTAX);
-    s[5] = submit_cmd(x, 0, &c5);
-    wait_ok(x, s[5], IC_ESYNTAX);
-    assert_string_equal(s[4]->w.res.msg, s[5]->w.res.msg);
-    wait_all_applied(x, s[5]->req.index);
+    assert_string_equal(s[3]->w.res.msg, s[4]->w.res.msg);
+    wait_all_applied(x, s[4]->req.index);
     for (unsigned i = 0; i < 3; i++)
         assert_get(x, i, "dup", "second");
     assert_all_same(x);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 5; i++)
         ic_free(s[i]);
+}
+
+/* Submits (CLIENT, SEQ) with OP on the leader and waits for RESULT_CODE;
+ * returns the raft index of the entry and copies the result. */
+static raft_index submit_seq(struct fx *x,
+                             uint64_t seq,
+                             struct ic_raft_op op,
+                             int result_code,
+                             struct ic_raft_result *res)
+{
+    struct ic_raft_cmd c = {7, seq, false, 1, &op};
+    struct sub *s = submit_cmd(x, 0, &c);
+    raft_index index;
+
+    wait_ok(x, s, result_code);
+    if (res != NULL)
+        *res = s->w.res;
+    index = s->req.index;
+    ic_free(s);
+    return index;
+}
+
+/* Pipelined sequences of one client reach the leader out of order: each is
+ * applied once, whatever the order, within the window of 1024. */
+static void test_dedup_window(void **state)
+{
+    struct fx *x = *state;
+    struct ic_raft_op bad = replace(G_CLOUD, "this is not turtle");
+    struct ic_raft_result r1, r2;
+    raft_index last;
+
+    submit_seq(x, 5, kv_put("five", "5"), 0, NULL);
+    submit_seq(x, 3, kv_put("three", "3"), 0, NULL);     /* below 5: applied */
+    submit_seq(x, 3, kv_put("three", "again"), 0, NULL); /* not again */
+    submit_seq(x, 5, kv_put("five", "again"), 0, NULL);
+    /* a failure in the window: its retry gets the same code and message */
+    submit_seq(x, 4, bad, IC_ESYNTAX, &r1);
+    submit_seq(x, 4, kv_put("four", "4"), IC_ESYNTAX, &r2);
+    assert_string_equal(r1.msg, r2.msg);
+    assert_true(r1.msg[0] != '\0');
+    last = submit_seq(x, 2, kv_put("two", "2"), 0, NULL);
+    wait_all_applied(x, last);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_get(x, i, "five", "5");
+        assert_get(x, i, "three", "3");
+        assert_get(x, i, "two", "2");
+        assert_get(x, i, "four", NULL);
+    }
+
+    /* the window slides up to 1035: 11 and below are too old to tell,
+     * 12 (never applied) is inside it and applied now */
+    submit_seq(x, 1035, kv_put("top", "1035"), 0, NULL);
+    submit_seq(x, 5, kv_put("five", "late"), IC_ESTALE, &r1);
+    assert_non_null(strstr(r1.msg, "too old"));
+    submit_seq(x, 11, kv_put("eleven", "11"), IC_ESTALE, NULL);
+    submit_seq(x, 12, kv_put("twelve", "12"), 0, NULL);
+    submit_seq(x, 12, kv_put("twelve", "again"), 0, NULL);
+    last = submit_seq(x, 1034, kv_put("below", "1034"), 0, NULL);
+    wait_all_applied(x, last);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_get(x, i, "five", "5");
+        assert_get(x, i, "eleven", NULL);
+        assert_get(x, i, "twelve", "12");
+        assert_get(x, i, "below", "1034");
+    }
+    assert_all_same(x);
+}
+
+/* A store of its own, applied to directly (no raft). */
+struct solo {
+    char dir[64];
+    struct ic_store *st;
+    struct ic_raft_fsm *fsm;
+    uint64_t index;
+};
+
+static void solo_open(struct solo *s)
+{
+    char path[128];
+
+    tu_tmpdir(s->dir, sizeof s->dir);
+    tu_join(path, sizeof path, s->dir, "store");
+    s->st = tu_store_open(path, 64ULL << 20);
+    assert_int_equal(ic_raft_fsm_new(s->st, &s->fsm), 0);
+    s->index = 0;
+}
+
+static void solo_close(struct solo *s)
+{
+    ic_raft_fsm_free(s->fsm);
+    ic_store_close(s->st);
+    tu_rmrf(s->dir);
+}
+
+/* Applies command (CLIENT, SEQ, OP) at the next index; returns the apply's
+ * code, with the command's result in *RES. */
+static int solo_apply(struct solo *s,
+                      const struct ic_raft_cmd *c,
+                      struct ic_raft_result *res)
+{
+    struct ic_raft__wait w = {c->client, c->seq, false, {0, ""}, NULL, NULL};
+    unsigned char *buf;
+    size_t len;
+    int rc;
+
+    assert_int_equal(ic_raft_cmd_size(c, &len), 0);
+    buf = ic_malloc(len);
+    assert_int_equal(ic_raft_cmd_encode(c, buf, len), 0);
+    ic_raft__fsm_wait_add(s->fsm, &w);
+    rc = ic_raft__fsm_apply_at(s->fsm, ++s->index, buf, len);
+    ic_raft__fsm_wait_del(s->fsm, &w);
+    ic_free(buf);
+    if (rc == 0) {
+        assert_true(w.done);
+        *res = w.res;
+    }
+    return rc;
+}
+
+static void put_client(struct ic_store *st, uint64_t client, struct ic_kv v)
+{
+    struct ic_txn *t;
+
+    assert_int_equal(ic_store_txn_begin(st, true, &t), 0);
+    assert_int_equal(ic_store_client_put(t, client, v), 0);
+    assert_int_equal(ic_store_txn_commit(t), 0);
+}
+
+/* A client record of the first layout (the last sequence and its result)
+ * is still read: that sequence is a duplicate, those below it are too old
+ * to tell. The record is rewritten in the window layout. A record that
+ * parses in neither fails the apply. */
+static void test_dedup_old_record(void **state)
+{
+    static const unsigned char v1[] = {
+        0,    0,    0,    0,    0,   0, 0, 50, /* seq 50 */
+        0xff, 0xff, 0xff, 0xf6,                /* IC_ESYNTAX (-10) */
+        0,    3,    'o',  'l',  'd',           /* message */
+    };
+    struct ic_raft_op op = kv_put("k", "v");
+    struct ic_raft_cmd c = {9, 50, false, 1, &op};
+    struct ic_raft_result res;
+    struct ic_txn *t;
+    struct ic_kv v;
+    struct solo s;
+
+    (void)state;
+    solo_open(&s);
+    put_client(s.st, 9, (struct ic_kv){v1, sizeof v1});
+    assert_int_equal(solo_apply(&s, &c, &res), 0);
+    assert_int_equal(res.code, IC_ESYNTAX);
+    assert_string_equal(res.msg, "old");
+    c.seq = 49;
+    assert_int_equal(solo_apply(&s, &c, &res), 0);
+    assert_int_equal(res.code, IC_ESTALE);
+    c.seq = 51;
+    assert_int_equal(solo_apply(&s, &c, &res), 0);
+    assert_int_equal(res.code, 0);
+    c.seq = 49; /* still too old after the rewrite */
+    assert_int_equal(solo_apply(&s, &c, &res), 0);
+    assert_int_equal(res.code, IC_ESTALE);
+    c.seq = 50;
+    assert_int_equal(solo_apply(&s, &c, &res), 0);
+    assert_int_equal(res.code, IC_ESYNTAX);
+    assert_string_equal(res.msg, "old");
+    assert_int_equal(ic_store_txn_begin(s.st, false, &t), 0);
+    assert_int_equal(ic_store_client_get(t, 9, &v), 0);
+    assert_true(v.len >= 2);
+    assert_int_equal(((const unsigned char *)v.data)[0], 0xC1);
+    assert_int_equal(((const unsigned char *)v.data)[1], 2);
+    ic_store_txn_abort(t);
+
+    put_client(s.st, 9, (struct ic_kv){"xx", 2});
+    assert_int_equal(solo_apply(&s, &c, &res), IC_ECORRUPT);
+    solo_close(&s);
 }
 
 /* Bad Turtle is a business failure: a result with a message, the catalog
@@ -597,6 +524,8 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reapply_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
+        cmocka_unit_test(test_dedup_old_record),
         cmocka_unit_test_setup_teardown(test_business_failure, setup, teardown),
     };
     return tu_main(argc, argv, "raft_fsm", tests, IC_ARRAY_LEN(tests));

@@ -4,7 +4,9 @@
  * own data directory and store: bootstrap, election, writes on the leader,
  * refusal on a follower, a barrier, graceful close of the leader (another
  * takes over and accepts writes), restart of the closed node from its
- * directory (it catches up), and a clean loop at the end.
+ * directory (it catches up), membership changes (a fourth node added as a
+ * spare, made a voter, catching up, taking leadership; a node removed),
+ * and a clean loop at the end.
  *
  * Every wait is bounded: a repeating uv timer wakes the loop and each wait
  * has a deadline.
@@ -25,7 +27,9 @@
 #include "ic_raft.h"
 #include "test_util.h"
 
-#define N 3
+/* N nodes: the first N_INIT bootstrapped, the last one added later. */
+#define N 4
+#define N_INIT 3
 
 struct tn {
     char dir[64];
@@ -97,7 +101,7 @@ static void open_node(struct tn *t, int i)
     o.data_dir = t->data[i];
     o.store = t->st[i];
     o.initial = t->servers;
-    o.n_initial = N;
+    o.n_initial = i < N_INIT ? N_INIT : 0; /* the spare joins later */
     o.election_timeout_ms = 300;
     o.heartbeat_ms = 30;
     o.snapshot_threshold = 64;
@@ -129,7 +133,8 @@ static int setup(void **state)
         snprintf(path, sizeof path, "%s", t->data[i]);
         assert_int_equal(mkdir(path, 0750), 0);
         t->st[i] = tu_store_open(t->store[i], 64ULL << 20);
-        open_node(t, i);
+        if (i < N_INIT)
+            open_node(t, i);
     }
     *state = t;
     return 0;
@@ -301,18 +306,24 @@ static bool caught_up(struct tn *t, void *arg)
     return true;
 }
 
+/* Every open node's store has the same digest. */
 static void assert_digests_equal(struct tn *t)
 {
     unsigned char d[N][32];
+    int first = -1;
 
     for (int i = 0; i < N; i++) {
         struct ic_txn *x;
+        if (t->node[i] == NULL)
+            continue;
         assert_int_equal(ic_store_txn_begin(t->st[i], false, &x), 0);
         assert_int_equal(ic_store_digest(x, d[i]), 0);
         ic_store_txn_abort(x);
+        if (first < 0)
+            first = i;
+        else
+            assert_memory_equal(d[first], d[i], 32);
     }
-    for (int i = 1; i < N; i++)
-        assert_memory_equal(d[0], d[i], 32);
 }
 
 static void test_cluster(void **state)
@@ -327,7 +338,7 @@ static void test_cluster(void **state)
     l = leader(t);
     ic_raft_node_status(t->node[l], &s);
     assert_int_equal(s.id, (uint64_t)l + 1);
-    assert_int_equal(s.n_servers, N);
+    assert_int_equal(s.n_servers, N_INIT);
     assert_true(s.term >= 1);
     for (size_t i = 0; i < s.n_servers; i++)
         assert_int_equal(s.servers[i].role, IC_RAFT_VOTER);
@@ -338,7 +349,7 @@ static void test_cluster(void **state)
     assert_digests_equal(t);
 
     /* a follower refuses, naming the leader */
-    f = (l + 1) % N;
+    f = (l + 1) % N_INIT;
     {
         struct ic_raft_op op;
         struct ic_raft_cmd cmd = {7, 1, false, 1, &op};
@@ -387,14 +398,110 @@ static void test_cluster(void **state)
     assert_true(run_until(t, caught_up, &l2, 5000));
     assert_digests_equal(t);
     ic_raft_node_status(t->node[l], &s);
-    assert_int_equal(s.n_servers, N);
+    assert_int_equal(s.n_servers, N_INIT);
     assert_int_equal(s.leader_id, (uint64_t)l2 + 1);
+}
+
+/* Runs a membership request on node I (ID, ROLE as the call wants) and
+ * waits, bounded, for its completion; returns its code. */
+enum change { ADD, ASSIGN, REMOVE, TRANSFER };
+
+static int change(struct tn *t, int i, enum change what, uint64_t id)
+{
+    struct done d = {0};
+    int rc = 0;
+
+    switch (what) {
+    case ADD:
+        rc = ic_raft_node_add(t->node[i], id, t->addr[id - 1], on_done, &d);
+        break;
+    case ASSIGN:
+        rc = ic_raft_node_assign(t->node[i], id, IC_RAFT_VOTER, on_done, &d);
+        break;
+    case REMOVE:
+        rc = ic_raft_node_remove(t->node[i], id, on_done, &d);
+        break;
+    case TRANSFER:
+        rc = ic_raft_node_transfer(t->node[i], id, on_done, &d);
+        break;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.n, 0); /* never called from inside the call */
+    assert_true(run_until(t, reached, &d, 5000));
+    return d.rc;
+}
+
+/* The role of server ID in node I's configuration, or -1. */
+static int role_in(struct tn *t, int i, uint64_t id)
+{
+    struct ic_raft_status s;
+
+    ic_raft_node_status(t->node[i], &s);
+    for (size_t k = 0; k < s.n_servers; k++)
+        if (s.servers[k].id == id)
+            return (int)s.servers[k].role;
+    return -1;
+}
+
+static bool leads(struct tn *t, void *arg)
+{
+    return leader(t) == *(int *)arg;
+}
+
+/* A fourth node joins as a spare, becomes a voter once caught up, takes
+ * leadership; then a first node is removed and closed, and the three left
+ * go on. */
+static void test_membership(void **state)
+{
+    struct tn *t = *state;
+    int l, gone, n4 = N - 1;
+
+    assert_true(run_until(t, has_leader, NULL, 5000));
+    l = leader(t);
+    put_many(t, l, "a", 10);
+
+    /* a follower cannot change the membership */
+    assert_int_equal(change(t, (l + 1) % N_INIT, ADD, 4), IC_ENOTLEADER);
+    open_node(t, n4); /* no bootstrap: it waits to be contacted */
+    assert_int_equal(change(t, l, ADD, 4), 0);
+    assert_int_equal(role_in(t, l, 4), IC_RAFT_SPARE);
+    assert_int_equal(change(t, l, ADD, 4), IC_EINVAL); /* already there */
+    assert_int_equal(change(t, l, ASSIGN, 4), 0);
+    assert_int_equal(role_in(t, l, 4), IC_RAFT_VOTER);
+    put_many(t, l, "b", 5);
+    assert_true(run_until(t, caught_up, &l, 5000));
+    assert_digests_equal(t);
+    assert_int_equal(role_in(t, n4, 4), IC_RAFT_VOTER);
+
+    /* leadership to the new node */
+    assert_int_equal(change(t, l, TRANSFER, 4), 0);
+    assert_true(run_until(t, leads, &n4, 5000));
+    put_many(t, n4, "c", 5);
+
+    /* a node removed, then closed: the rest go on */
+    gone = l == 0 ? 1 : 0;
+    assert_int_equal(change(t, n4, REMOVE, (uint64_t)gone + 1), 0);
+    assert_int_equal(role_in(t, n4, (uint64_t)gone + 1), -1);
+    ic_raft_node_close(t->node[gone], on_closed, &t->closed[gone]);
+    assert_true(run_until(t, flag_set, &t->closed[gone], 5000));
+    t->node[gone] = NULL;
+    t->closed[gone] = 0;
+    put_many(t, n4, "d", 5);
+    assert_true(run_until(t, caught_up, &n4, 5000));
+    assert_digests_equal(t);
+    {
+        struct ic_raft_status s;
+        ic_raft_node_status(t->node[n4], &s);
+        assert_int_equal(s.n_servers, N_INIT);
+        assert_int_equal(s.state, IC_RAFT_LEADER);
+    }
 }
 
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_membership, setup, teardown),
     };
     return tu_main(argc, argv, "raft_node", tests, IC_ARRAY_LEN(tests));
 }

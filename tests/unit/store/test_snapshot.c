@@ -425,6 +425,49 @@ static void test_clients(void **state)
     ic_store_txn_abort(t);
 }
 
+/* The presence registry (entries, node index, leases) goes through a
+ * snapshot like any other content. */
+static int list_jids(void *data, const struct ic_store_presence *p)
+{
+    char *out = data;
+    size_t at = strlen(out);
+
+    snprintf(out + at, 256 - at, "%.*s@%llu;", (int)p->jid.len,
+             (const char *)p->jid.data, (unsigned long long)p->incarnation);
+    return 0;
+}
+
+static void test_presence(void **state)
+{
+    struct fx *f = *state;
+    struct ic_store_presence p = {{"a@x/1", 5}, 2, 9, {"<p/>", 4}};
+    struct ic_store_lease l = {9, false}, got;
+    unsigned char da[32], db[32];
+    char why[256] = "", out[256] = "";
+    struct ic_txn *t;
+    struct buf b;
+
+    fill(f->st[0]);
+    assert_int_equal(ic_store_txn_begin(f->st[0], true, &t), 0);
+    assert_int_equal(ic_store_presence_put(t, &p), 0);
+    p.jid = (struct ic_kv){"b@x/1", 5};
+    assert_int_equal(ic_store_presence_put(t, &p), 0);
+    assert_int_equal(ic_store_lease_put(t, 2, &l), 0);
+    assert_int_equal(ic_store_txn_commit(t), 0);
+    b = snap(f->st[0]);
+    assert_int_equal(restore(f->st[1], &b, why), 0);
+    digest(f->st[0], da);
+    digest(f->st[1], db);
+    assert_memory_equal(da, db, 32);
+    assert_int_equal(ic_store_txn_begin(f->st[1], false, &t), 0);
+    assert_int_equal(ic_store_presence_each_node(t, 2, list_jids, out), 0);
+    assert_string_equal(out, "a@x/1@9;b@x/1@9;");
+    assert_int_equal(ic_store_lease_get(t, 2, &got), 0);
+    assert_int_equal(got.incarnation, 9);
+    ic_store_txn_abort(t);
+    ic_free(b.p);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +478,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_writer_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence, setup, teardown),
     };
     return tu_main(argc, argv, "snapshot", tests, IC_ARRAY_LEN(tests));
 }
