@@ -103,38 +103,66 @@ static void write_op(struct ic_node_service *svc,
 }
 
 /* The (attribute, value) pairs of a parsed <constraints> element, with the
- * limits of ic_constraints_parse(); strings owned by DOC. */
-static int constraints_of(const struct ic_xml *cs,
-                          struct ic_constraints_doc *doc)
+ * limits of ic_constraints_parse(). The texts are the tree's own where an
+ * element holds one text node (the usual case), else copies kept in OWNED
+ * (freed by the caller); no allocation per query otherwise. */
+struct cons_in {
+    struct ic_constraint c[IC_CONSTRAINTS_MAX];
+    size_t n;
+    char *owned[2 * IC_CONSTRAINTS_MAX];
+    size_t nowned;
+    char error[256];
+};
+
+static const char *text_of(const struct ic_xml *x, struct cons_in *in)
 {
-    memset(doc, 0, sizeof *doc);
-    doc->c = ic_calloc(IC_CONSTRAINTS_MAX, sizeof *doc->c);
+    const struct ic_xml *only = NULL;
+    size_t texts = 0;
+
+    for (const struct ic_xml *c = x->children; c != NULL; c = c->next)
+        if (c->name == NULL) {
+            only = c;
+            texts++;
+        }
+    if (texts == 0)
+        return "";
+    if (texts == 1 && only->text != NULL &&
+        strlen(only->text) == only->text_len)
+        return only->text;
+    return in->owned[in->nowned++] = ic_xml_text(x);
+}
+
+static void cons_in_free(struct cons_in *in)
+{
+    for (size_t i = 0; i < in->nowned; i++)
+        ic_free(in->owned[i]);
+    in->nowned = 0;
+}
+
+static int constraints_of(const struct ic_xml *cs, struct cons_in *in)
+{
+    in->n = in->nowned = 0;
     for (const struct ic_xml *x = ic_xml_child(cs, "constraint", NS_RES);
          x != NULL; x = ic_xml_next(x, "constraint", NS_RES)) {
         const struct ic_xml *a = ic_xml_child(x, "attribute", NS_RES);
         const struct ic_xml *v = ic_xml_child(x, "value", NS_RES);
-        struct ic_constraint *c = &doc->c[doc->n];
-        if (doc->n == IC_CONSTRAINTS_MAX) {
-            snprintf(doc->error, sizeof doc->error,
-                     "more than %d "
-                     "constraints",
+        struct ic_constraint *c = &in->c[in->n];
+        if (in->n == IC_CONSTRAINTS_MAX) {
+            snprintf(in->error, sizeof in->error, "more than %d constraints",
                      IC_CONSTRAINTS_MAX);
             return IC_ELIMIT;
         }
         if (a == NULL || v == NULL) {
-            snprintf(doc->error, sizeof doc->error,
-                     "constraint %zu has no <%s>", doc->n + 1,
-                     a == NULL ? "attribute" : "value");
+            snprintf(in->error, sizeof in->error, "constraint %zu has no <%s>",
+                     in->n + 1, a == NULL ? "attribute" : "value");
             return IC_EVALUE;
         }
-        c->attribute = ic_xml_text(a);
-        c->value = ic_xml_text(v);
-        doc->n++;
+        c->attribute = text_of(a, in);
+        c->value = text_of(v, in);
+        in->n++;
         if (strlen(c->attribute) > IC_CONSTRAINT_TEXT_MAX ||
             strlen(c->value) > IC_CONSTRAINT_TEXT_MAX) {
-            snprintf(doc->error, sizeof doc->error,
-                     "text longer than %d "
-                     "bytes",
+            snprintf(in->error, sizeof in->error, "text longer than %d bytes",
                      IC_CONSTRAINT_TEXT_MAX);
             return IC_ELIMIT;
         }
@@ -146,7 +174,7 @@ static void query(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
     const struct ic_xml *c = ic_node__svc_input(r, "constraints", NS_RES);
-    struct ic_constraints_doc doc;
+    struct cons_in in;
     struct ic_match_result res = {0};
     struct ic_xml *mc;
     struct ic_txn *t;
@@ -157,18 +185,18 @@ static void query(void *data, struct ic_adhoc_req *r)
         return;
     }
     /* the stream parser has checked the XML already: walk the tree */
-    rc = constraints_of(c, &doc);
+    rc = constraints_of(c, &in);
     if (rc != 0) {
-        bad(r, doc.error);
-        ic_constraints_doc_free(&doc);
+        bad(r, in.error);
+        cons_in_free(&in);
         return;
     }
     rc = ic_store_txn_begin(svc->st, false, &t);
     if (rc == 0) {
-        rc = ic_store_match(t, doc.c, doc.n, &res);
+        rc = ic_store_match(t, in.c, in.n, &res);
         ic_store_txn_abort(t);
     }
-    ic_constraints_doc_free(&doc);
+    cons_in_free(&in);
     if (rc == IC_EUNKNOWN || rc == IC_EVALUE) {
         bad(r, res.error);
     } else if (rc != 0) {

@@ -207,76 +207,83 @@ out:
     return rc;
 }
 
-/* The attribute map changes only when the catalog is written: entries
- * looked up at one snapshot serve every query of the same snapshot. */
+/* A plan (a constraint's object-id intervals and estimate; the data is
+ * still scanned by every query) depends only on the catalog: plans made at
+ * one snapshot serve every query of that snapshot, up to PLANS_MAX. Keys
+ * are "attribute\0value", trimmed, and "\1" for the cloud constraint. */
+#define PLANS_MAX 256
+
 struct ic_store__attr_cache {
     uint64_t txnid;
-    size_t n, cap;
-    struct cached {
-        char *name;
-        int rc;
-        struct attr a;
-    } * e;
+    size_t n;
+    struct plan {
+        char *key;
+        size_t klen;
+        struct cons c;
+    } e[PLANS_MAX];
 };
 
 void ic_store__attr_cache_free(struct ic_store__attr_cache *c)
 {
-    if (c == NULL)
-        return;
-    for (size_t i = 0; i < c->n; i++) {
-        ic_free(c->e[i].name);
-        ic_free(c->e[i].a.labels.v);
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        ic_free(c->e[i].key);
+        ic_free(c->e[i].c.iv);
     }
-    ic_free(c->e);
     ic_free(c);
 }
 
-/* attr_lookup through the store's cache; *A is the caller's copy. */
-static int
-cached_attr(struct mctx *m, const char *name, size_t len, struct attr *a)
+static struct interval *iv_dup(const struct interval *iv, size_t n)
+{
+    struct interval *d = ic_malloc(n * sizeof *iv + 1);
+    return n > 0 ? memcpy(d, iv, n * sizeof *iv) : d;
+}
+
+/* The cached plan of KEY into *C (true), or false: then *SLOT is where to
+ * keep it, or NULL (a write transaction sees its own changes; full). */
+static bool plan_get(struct mctx *m,
+                     const char *key,
+                     size_t klen,
+                     struct cons *c,
+                     struct plan **slot)
 {
     struct ic_store *st = m->t->st;
-    struct ic_store__attr_cache *c = st->attrs;
+    struct ic_store__attr_cache *pc = st->attrs;
     uint64_t txnid = (uint64_t)mdb_txn_id(m->t->txn);
-    struct cached *e;
-    int rc;
 
-    if (m->t->write) /* a write transaction sees its own changes */
-        return attr_lookup(m, name, len, a);
-    if (c == NULL || c->txnid != txnid) {
-        ic_store__attr_cache_free(c);
-        c = st->attrs = ic_calloc(1, sizeof *c);
-        c->txnid = txnid;
+    *slot = NULL;
+    if (m->t->write)
+        return false;
+    if (pc == NULL || pc->txnid != txnid) {
+        ic_store__attr_cache_free(pc);
+        pc = st->attrs = ic_calloc(1, sizeof *pc);
+        pc->txnid = txnid;
     }
-    for (size_t i = 0; i < c->n; i++) {
-        e = &c->e[i];
-        if (strlen(e->name) == len && memcmp(e->name, name, len) == 0)
-            goto hit;
+    for (size_t i = 0; i < pc->n; i++) {
+        const struct plan *e = &pc->e[i];
+        if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
+            *c = e->c;
+            c->iv = iv_dup(e->c.iv, e->c.niv);
+            return true;
+        }
     }
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->e = ic_realloc(c->e, c->cap * sizeof *c->e);
+    if (pc->n < PLANS_MAX)
+        *slot = &pc->e[pc->n];
+    return false;
+}
+
+/* Keeps C's plan in SLOT (if any) under KEY (taken). */
+static void plan_put(
+    struct mctx *m, struct plan *slot, char *key, size_t klen, struct cons *c)
+{
+    if (slot == NULL) {
+        ic_free(key);
+        return;
     }
-    e = &c->e[c->n];
-    memset(e, 0, sizeof *e);
-    e->rc = attr_lookup(m, name, len, &e->a);
-    if (e->rc != 0 && e->rc != IC_ENOTFOUND) {
-        rc = e->rc; /* not cached: may be transient */
-        ic_free(e->a.labels.v);
-        return rc;
-    }
-    e->name = ic_strndup(name, len);
-    c->n++;
-hit:
-    *a = e->a;
-    a->labels.v = NULL;
-    a->labels.cap = 0;
-    if (e->a.labels.n > 0) {
-        a->labels.v = ic_malloc(e->a.labels.n * sizeof *a->labels.v);
-        memcpy(a->labels.v, e->a.labels.v, e->a.labels.n * sizeof *a->labels.v);
-        a->labels.cap = e->a.labels.n;
-    }
-    return e->rc;
+    slot->key = key;
+    slot->klen = klen;
+    slot->c = *c;
+    slot->c.iv = iv_dup(c->iv, c->niv);
+    m->t->st->attrs->n++;
 }
 
 static bool term_is(struct ic_txn *t, uint64_t id, const char *iri)
@@ -475,33 +482,58 @@ static int plan_one(
     return plan_value(m, a, v, len, arg);
 }
 
-static int plan(struct mctx *m, const struct ic_constraint *in, struct cons *c)
+static int plan_fresh(struct mctx *m,
+                      const char *at,
+                      size_t al,
+                      const char *val,
+                      size_t vl,
+                      struct cons *c)
 {
-    size_t ao, al, vo, vl;
     struct attr a;
-    int rc;
+    int rc = attr_lookup(m, at, al, &a);
 
-    trim(in->attribute, &ao, &al);
-    trim(in->value, &vo, &vl);
-    c->attr = in->attribute;
-    rc = cached_attr(m, in->attribute + ao, al, &a);
     if (rc == IC_ENOTFOUND) {
         snprintf(m->res->error, sizeof m->res->error,
-                 "unknown attribute '%.*s'", (int)al, in->attribute + ao);
+                 "unknown attribute '%.*s'", (int)al, at);
         return IC_EUNKNOWN;
     }
     if (rc != 0)
         return rc;
     c->p = a.p;
-    rc = each_value(m, &a, in->value + vo, vl, plan_one, c);
+    rc = each_value(m, &a, val, vl, plan_one, c);
     ic_free(a.labels.v);
     if (rc == IC_ECORRUPT)
         snprintf(m->res->error, sizeof m->res->error,
                  "attribute '%.*s' is defined incompletely in the "
                  "attribute map",
-                 (int)al, in->attribute + ao);
+                 (int)al, at);
     if (rc == 0)
         estimate(m, c);
+    return rc;
+}
+
+static int plan(struct mctx *m, const struct ic_constraint *in, struct cons *c)
+{
+    size_t ao, al, vo, vl, klen;
+    struct plan *slot;
+    char *key;
+    int rc = 0;
+
+    trim(in->attribute, &ao, &al);
+    trim(in->value, &vo, &vl);
+    klen = al + 1 + vl;
+    key = ic_malloc(klen);
+    memcpy(key, in->attribute + ao, al);
+    key[al] = '\0';
+    memcpy(key + al + 1, in->value + vo, vl);
+    c->attr = in->attribute; /* for error messages */
+    if (!plan_get(m, key, klen, c, &slot) &&
+        (rc = plan_fresh(m, key, al, key + al + 1, vl, c)) == 0) {
+        plan_put(m, slot, key, klen, c);
+        key = NULL;
+    }
+    ic_free(key);
+    c->attr = in->attribute; /* a cached plan has another query's */
     return rc;
 }
 

@@ -15,7 +15,8 @@
 
 #include "xmpp_int.h"
 
-#define READ_CHUNK 16384
+/* the largest decrypted-input buffer the server keeps between reads */
+#define PLAIN_KEEP (64u * 1024u)
 
 uint64_t ic_xmpp__now_ms(const struct ic_xmpp_server *srv)
 {
@@ -137,13 +138,11 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-static void write_raw(struct ic_xmpp__conn *c, const char *data, size_t len)
+/* Queues what the socket did not take at once, with a copy. */
+static void write_queue(struct ic_xmpp__conn *c, const char *data, size_t len)
 {
-    struct ic_xmpp__write *w;
+    struct ic_xmpp__write *w = ic_malloc(sizeof *w);
 
-    if (len == 0 || c->state == C2S_CLOSED)
-        return;
-    w = ic_malloc(sizeof *w);
     w->conn = c;
     w->buf.base = ic_malloc(len);
     w->buf.len = len;
@@ -155,20 +154,55 @@ static void write_raw(struct ic_xmpp__conn *c, const char *data, size_t len)
         return;
     }
     c->queued += len;
-    c->srv->stats.stanzas_out++;
     if (c->reading && c->queued > c->srv->cfg.write_queue_max) {
         c->reading = false;
         uv_read_stop((uv_stream_t *)&c->tcp);
     }
 }
 
+/* Writes at once when nothing is queued (no request, no copy, and no
+ * epoll_ctl, which libuv makes after every uv_write that completes in the
+ * call); what the socket does not take is queued. */
+static void write_raw(struct ic_xmpp__conn *c, const char *data, size_t len)
+{
+    if (len == 0 || c->state == C2S_CLOSED)
+        return;
+    c->srv->stats.stanzas_out++;
+    if (c->queued == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n == (int)len)
+            return;
+        if (n < 0 && n != UV_EAGAIN) {
+            teardown(c);
+            return;
+        }
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+    }
+    write_queue(c, data, len);
+}
+
+/* Through the server's output buffer, which trades places with the
+ * session's (ic_tls_take_output): no copy, no allocation. */
 static void flush_tls(struct ic_xmpp__conn *c)
 {
-    struct ic_buf out = {0};
+    struct ic_xmpp_server *srv = c->srv;
+    struct ic_buf out = srv->wout;
 
+    srv->wout = (struct ic_buf){0};
+    ic_buf_reset(&out);
     ic_tls_take_output(c->tls, &out);
     write_raw(c, out.data, out.len);
-    ic_buf_free(&out);
+    if (out.cap > PLAIN_KEEP)
+        ic_buf_free(&out);
+    ic_buf_reset(&out);
+    if (srv->wout.data == NULL)
+        srv->wout = out;
+    else
+        ic_buf_free(&out);
 }
 
 void ic_xmpp__conn_flush(struct ic_xmpp__conn *c)
@@ -212,15 +246,18 @@ void ic_xmpp__conn_send(struct ic_xmpp__conn *c, const char *data, size_t len)
     }
 }
 
+/* Serialized straight into the connection's output. */
 void ic_xmpp__conn_send_xml(struct ic_xmpp__conn *c, const struct ic_xml *x)
 {
-    struct ic_buf b = {0};
+    size_t start = c->out.len;
 
-    ic_xml_write(&b, x, IC_NS_CLIENT);
+    if (c->state == C2S_CLOSED)
+        return;
+    ic_xml_write(&c->out, x, IC_NS_CLIENT);
     if (ic_log_get_level() >= IC_LOG_DEBUG)
-        IC_LOG(IC_LOG_DEBUG, "xmpp", "%s out: %s", c->peer, b.data);
-    ic_xmpp__conn_send(c, b.data, b.len);
-    ic_buf_free(&b);
+        IC_LOG(IC_LOG_DEBUG, "xmpp", "%s out: %s", c->peer,
+               c->out.data + start);
+    ic_xmpp__conn_send(c, "", 0); /* marks it for the flush */
 }
 
 static void send_close_tag(struct ic_xmpp__conn *c)
@@ -268,6 +305,8 @@ void ic_xmpp__conn_fail(struct ic_xmpp__conn *c,
     ic_xmpp__conn_send(c, b.data, b.len);
     ic_buf_free(&b);
     send_close_tag(c);
+    if (c->state == C2S_CLOSED) /* a failed write tore it down already */
+        return;
     c->state = C2S_CLOSING;
     finish(c);
 }
@@ -279,6 +318,8 @@ void ic_xmpp__conn_close(struct ic_xmpp__conn *c)
     c->closing = true;
     if (header_sent(c))
         send_close_tag(c);
+    if (c->state == C2S_CLOSED) /* a failed write tore it down already */
+        return;
     c->state = C2S_CLOSING;
     finish(c);
 }
@@ -318,6 +359,8 @@ static void tls_input(struct ic_xmpp__conn *c, const char *data, size_t len)
     int rc;
 
     ic_tls_feed(c->tls, data, len);
+    plain = c->srv->plain; /* the server's, reused: no allocation */
+    c->srv->plain = (struct ic_buf){0};
     rc = ic_tls_read(c->tls, &plain, why, sizeof why);
     flush_tls(c);
     if (rc == IC_EIO) {
@@ -330,27 +373,32 @@ static void tls_input(struct ic_xmpp__conn *c, const char *data, size_t len)
             ic_xmpp__c2s_on_tls_ready(c);
         input(c, plain.data, plain.len);
     }
-    ic_buf_free(&plain);
+    /* given back for the next read, unless a big stanza grew it */
+    ic_buf_reset(&plain);
+    if (plain.cap > PLAIN_KEEP || c->srv->plain.data != NULL)
+        ic_buf_free(&plain);
+    else
+        c->srv->plain = plain;
 }
 
+/* Every read goes into the server's one buffer: it is consumed before
+ * on_read returns, and libuv never has two reads running. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
+    struct ic_xmpp__conn *c = h->data;
+
     (void)suggested;
-    buf->base = ic_malloc(READ_CHUNK);
-    buf->len = READ_CHUNK;
+    buf->base = c->srv->rbuf;
+    buf->len = sizeof c->srv->rbuf;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct ic_xmpp__conn *c = s->data;
 
-    if (c->closing) {
-        ic_free(buf->base);
+    if (c->closing)
         return;
-    }
     if (nread < 0) {
-        ic_free(buf->base);
         teardown(c);
         return;
     }
@@ -361,7 +409,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         else
             input(c, buf->base, (size_t)nread);
     }
-    ic_free(buf->base);
 }
 
 /* A quiet session gets an XEP-0199 ping: its answer (result or error)

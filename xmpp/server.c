@@ -54,10 +54,16 @@ static void on_sweep(uv_timer_t *t)
 
     size_t trimmed = 0;
 
-    for (struct ic_xmpp__conn *c = srv->conns; c != NULL; c = c->next)
-        if (!c->closing && now - c->last_activity >= SWEEP_MS &&
-            ic_xml_stream_trim(c->stream))
+    for (struct ic_xmpp__conn *c = srv->conns; c != NULL; c = c->next) {
+        if (c->closing || now - c->last_activity < SWEEP_MS)
+            continue;
+        if (c->out.len == 0 && !c->dirty)
+            ic_buf_free(&c->out); /* kept while busy, not while quiet */
+        if (c->tls != NULL)
+            ic_tls_trim(c->tls);
+        if (ic_xml_stream_trim(c->stream))
             trimmed++;
+    }
     /* many parsers freed at once (after a burst of logins): give the
      * pages back to the system */
     if (trimmed >= 256)
@@ -221,6 +227,8 @@ void ic_xmpp_server_free(struct ic_xmpp_server *srv)
     ic_tls_ctx_free(srv->tls_starttls);
     ic_tls_ctx_free(srv->tls_direct);
     ic_free(srv->domain);
+    ic_buf_free(&srv->plain);
+    ic_buf_free(&srv->wout);
     ic_free(srv);
 }
 

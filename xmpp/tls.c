@@ -4,6 +4,14 @@
  * ic_tls_read; what ic_tls_write encrypts waits in the write BIO until the
  * connection takes it and queues it on the socket.
  *
+ * The BIO is our own, one per session, in both directions: ciphertext fed
+ * in waits in IN until OpenSSL reads it, ciphertext written waits in OUT
+ * until ic_tls_take_output() hands it over (the buffer itself when the
+ * caller's is empty: no copy). A busy session keeps both buffers from
+ * record to record; ic_tls_trim() frees them, so a quiet session keeps no
+ * BIO memory (BIO_s_mem keeps the largest size it ever had: the
+ * handshake's, a few KiB per connection).
+ *
  * Security settings: TLS 1.2 at least, no compression, no renegotiation,
  * buffers released while idle (SSL_MODE_RELEASE_BUFFERS) so an idle
  * connection holds little memory. Client certificates are requested only
@@ -11,6 +19,7 @@
  * verification result is checked when EXTERNAL is used.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +35,93 @@ struct ic_tls_ctx {
     char *alpn;
 };
 
+/* the largest BIO buffer a session keeps between records */
+#define BUF_KEEP 16384
+
 struct ic_tls {
     SSL *ssl;
-    BIO *rbio, *wbio;
+    struct ic_buf in;  /* ciphertext fed, not yet read by OpenSSL */
+    size_t in_off;     /* how much of IN OpenSSL has read */
+    struct ic_buf out; /* ciphertext to send */
 };
+
+/* ---- the BIO: IN and OUT of the struct ic_tls in its data ---- */
+
+static int bio_write(BIO *b, const char *data, size_t len, size_t *done)
+{
+    struct ic_tls *t = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    ic_buf_append(&t->out, data, len);
+    *done = len;
+    return 1;
+}
+
+static int bio_read(BIO *b, char *data, size_t len, size_t *done)
+{
+    struct ic_tls *t = BIO_get_data(b);
+    size_t left = t->in.len - t->in_off;
+
+    BIO_clear_retry_flags(b);
+    if (left == 0) {
+        BIO_set_retry_read(b); /* empty means "want more" */
+        return 0;
+    }
+    if (len > left)
+        len = left;
+    memcpy(data, t->in.data + t->in_off, len);
+    t->in_off += len;
+    if (t->in_off == t->in.len) { /* kept for the next read, unless big */
+        if (t->in.cap > BUF_KEEP)
+            ic_buf_free(&t->in);
+        else
+            ic_buf_reset(&t->in);
+        t->in_off = 0;
+    }
+    *done = len;
+    return 1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    struct ic_tls *t = BIO_get_data(b);
+
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_PENDING:
+        return (long)(t->in.len - t->in_off);
+    case BIO_CTRL_WPENDING:
+        return (long)t->out.len;
+    case BIO_CTRL_FLUSH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *bio_method;
+
+static void bio_method_make(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                                 "icroot TLS buffers");
+
+    if (m == NULL || BIO_meth_set_write_ex(m, bio_write) != 1 ||
+        BIO_meth_set_read_ex(m, bio_read) != 1 ||
+        BIO_meth_set_ctrl(m, bio_ctrl) != 1 ||
+        BIO_meth_set_create(m, bio_create) != 1) {
+        BIO_meth_free(m);
+        return;
+    }
+    bio_method = m;
+}
 
 static void ssl_why(char *why, size_t len, const char *what)
 {
@@ -96,7 +188,10 @@ int ic_tls_ctx_new_server(const struct ic_tls_ctx_opts *o,
     SSL_CTX_set_options(c->ctx, SSL_OP_NO_COMPRESSION |
                                     SSL_OP_NO_RENEGOTIATION |
                                     SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
+    /* No SSL_MODE_RELEASE_BUFFERS: a busy session keeps its record buffers
+     * (two 17 KiB allocations per record otherwise); the connection gives
+     * them back when it goes quiet (ic_tls_trim). */
+    SSL_CTX_set_mode(c->ctx, SSL_MODE_NO_AUTO_CHAIN);
     /* No TLS 1.3 session tickets: XMPP clients reconnect rarely and the
      * two tickets OpenSSL sends by default cost every handshake. */
     SSL_CTX_set_num_tickets(c->ctx, 0);
@@ -197,21 +292,22 @@ void ic_tls_ctx_free(struct ic_tls_ctx *c)
 
 static int tls_new(struct ic_tls_ctx *ctx, struct ic_tls **out)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     struct ic_tls *t = ic_calloc(1, sizeof *t);
+    BIO *bio;
 
+    pthread_once(&once, bio_method_make);
     t->ssl = SSL_new(ctx->ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
-    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
+    bio = bio_method != NULL ? BIO_new(bio_method) : NULL;
+    if (t->ssl == NULL || bio == NULL) {
+        BIO_free(bio);
         SSL_free(t->ssl);
         ic_free(t);
         ERR_clear_error();
         return IC_ENOMEM;
     }
-    BIO_set_mem_eof_return(t->rbio, -1); /* empty means "want more" */
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(bio, t);
+    SSL_set_bio(t->ssl, bio, bio); /* one reference for both directions */
     *out = t;
     return 0;
 }
@@ -259,20 +355,16 @@ void ic_tls_free(struct ic_tls *t)
 {
     if (t == NULL)
         return;
-    SSL_free(t->ssl); /* frees the BIOs */
+    SSL_free(t->ssl); /* frees the BIO */
+    ic_buf_free(&t->in);
+    ic_buf_free(&t->out);
     ic_free(t);
 }
 
 void ic_tls_feed(struct ic_tls *t, const char *buf, size_t len)
 {
-    size_t done = 0;
-
-    while (done < len) {
-        size_t w = 0;
-        if (BIO_write_ex(t->rbio, buf + done, len - done, &w) != 1)
-            break;
-        done += w;
-    }
+    if (len > 0)
+        ic_buf_append(&t->in, buf, len);
 }
 
 int ic_tls_read(struct ic_tls *t, struct ic_buf *out, char *why, size_t why_len)
@@ -316,12 +408,37 @@ int ic_tls_write(struct ic_tls *t, const char *buf, size_t len)
 
 void ic_tls_take_output(struct ic_tls *t, struct ic_buf *out)
 {
-    char chunk[16384];
-    size_t got;
+    struct ic_buf empty;
 
-    while (BIO_ctrl_pending(t->wbio) > 0 &&
-           BIO_read_ex(t->wbio, chunk, sizeof chunk, &got) == 1)
-        ic_buf_append(out, chunk, got);
+    if (t->out.len == 0)
+        return;
+    if (out->len > 0) {
+        ic_buf_append(out, t->out.data, t->out.len);
+        ic_buf_reset(&t->out);
+        return;
+    }
+    /* Swap: OUT gets the ciphertext without a copy, and the session keeps
+     * the caller's empty buffer (if any) for the next record. */
+    empty = *out;
+    *out = t->out;
+    t->out = empty;
+    if (t->out.cap > BUF_KEEP)
+        ic_buf_free(&t->out);
+}
+
+bool ic_tls_trim(struct ic_tls *t)
+{
+    bool freed = false;
+
+    if ((SSL_get_mode(t->ssl) & SSL_MODE_RELEASE_BUFFERS) == 0)
+        freed = SSL_free_buffers(t->ssl) == 1; /* refused with data inside */
+    if (t->in.len == t->in_off) {
+        ic_buf_free(&t->in);
+        t->in_off = 0;
+    }
+    if (t->out.len == 0)
+        ic_buf_free(&t->out);
+    return freed;
 }
 
 bool ic_tls_handshake_done(const struct ic_tls *t)

@@ -63,6 +63,9 @@ int ic_tls_write(struct ic_tls *t, const char *buf, size_t len);
 /* Moves the ciphertext waiting to be sent into OUT. */
 void ic_tls_take_output(struct ic_tls *t, struct ic_buf *out);
 bool ic_tls_handshake_done(const struct ic_tls *t);
+/* A quiet session gives back its record buffers (they come back with the
+ * next record); false when it holds none or still has data in them. */
+bool ic_tls_trim(struct ic_tls *t);
 /* Sends close_notify (then take the output). */
 void ic_tls_shutdown(struct ic_tls *t);
 

@@ -132,6 +132,9 @@ struct ic_xmpp_server {
     void (*shutdown_cb)(void *data);
     void *shutdown_data;
     struct ic_xmpp_stats stats;
+    struct ic_buf plain; /* decrypted input, reused from read to read */
+    struct ic_buf wout;  /* ciphertext being written, reused likewise */
+    char rbuf[65536];    /* every connection's reads (consumed at once) */
 };
 
 /* conn.c */

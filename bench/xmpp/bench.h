@@ -79,6 +79,7 @@ struct bench_opts {
     bool presence;
     bool pairs; /* message: pairs instead of a ring */
     bool no_cache;
+    bool no_cert_cache; /* verify the server's chain on every login */
     bool verbose;
 };
 
@@ -151,7 +152,8 @@ struct bench_worker {
     /* the loop's time blocked in epoll while measuring (uv_metrics) */
     int measure_phase; /* 0 before, 1 during, 2 after */
     uint64_t idle0, idle_ns, t0, span_ns;
-    char tls_info[64]; /* the first connection's TLS version and cipher */
+    char tls_info[96]; /* the first connection's TLS: version, cipher, group,
+                        * server signature */
     char rbuf[65536];  /* socket reads */
     char pbuf[65536];  /* TLS plaintext */
     char wbuf[65536];  /* TLS records to the socket */

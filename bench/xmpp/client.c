@@ -438,6 +438,21 @@ static void tls_fail(struct bench_conn *c, const char *what)
         conn_fail(c, "%s: %s", what, e ? buf : "failed");
 }
 
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519 EC-256": the version, cipher,
+ * key exchange group and the server certificate's key. */
+static void tls_info(struct bench_conn *c)
+{
+    int group = (int)SSL_get_negotiated_group(c->ssl);
+    const char *gn = group != NID_undef ? OBJ_nid2sn(group) : NULL;
+    X509 *x = SSL_get0_peer_certificate(c->ssl);
+    EVP_PKEY *k = x != NULL ? X509_get0_pubkey(x) : NULL;
+    const char *kn = k != NULL ? EVP_PKEY_get0_type_name(k) : NULL;
+
+    snprintf(c->w->tls_info, sizeof c->w->tls_info, "%s %s %s %s-%d",
+             SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+             gn ? gn : "?", kn ? kn : "?", k ? EVP_PKEY_get_bits(k) : 0);
+}
+
 static void handshake(struct bench_conn *c)
 {
     int r = SSL_do_handshake(c->ssl);
@@ -445,8 +460,7 @@ static void handshake(struct bench_conn *c)
     mark_dirty(c);
     if (r == 1) {
         if (c->w->tls_info[0] == '\0')
-            snprintf(c->w->tls_info, sizeof c->w->tls_info, "%s %s",
-                     SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
+            tls_info(c);
         c->tls_up = true;
         parser_init(c);
         send_header(c);

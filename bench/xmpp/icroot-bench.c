@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ static void usage(FILE *f)
         "  --ca FILE           CA certificates the server must chain to\n"
         "  --mech M            plain, scram-sha-1 (default), scram-sha-256\n"
         "  --no-scram-cache    compute SaltedPassword on every login\n"
+        "  --no-cert-cache     verify the server's chain on every login\n"
         "  --user-prefix P     accounts P1..PN (with --users, --password)\n"
         "  --users N           number of accounts (default 200)\n"
         "  --password PW       their password\n"
@@ -87,6 +89,7 @@ enum {
     OPT_CA,
     OPT_MECH,
     OPT_NOCACHE,
+    OPT_NOCERTCACHE,
     OPT_PREFIX,
     OPT_USERS,
     OPT_PASSWORD,
@@ -121,6 +124,7 @@ static const struct option long_opts[] = {
     {"ca", required_argument, NULL, OPT_CA},
     {"mech", required_argument, NULL, OPT_MECH},
     {"no-scram-cache", no_argument, NULL, OPT_NOCACHE},
+    {"no-cert-cache", no_argument, NULL, OPT_NOCERTCACHE},
     {"user-prefix", required_argument, NULL, OPT_PREFIX},
     {"users", required_argument, NULL, OPT_USERS},
     {"password", required_argument, NULL, OPT_PASSWORD},
@@ -231,6 +235,9 @@ static void parse(int argc, char **argv, struct bench_opts *o)
             break;
         case OPT_NOCACHE:
             o->no_cache = true;
+            break;
+        case OPT_NOCERTCACHE:
+            o->no_cert_cache = true;
             break;
         case OPT_PREFIX:
             o->user_prefix = optarg;
@@ -582,7 +589,42 @@ static int raise_nofile(unsigned conns)
     return -1;
 }
 
-static SSL_CTX *tls_context(const char *ca)
+/* The server certificate verified in this run: a later handshake that
+ * presents the same certificate (DER-identical, compared by X509_cmp)
+ * skips building and checking the chain again, as a client's certificate
+ * verification cache does. The handshake's own signature (CertificateVerify,
+ * the proof of the private key) is checked every time by OpenSSL. */
+static struct {
+    pthread_mutex_t lock;
+    X509 *leaf;
+} verified = {PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static int verify_cached(X509_STORE_CTX *x, void *arg)
+{
+    X509 *leaf = X509_STORE_CTX_get0_cert(x);
+    bool hit;
+    int rc;
+
+    (void)arg;
+    pthread_mutex_lock(&verified.lock);
+    hit = verified.leaf != NULL && leaf != NULL &&
+          X509_cmp(verified.leaf, leaf) == 0;
+    pthread_mutex_unlock(&verified.lock);
+    if (hit) {
+        X509_STORE_CTX_set_error(x, X509_V_OK);
+        return 1;
+    }
+    rc = X509_verify_cert(x);
+    if (rc == 1 && leaf != NULL && X509_up_ref(leaf) == 1) {
+        pthread_mutex_lock(&verified.lock);
+        X509_free(verified.leaf);
+        verified.leaf = leaf;
+        pthread_mutex_unlock(&verified.lock);
+    }
+    return rc;
+}
+
+static SSL_CTX *tls_context(const char *ca, bool cert_cache)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
@@ -595,6 +637,8 @@ static SSL_CTX *tls_context(const char *ca)
         return NULL;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (cert_cache)
+        SSL_CTX_set_cert_verify_callback(ctx, verify_cached, NULL);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     return ctx;
@@ -603,7 +647,7 @@ static SSL_CTX *tls_context(const char *ca)
 struct results {
     double loop_idle; /* mean share of the workers' time in epoll */
     long gen_rss;     /* the generator's own RSS with every connection up */
-    char tls_info[64];
+    char tls_info[96];
     double ramp_s, ramp_cpu, ramp_server_cpu;
     double window_s, cpu, server_cpu, host_busy;
     long rss_before, rss_half, rss_after, rss_end;
@@ -834,7 +878,7 @@ int main(int argc, char **argv)
         return 2;
     if (raise_nofile(o.conns) != 0)
         return 1;
-    r.tls = tls_context(o.ca);
+    r.tls = tls_context(o.ca, !o.no_cert_cache);
     if (r.tls == NULL)
         return 1;
     r.jids = calloc(o.conns, sizeof *r.jids);
@@ -890,5 +934,6 @@ int main(int argc, char **argv)
     free(r.jids);
     free(workers);
     SSL_CTX_free(r.tls);
+    X509_free(verified.leaf);
     return x.st.ops > 0 || o.scenario == SC_IDLE ? 0 : 1;
 }

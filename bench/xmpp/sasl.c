@@ -226,7 +226,7 @@ char *bench_sasl_response(struct bench_conn *c,
                           bool cache)
 {
     const EVP_MD *md = md_of(m);
-    size_t mdlen = (size_t)EVP_MD_get_size(md), len = 0, rl, sl, il;
+    size_t mdlen = (size_t)EVP_MD_get_size(md), len = 0, rl = 0, sl = 0, il = 0;
     unsigned char *sf = unb64(challenge_b64, &len);
     unsigned char sp[64], ck[64], sk[64], stored[64], sig[64], proof[64];
     const char *r, *s, *i, *cnonce;

@@ -10,6 +10,10 @@
 #
 # Environment:
 #   BENCH_DIR          scratch space (default /tmp/icroot-xmpp-bench)
+#   BENCH_BUILD        build directory with icroot (default build/ at the
+#                      top; made RelWithDebInfo there when icroot is missing)
+#   BENCH_KEY          certificate key of both servers: rsa (RSA-2048,
+#                      default) or ec (ECDSA P-256), from `icroot dev`'s CA
 #   BENCH_DURATION     measured seconds per case (10)
 #   BENCH_CONNS        connections for ping, message, query (100)
 #   BENCH_WINDOW       requests in flight per connection (1)
@@ -30,6 +34,13 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 work=${BENCH_DIR:-/tmp/icroot-xmpp-bench}
+build=${BENCH_BUILD:-$top/build}
+keytype=${BENCH_KEY:-rsa}
+case $keytype in
+rsa) keydesc="RSA-2048" ;;
+ec) keydesc="ECDSA P-256" ;;
+*) echo "BENCH_KEY: rsa or ec" >&2; exit 2 ;;
+esac
 dur=${BENCH_DURATION:-10}
 conns=${BENCH_CONNS:-100}
 window=${BENCH_WINDOW:-1}
@@ -76,13 +87,13 @@ if [ "$nofile" != unlimited ] && { [ "$idle" -gt $((nofile - 200)) ] ||
 fi
 
 # ---- programs ----
-if [ ! -x "$top/build/icroot" ]; then
-    cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-    cmake --build "$top/build" -j "$(nproc)" --target icroot >/dev/null
+if [ ! -x "$build/icroot" ]; then
+    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$build" -j "$(nproc)" --target icroot >/dev/null
 fi
 # stale: missing, or older than a source file
 stale() { [ ! -x "$1" ] || [ -n "$(find "$here" -name '*.[ch]' -newer "$1")" ]; }
-bench="$top/build/icroot-bench"
+bench="$build/icroot-bench"
 if stale "$bench"; then
     bench="$work/icroot-bench"
     if stale "$bench"; then
@@ -116,7 +127,7 @@ password=$(cat "$work/password")
 idir="$work/icroot"
 icroot_start() {
     rm -f "$idir/cluster.json"
-    "$top/build/icroot" dev --nodes 1 --dir "$idir" --base-port "$base" \
+    ICROOT_DEV_KEY=$keytype "$build/icroot" dev --nodes 1 --dir "$idir" --base-port "$base" \
         >>"$work/icroot.log" 2>&1 &
     dev_pid=$!
     i=0
@@ -241,7 +252,7 @@ done
     echo
     echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r), $(openssl version | cut -d' ' -f1-2)"
     [ -z "$capped" ] || echo "Note: $capped."
-    echo "Prosody $(dpkg -s prosody 2>/dev/null | sed -n 's/^Version: //p'); both: RSA-2048 certificate from the same CA, TLS required, 4096 SCRAM iterations, Nagle off; $dur s measured per case; server pinned to CPU 0 and generator to CPU 1: $([ "$pin" = 0 ] && echo no || echo yes)"
+    echo "Prosody $(dpkg -s prosody 2>/dev/null | sed -n 's/^Version: //p'); both: $keydesc certificate from the same CA, TLS required, 4096 SCRAM iterations, Nagle off; $dur s measured per case; server pinned to CPU 0 and generator to CPU 1: $([ "$pin" = 0 ] && echo no || echo yes)"
     echo
     "$bench" --compare "$results"
 } | tee "$work/results.md"
