@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "presence.h"
 
 static void hex(const unsigned char *b, size_t n, char *out)
 {
@@ -222,16 +223,19 @@ static int get_creds(void *data,
                      enum ic_scram_hash h,
                      struct ic_scram_creds *out)
 {
-    int rc = ic_node_account_creds(data, local, h, out, NULL);
+    struct ic_node_ctx *ctx = data;
+    int rc = ic_node_account_creds(ctx->st, local, h, out, NULL);
+
     return rc == IC_ECORRUPT ? IC_ENOTFOUND : rc;
 }
 
 static bool is_admin(void *data, const char *local)
 {
+    struct ic_node_ctx *ctx = data;
     struct ic_scram_creds c;
     bool admin = false;
 
-    return ic_node_account_creds(data, local, IC_SCRAM_SHA256, &c, &admin) ==
+    return ic_node_account_creds(ctx->st, local, IC_SCRAM_SHA256, &c, &admin) ==
                0 &&
            admin;
 }
@@ -240,11 +244,21 @@ static const char *const subs[] = {"none", "to", "from", "both"};
 
 static int roster_get(void *data, const char *user, struct ic_roster *out)
 {
+    struct ic_node_ctx *ctx = data;
     char local[1100];
     json_t *rec = NULL, *it;
     size_t i;
-    int rc = get_json(data, IC_KV_ROSTERS, local_of(user, local, sizeof local),
-                      &rec);
+    int rc;
+
+    local_of(user, local, sizeof local);
+    /* a roster being written through the cluster reads as written */
+    rec = ctx->rosters ? json_object_get(ctx->rosters, local) : NULL;
+    if (rec != NULL) {
+        json_incref(rec);
+        rc = 0;
+    } else {
+        rc = get_json(ctx->st, IC_KV_ROSTERS, local, &rec);
+    }
 
     memset(out, 0, sizeof *out);
     if (rc == IC_ENOTFOUND)
@@ -290,7 +304,63 @@ static json_t *item_json(const struct ic_roster_item *it)
 }
 
 /* Rewrites USER's roster with ITEM replaced (or removed when DEL). */
-static int roster_write(struct ic_store *st,
+/* A roster write through the cluster is done: the overlay entry goes
+ * unless a newer write replaced it. */
+struct roster_write {
+    struct ic_node_ctx *ctx;
+    char *local;
+    json_t *arr;
+};
+
+static void
+on_roster_written(void *data, int rc, const struct ic_raft_result *res)
+{
+    struct roster_write *w = data;
+
+    if (rc != 0 || res->code != 0)
+        IC_LOG(IC_LOG_WARN, "roster", "%s: roster write: %s", w->local,
+               rc ? ic_strerror(rc) : res->msg);
+    if (json_object_get(w->ctx->rosters, w->local) == w->arr)
+        json_object_del(w->ctx->rosters, w->local);
+    json_decref(w->arr);
+    ic_free(w->local);
+    ic_free(w);
+}
+
+/* Through Raft: the overlay answers reads until the write is applied. */
+static int
+roster_replicate(struct ic_node_ctx *ctx, const char *local, json_t *arr)
+{
+    char *txt = json_dumps(arr, JSON_COMPACT);
+    struct roster_write *w = ic_malloc(sizeof *w);
+    struct ic_raft_op op = {0};
+    struct ic_raft_cmd cmd = {0};
+    int rc;
+
+    op.type = IC_RAFT_OP_KV_PUT;
+    op.kv.db = IC_KV_ROSTERS;
+    op.kv.key = (struct ic_kv){local, strlen(local)};
+    op.kv.val = (struct ic_kv){txt, strlen(txt)};
+    cmd.n_ops = 1;
+    cmd.ops = &op;
+    w->ctx = ctx;
+    w->local = ic_strdup(local);
+    w->arr = arr;
+    json_incref(arr);
+    json_object_set(ctx->rosters, local, arr);
+    rc = ic_node_cluster_write(ctx->cluster, &cmd, 0, on_roster_written, w);
+    if (rc != 0) {
+        json_object_del(ctx->rosters, local);
+        json_decref(arr);
+        ic_free(w->local);
+        ic_free(w);
+    }
+    free(txt);
+    return rc;
+}
+
+/* Rewrites USER's roster with ITEM replaced (or removed when DEL). */
+static int roster_write(struct ic_node_ctx *ctx,
                         const char *user,
                         const struct ic_roster_item *item,
                         const char *del)
@@ -299,7 +369,7 @@ static int roster_write(struct ic_store *st,
     struct ic_roster r;
     json_t *arr = json_array();
     const char *contact = item ? item->jid : del;
-    int rc = roster_get(st, user, &r);
+    int rc = roster_get(ctx, user, &r);
 
     if (rc != 0) {
         json_decref(arr);
@@ -311,7 +381,9 @@ static int roster_write(struct ic_store *st,
     if (item != NULL)
         json_array_append_new(arr, item_json(item));
     ic_roster_free(&r);
-    rc = put_json(st, IC_KV_ROSTERS, local_of(user, local, sizeof local), arr);
+    local_of(user, local, sizeof local);
+    rc = ctx->cluster != NULL ? roster_replicate(ctx, local, arr)
+                              : put_json(ctx->st, IC_KV_ROSTERS, local, arr);
     json_decref(arr);
     return rc;
 }
@@ -327,10 +399,43 @@ static int roster_del(void *data, const char *user, const char *contact)
     return roster_write(data, user, NULL, contact);
 }
 
-void ic_node_xmpp_ops(struct ic_store *st, struct ic_xmpp_ops *ops)
+static bool route_remote(void *data,
+                         unsigned node,
+                         const struct ic_xml *st,
+                         const char *target)
+{
+    struct ic_node_ctx *ctx = data;
+    struct ic_raft_status s;
+    bool sent = false;
+
+    if (ctx->cluster == NULL)
+        return false;
+    if (node != 0)
+        return ic_node_cluster_route(ctx->cluster, node, st, target);
+    ic_node_cluster_status(ctx->cluster, &s); /* 0: every other member */
+    for (size_t i = 0; i < s.n_servers; i++)
+        if (s.servers[i].id != s.id &&
+            ic_node_cluster_route(ctx->cluster, (unsigned)s.servers[i].id, st,
+                                  target))
+            sent = true;
+    return sent;
+}
+
+static void
+presence_changed(void *data, const char *full, const struct ic_xml *presence)
+{
+    struct ic_node_ctx *ctx = data;
+
+    if (ctx->presence != NULL)
+        ic_node_presence_changed(ctx->presence, full, presence);
+}
+
+void ic_node_xmpp_ops(struct ic_node_ctx *ctx, struct ic_xmpp_ops *ops)
 {
     memset(ops, 0, sizeof *ops);
-    ops->data = st;
+    ops->data = ctx;
+    ops->route_remote = route_remote;
+    ops->presence_changed = presence_changed;
     ops->get_creds = get_creds;
     ops->is_admin = is_admin;
     ops->roster_get = roster_get;

@@ -38,8 +38,21 @@ int ic_node_account_list(struct ic_store *st,
                          int (*cb)(void *data, const char *local, bool admin),
                          void *data);
 
-/* The engine's ops table backed by ST (accounts, rosters). */
-void ic_node_xmpp_ops(struct ic_store *st, struct ic_xmpp_ops *ops);
+/* What the engine's ops reach: the store, and in a cluster the Raft
+ * writes (rosters), the presence batcher and the links (routing). */
+struct json_t;
+struct ic_node_cluster;
+struct ic_node_presence;
+struct ic_node_ctx {
+    struct ic_store *st;
+    struct ic_node_cluster *cluster; /* NULL: rosters to the store */
+    struct ic_node_presence *presence;
+    struct json_t *rosters; /* local part -> roster being written */
+};
+
+/* The engine's ops table backed by CTX (accounts, rosters, presence,
+ * routing between nodes). */
+void ic_node_xmpp_ops(struct ic_node_ctx *ctx, struct ic_xmpp_ops *ops);
 
 /* The catalog service (service.c) at service.DOMAIN; its writes go
  * through CLUSTER. */

@@ -89,6 +89,9 @@ struct ic_node_cluster {
     void (*close_cb)(void *data);
     void *close_data;
     unsigned char *seed; /* the seed command's bytes, while it runs */
+    ic_node_router_fn router;
+    void *router_data;
+    uint64_t down_since[256]; /* ms; 0: the link is up */
 };
 
 static void attempt_start(struct req *r);
@@ -451,6 +454,60 @@ static void on_written_msg(struct ic_node_cluster *c, const struct ic_xml *m)
     }
 }
 
+/* <route target='JID'><message xmlns='jabber:client' .../></route> */
+static void on_route_msg(struct ic_node_cluster *c, struct ic_xml *m)
+{
+    struct ic_xml *st = ic_xml_child(m, NULL, NULL);
+    char *target;
+
+    if (st == NULL || c->router == NULL || c->closing)
+        return;
+    target =
+        ic_xml_attr(m, "target") ? ic_strdup(ic_xml_attr(m, "target")) : NULL;
+    ic_xml_detach(st);
+    c->router(c->router_data, st, target);
+    ic_free(target);
+}
+
+bool ic_node_cluster_route(struct ic_node_cluster *c,
+                           unsigned node,
+                           const struct ic_xml *st,
+                           const char *target)
+{
+    struct ic_xml *m = ic_xml_new("route", IC_NS_CLUSTER);
+    int rc;
+
+    if (target != NULL)
+        ic_xml_set_attr(m, "target", target);
+    ic_xml_append(m, ic_xml_copy(st));
+    rc = c->closing ? IC_EBUSY : ic_xmpp_links_send(c->links, node, m);
+    ic_xml_free(m);
+    return rc == 0;
+}
+
+void ic_node_cluster_set_router(struct ic_node_cluster *c,
+                                ic_node_router_fn fn,
+                                void *data)
+{
+    c->router = fn;
+    c->router_data = data;
+}
+
+static void on_peer(void *data, unsigned id, bool up)
+{
+    struct ic_node_cluster *c = data;
+
+    if (id < 256)
+        c->down_since[id] = up ? 0 : uv_now(c->loop);
+}
+
+uint64_t ic_node_cluster_unreachable_ms(struct ic_node_cluster *c, unsigned id)
+{
+    if (id >= 256 || c->down_since[id] == 0)
+        return 0;
+    return uv_now(c->loop) - c->down_since[id];
+}
+
 static void on_message(void *data, unsigned from, struct ic_xml *msg)
 {
     struct ic_node_cluster *c = data;
@@ -460,6 +517,8 @@ static void on_message(void *data, unsigned from, struct ic_xml *msg)
             on_write_msg(c, from, msg);
         else if (strcmp(msg->name, "written") == 0)
             on_written_msg(c, msg);
+        else if (strcmp(msg->name, "route") == 0)
+            on_route_msg(c, msg);
     }
     ic_xml_free(msg);
 }
@@ -654,7 +713,7 @@ static void on_sync(uv_timer_t *t)
 static int start_links(struct ic_node_cluster *c, char *why, size_t why_len)
 {
     static const struct ic_xmpp_links_ops ops0 = {NULL, is_member, on_message,
-                                                  NULL};
+                                                  on_peer};
     const struct ic_node_config *cfg = c->cfg;
     const struct ic_node_peer *self = ic_node_config_self(cfg);
     struct ic_xmpp_links_ops ops = ops0;
@@ -672,6 +731,8 @@ static int start_links(struct ic_node_cluster *c, char *why, size_t why_len)
     rc = ic_xmpp_links_new(c->loop, &lc, &ops, &c->links, why, why_len);
     for (size_t i = 0; rc == 0 && i < cfg->cluster.n_peers; i++) {
         const struct ic_node_peer *p = &cfg->cluster.peers[i];
+        if (p->id < 256) /* down until the link comes up */
+            c->down_since[p->id] = uv_now(c->loop);
         if (p->id != cfg->node.id) /* links listen on raft port + 1 */
             rc = ic_xmpp_links_set_peer(c->links, p->id, p->host,
                                         p->raft_port + 1);
@@ -679,7 +740,11 @@ static int start_links(struct ic_node_cluster *c, char *why, size_t why_len)
     return rc;
 }
 
-static int start_raft(struct ic_node_cluster *c, char *why, size_t why_len)
+static int start_raft(struct ic_node_cluster *c,
+                      ic_raft_observer_fn observer,
+                      void *observer_data,
+                      char *why,
+                      size_t why_len)
 {
     const struct ic_node_config *cfg = c->cfg;
     const struct ic_node_peer *self = ic_node_config_self(cfg);
@@ -712,6 +777,8 @@ static int start_raft(struct ic_node_cluster *c, char *why, size_t why_len)
     o.heartbeat_ms = cfg->cluster.heartbeat;
     o.snapshot_threshold = cfg->cluster.snapshot_threshold;
     o.snapshot_trailing = cfg->cluster.snapshot_trailing;
+    o.observer = observer;
+    o.observer_data = observer_data;
     rc = ic_raft_node_new(c->loop, &o, &c->raft, why, why_len);
     ic_free(servers);
     ic_free(addrs);
@@ -723,6 +790,8 @@ static void on_links_closed(void *data);
 int ic_node_cluster_start(struct uv_loop_s *loop,
                           const struct ic_node_config *cfg,
                           struct ic_store *st,
+                          ic_raft_observer_fn observer,
+                          void *observer_data,
                           struct ic_node_cluster **out,
                           char *why,
                           size_t why_len)
@@ -733,7 +802,7 @@ int ic_node_cluster_start(struct uv_loop_s *loop,
     c->loop = loop;
     c->cfg = cfg;
     c->st = st;
-    rc = start_raft(c, why, why_len);
+    rc = start_raft(c, observer, observer_data, why, why_len);
     if (rc != 0) {
         ic_free(c);
         return rc;

@@ -32,9 +32,28 @@ struct uv_loop_s;
 int ic_node_cluster_start(struct uv_loop_s *loop,
                           const struct ic_node_config *cfg,
                           struct ic_store *st,
+                          ic_raft_observer_fn observer,
+                          void *observer_data,
                           struct ic_node_cluster **out,
                           char *why,
                           size_t why_len);
+
+/* Stanzas between nodes: ST to node NODE over the cluster link, to be
+ * delivered there to TARGET (a full JID, or NULL: by ST's 'to'). False
+ * when the link's queue is full or NODE unknown. */
+bool ic_node_cluster_route(struct ic_node_cluster *c,
+                           unsigned node,
+                           const struct ic_xml *st,
+                           const char *target);
+/* Where stanzas routed to this node go (ST taken). */
+typedef void (*ic_node_router_fn)(void *data,
+                                  struct ic_xml *st,
+                                  const char *target);
+void ic_node_cluster_set_router(struct ic_node_cluster *c,
+                                ic_node_router_fn fn,
+                                void *data);
+/* How long (ms) our link to node ID has been down; 0 while it is up. */
+uint64_t ic_node_cluster_unreachable_ms(struct ic_node_cluster *c, unsigned id);
 
 /* RC 0: applied, RES its result (a business failure is RES->code != 0);
  * IC_ETIMEDOUT or IC_EBUSY (closing): the outcome is unknown. */

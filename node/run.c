@@ -13,10 +13,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "app.h"
 #include "cluster.h"
+#include "presence.h"
 #include "node_int.h"
 
 struct node {
@@ -25,6 +27,8 @@ struct node {
     struct ic_node_config cfg;
     struct ic_store *st;
     struct ic_node_cluster *cluster;
+    struct ic_node_presence *presence;
+    struct ic_node_ctx ctx; /* what the engine's ops reach */
     struct ic_xmpp_server *srv;
     struct ic_node_service *svc;
     bool stopping;
@@ -43,21 +47,45 @@ static void on_cluster_down(void *data)
     struct node *n = data;
 
     n->cluster = NULL;
+    n->ctx.cluster = NULL;
     if (n->srv != NULL)
         ic_xmpp_server_shutdown(n->srv, on_server_down, n);
     else
         on_server_down(n);
 }
 
-/* The cluster first (its pending writes answer their clients), then the
- * streams. */
-static void stop(struct node *n)
+static void on_presence_down(void *data)
 {
-    n->stopping = true;
+    struct node *n = data;
+
+    n->presence = NULL;
+    n->ctx.presence = NULL;
     if (n->cluster != NULL)
         ic_node_cluster_close(n->cluster, on_cluster_down, n);
     else
         on_cluster_down(n);
+}
+
+/* Presence batching first, then the cluster (its pending writes answer
+ * their clients), then the streams. */
+static void stop(struct node *n)
+{
+    n->stopping = true;
+    if (n->presence != NULL)
+        ic_node_presence_close(n->presence, on_presence_down, n);
+    else
+        on_presence_down(n);
+}
+
+/* A stanza another node routed to one of our sessions. */
+static void on_routed(void *data, struct ic_xml *st, const char *target)
+{
+    struct node *n = data;
+
+    if (n->srv != NULL)
+        ic_xmpp_server_deliver_routed(n->srv, st, target);
+    else
+        ic_xml_free(st);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -118,19 +146,27 @@ static int start(struct node *n)
         fprintf(stderr, "icroot: %s\n", why);
         return rc;
     }
-    rc = ic_node_cluster_start(&n->loop, &n->cfg, n->st, &n->cluster, why,
-                               sizeof why);
+    ic_node_presence_new(&n->loop, n->st, n->cfg.node.id, &n->presence);
+    rc = ic_node_cluster_start(&n->loop, &n->cfg, n->st,
+                               ic_node_presence_observe, n->presence,
+                               &n->cluster, why, sizeof why);
     if (rc != 0) {
         fprintf(stderr, "icroot: cluster: %s\n", why);
         return rc;
     }
+    n->ctx.st = n->st;
+    n->ctx.cluster = n->cluster;
+    n->ctx.presence = n->presence;
+    n->ctx.rosters = json_object();
     xmpp_config(&n->cfg, &xc);
-    ic_node_xmpp_ops(n->st, &ops);
+    ic_node_xmpp_ops(&n->ctx, &ops);
     rc = ic_xmpp_server_new(&n->loop, &xc, &ops, &n->srv, why, sizeof why);
     if (rc != 0) {
         fprintf(stderr, "icroot: %s\n", why);
         return rc;
     }
+    ic_node_cluster_set_router(n->cluster, on_routed, n);
+    ic_node_presence_start(n->presence, n->cluster, n->srv);
     rc = ic_node_service_start(n->srv, n->st, n->cluster, n->cfg.node.domain,
                                &n->svc);
     if (rc != 0)
@@ -172,6 +208,7 @@ int ic_node_run(const char *config_path)
     uv_run(&n.loop, UV_RUN_DEFAULT);
     ic_xmpp_server_free(n.srv);
     ic_node_service_free(n.svc);
+    json_decref(n.ctx.rosters);
     ic_store_close(n.st);
     uv_loop_close(&n.loop);
     ic_node_config_free(&n.cfg);

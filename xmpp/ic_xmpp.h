@@ -325,6 +325,21 @@ struct ic_xmpp_ops {
                       const char *user,
                       const struct ic_roster_item *item);
     int (*roster_del)(void *data, const char *user, const char *contact);
+    /* Clusters (all three may be NULL for a node alone). A local session's
+     * broadcast presence changed: PRESENCE is what it broadcast (valid
+     * during the call), NULL when it became unavailable or ended. The
+     * application replicates it; the other nodes then call
+     * ic_xmpp_server_remote_presence. */
+    void (*presence_changed)(void *data,
+                             const char *full_jid,
+                             const struct ic_xml *presence);
+    /* Sends ST to node NODE (0: every other node), to be given there to
+     * ic_xmpp_server_deliver_routed with TARGET (a full JID, or NULL: the
+     * stanza's 'to'). False when it cannot be sent. */
+    bool (*route_remote)(void *data,
+                         unsigned node,
+                         const struct ic_xml *st,
+                         const char *target);
 };
 
 struct ic_xmpp_config {
@@ -358,6 +373,32 @@ void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
                              void (*cb)(void *data),
                              void *data);
 void ic_xmpp_server_free(struct ic_xmpp_server *srv);
+
+/* A session of another node of the cluster: FULL_JID is available there
+ * with PRESENCE (copied), or, PRESENCE NULL, gone. The engine routes
+ * stanzas for it to NODE from then on, counts it among the user's
+ * resources, and delivers the presence change to the local sessions that
+ * see it (the contacts whose roster subscribes to the user, the user's own
+ * other resources). */
+void ic_xmpp_server_remote_presence(struct ic_xmpp_server *srv,
+                                    const char *full_jid,
+                                    unsigned node,
+                                    const struct ic_xml *presence);
+/* Forgets every remote session (before the application re-reads the
+ * cluster's presence registry); nothing is delivered. */
+void ic_xmpp_server_remote_reset(struct ic_xmpp_server *srv);
+/* A stanza another node routed here (ST taken): to local session TARGET
+ * (a full JID), or, TARGET NULL, by the delivery rules for its 'to' among
+ * this node's sessions. What cannot be delivered is bounced to its sender
+ * (errors are never bounced). */
+void ic_xmpp_server_deliver_routed(struct ic_xmpp_server *srv,
+                                   struct ic_xml *st,
+                                   const char *target);
+
+/* Parses one XML element (TEXT, LEN bytes) in default namespace NS with
+ * the stream parser's rules (no DTD, entities, comments or PIs); NULL when
+ * it is not exactly one well-formed element. */
+struct ic_xml *ic_xml_parse(const char *text, size_t len, const char *ns);
 
 struct ic_xmpp_stats {
     size_t connections;

@@ -48,6 +48,58 @@ to_user(struct ic_xmpp_server *srv, const char *bare, const struct ic_xml *st)
             ic_xmpp__deliver(s, st);
 }
 
+/* ST to every available session of BARE on every node of the cluster:
+ * ours directly, and through every other node (not only those the
+ * registry names: BARE may have come online there a moment ago, before
+ * its presence reached us). For presence stanzas that are not broadcasts
+ * (subscriptions, directed and shared presence): rare enough to go to
+ * every node. */
+static void to_user_all(struct ic_xmpp_server *srv,
+                        const char *bare,
+                        const struct ic_xml *st)
+{
+    to_user(srv, bare, st);
+    if (srv->ops.route_remote != NULL)
+        srv->ops.route_remote(srv->ops.data, 0, st, NULL);
+}
+
+void ic_xmpp__presence_to_local(struct ic_xmpp_server *srv,
+                                const char *bare,
+                                const struct ic_xml *st)
+{
+    to_user(srv, bare, st);
+}
+
+void ic_xmpp__presence_changed(struct ic_xmpp__session *s,
+                               const struct ic_xml *presence)
+{
+    struct ic_xmpp_server *srv = s->conn->srv;
+
+    if (srv->ops.presence_changed != NULL)
+        srv->ops.presence_changed(srv->ops.data, s->full, presence);
+}
+
+/* Presence P of a session of BARE on another node, as every node delivers
+ * a registry change to its own sessions: to the local sessions of BARE's
+ * subscribers (BARE's roster, items 'from' and 'both') and of BARE itself. */
+void ic_xmpp__presence_fan_out(struct ic_xmpp_server *srv,
+                               const char *bare,
+                               struct ic_xml *p)
+{
+    struct ic_roster r = {0};
+
+    if (srv->ops.roster_get != NULL)
+        srv->ops.roster_get(srv->ops.data, bare, &r);
+    for (size_t i = 0; i < r.n; i++)
+        if (r.items[i].sub == IC_SUB_FROM || r.items[i].sub == IC_SUB_BOTH) {
+            ic_xml_set_attr(p, "to", r.items[i].jid);
+            to_user(srv, r.items[i].jid, p);
+        }
+    ic_roster_free(&r);
+    ic_xml_set_attr(p, "to", NULL);
+    to_user(srv, bare, p);
+}
+
 static bool account_exists(struct ic_xmpp_server *srv, const char *bare)
 {
     struct ic_scram_creds c;
@@ -78,8 +130,20 @@ static void share_presence(struct ic_xmpp_server *srv,
         if (only != NULL)
             ic_xmpp__deliver(only, f->presence);
         else
-            to_user(srv, to_bare, f->presence);
+            to_user_all(srv, to_bare, f->presence);
         ic_xml_set_attr(f->presence, "to", NULL);
+    }
+    /* and FROM_BARE's sessions on other nodes, from the registry */
+    for (struct ic_xmpp__remote *r = ic_xmpp__remote_first(srv, from_bare);
+         r != NULL; r = r->next_of_user) {
+        struct ic_xml *p = ic_xml_copy(r->presence);
+        ic_xml_set_attr(p, "from", r->full);
+        ic_xml_set_attr(p, "to", only ? only->full : to_bare);
+        if (only != NULL)
+            ic_xmpp__deliver(only, p);
+        else
+            to_user_all(srv, to_bare, p);
+        ic_xml_free(p);
     }
 }
 
@@ -94,7 +158,16 @@ static void withdraw_presence(struct ic_xmpp_server *srv,
         ic_xml_set_attr(p, "from", f->full);
         ic_xml_set_attr(p, "to", to_bare);
         ic_xml_set_attr(p, "type", "unavailable");
-        to_user(srv, to_bare, p);
+        to_user_all(srv, to_bare, p);
+        ic_xml_free(p);
+    }
+    for (struct ic_xmpp__remote *r = ic_xmpp__remote_first(srv, from_bare);
+         r != NULL; r = r->next_of_user) {
+        struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
+        ic_xml_set_attr(p, "from", r->full);
+        ic_xml_set_attr(p, "to", to_bare);
+        ic_xml_set_attr(p, "type", "unavailable");
+        to_user_all(srv, to_bare, p);
         ic_xml_free(p);
     }
 }
@@ -143,16 +216,11 @@ static void directed_note(struct ic_xmpp__session *s,
 static void
 to_jid(struct ic_xmpp_server *srv, const char *jid, struct ic_xml *p)
 {
-    struct ic_xmpp__session *t;
-
     ic_xml_set_attr(p, "to", jid);
-    if (strchr(jid, '/') != NULL) {
-        t = ic_map_get(&srv->sessions, jid);
-        if (t != NULL)
-            ic_xmpp__deliver(t, p);
-    } else {
-        to_user(srv, jid, p);
-    }
+    if (strchr(jid, '/') != NULL)
+        ic_xmpp__deliver_to(srv, jid, p);
+    else
+        to_user_all(srv, jid, p);
     ic_xml_set_attr(p, "to", NULL);
 }
 
@@ -186,6 +254,7 @@ static void broadcast(struct ic_xmpp_server *srv,
     s->presence = available ? ic_xml_copy(st) : NULL;
     s->priority = available ? priority_of(st) : 0;
     s->available = available;
+    ic_xmpp__presence_changed(s, s->presence);
     for (size_t i = 0; i < r.n; i++) {
         struct ic_roster_item *it = &r.items[i];
         if (it->sub == IC_SUB_FROM || it->sub == IC_SUB_BOTH) {
@@ -217,6 +286,13 @@ static void broadcast(struct ic_xmpp_server *srv,
         if (initial && o != s && o->available && o->presence != NULL)
             ic_xmpp__deliver(s, o->presence);
     }
+    for (struct ic_xmpp__remote *o = ic_xmpp__remote_first(srv, s->bare);
+         initial && o != NULL; o = o->next_of_user) {
+        struct ic_xml *p = ic_xml_copy(o->presence);
+        ic_xml_set_attr(p, "from", o->full);
+        ic_xmpp__deliver(s, p);
+        ic_xml_free(p);
+    }
     if (!available) {
         struct ic_xml *p = ic_xml_copy(st);
         directed_flush(s, p);
@@ -232,6 +308,7 @@ void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s)
     ic_xml_set_attr(p, "type", "unavailable");
     /* The session is going: no echo to itself. */
     s->available = false;
+    ic_xmpp__presence_changed(s, NULL);
     {
         struct ic_xmpp_server *srv = s->conn->srv;
         struct ic_roster r = {0};
@@ -266,7 +343,7 @@ static void deliver_sub(struct ic_xmpp_server *srv,
     ic_xml_set_attr(p, "from", u);
     ic_xml_set_attr(p, "to", c);
     ic_xml_set_attr(p, "type", type);
-    to_user(srv, c, p);
+    to_user_all(srv, c, p);
     ic_xml_free(p);
 }
 
@@ -403,12 +480,10 @@ void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
         ic_free(norm);
         if (to.resource != NULL) {
             char *full = ic_jid_to_string(&to);
-            struct ic_xmpp__session *s = ic_map_get(&srv->sessions, full);
-            if (s != NULL)
-                ic_xmpp__deliver(s, st);
+            ic_xmpp__deliver_to(srv, full, st);
             ic_free(full);
         } else {
-            to_user(srv, bare, st);
+            to_user_all(srv, bare, st);
         }
     }
     ic_free(bare);

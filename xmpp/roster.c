@@ -106,6 +106,42 @@ void ic_xmpp__roster_push(struct ic_xmpp_server *srv,
         ic_xmpp__deliver(s, iq);
         ic_xml_free(iq);
     }
+    /* and the user's sessions on other nodes: every other node pushes it
+     * to its own sessions of USER (ic_xmpp__roster_push_routed) */
+    if (srv->ops.route_remote != NULL) {
+        struct ic_xml *iq = ic_xml_new("iq", IC_NS_CLIENT);
+        struct ic_xml *q = ic_xml_add(iq, "query", NS_ROSTER);
+        ic_xml_set_attr(iq, "type", "set");
+        ic_xml_set_attr(iq, "to", user);
+        ic_xml_append(q, item_xml(it, removed));
+        srv->ops.route_remote(srv->ops.data, 0, iq, NULL);
+        ic_xml_free(iq);
+    }
+}
+
+/* A roster push another node routed here (to the bare JID, no 'from'):
+ * to each of our sessions of that user, with its own id. */
+bool ic_xmpp__roster_push_routed(struct ic_xmpp_server *srv,
+                                 const char *user,
+                                 const struct ic_xml *st)
+{
+    const struct ic_xml *q = ic_xml_child(st, "query", NS_ROSTER);
+    char id[32];
+
+    if (q == NULL || ic_xml_attr(st, "from") != NULL ||
+        strchr(user, '/') != NULL)
+        return false;
+    for (struct ic_xmpp__session *s = ic_map_get(&srv->users, user); s != NULL;
+         s = s->next_of_user) {
+        struct ic_xml *iq = ic_xml_copy(st);
+        snprintf(id, sizeof id, "push%llu",
+                 (unsigned long long)++srv->id_counter);
+        ic_xml_set_attr(iq, "id", id);
+        ic_xml_set_attr(iq, "to", s->full);
+        ic_xmpp__deliver(s, iq);
+        ic_xml_free(iq);
+    }
+    return true;
 }
 
 /* Stores ITEM for USER and pushes it. */

@@ -171,17 +171,26 @@ static void message_to_bare(struct ic_xmpp_server *srv,
                             struct ic_xml *st)
 {
     struct ic_xmpp__session *first = ic_map_get(&srv->users, bare);
+    struct ic_xmpp__remote *rfirst = ic_xmpp__remote_first(srv, bare);
     int best = -1;
     bool sent = false;
 
     for (struct ic_xmpp__session *s = first; s != NULL; s = s->next_of_user)
         if (s->available && s->priority > best)
             best = s->priority;
+    for (struct ic_xmpp__remote *r = rfirst; r != NULL; r = r->next_of_user)
+        if (r->priority > best)
+            best = r->priority;
     for (struct ic_xmpp__session *s = first; s != NULL; s = s->next_of_user)
         if (s->available && s->priority == best && best >= 0) {
             ic_xmpp__deliver(s, st);
             sent = true;
         }
+    /* resources on other nodes of the cluster, through their nodes */
+    for (struct ic_xmpp__remote *r = rfirst; r != NULL; r = r->next_of_user)
+        if (r->priority == best && best >= 0 &&
+            ic_xmpp__remote_send(srv, r, st))
+            sent = true;
     if (!sent && !is_type(st, "groupchat") && !is_type(st, "headline"))
         bounce(from, st, "cancel", "service-unavailable", NULL);
 }
@@ -196,10 +205,10 @@ static void to_local_user(struct ic_xmpp_server *srv,
 
     if (to->resource != NULL) {
         char *full = ic_jid_to_string(to);
-        struct ic_xmpp__session *s = ic_map_get(&srv->sessions, full);
+        bool sent = ic_xmpp__deliver_to(srv, full, st); /* here or remote */
         ic_free(full);
-        if (s != NULL)
-            ic_xmpp__deliver(s, st);
+        if (sent)
+            ;
         else if (strcmp(st->name, "message") == 0)
             message_to_bare(srv, from, bare, st);
         else if (strcmp(st->name, "iq") == 0)

@@ -78,6 +78,15 @@ struct ic_xmpp__session {
     struct ic_xmpp__directed *directed;
 };
 
+/* A session on another node of the cluster (remote.c). */
+struct ic_xmpp__remote {
+    char *full, *bare;
+    unsigned node;
+    int priority;
+    struct ic_xml *presence;
+    struct ic_xmpp__remote *next_of_user; /* same bare JID */
+};
+
 /* A string-keyed hash map (map.c). Keys are copied; values are the
  * caller's. */
 struct ic_map_entry {
@@ -122,9 +131,11 @@ struct ic_xmpp_server {
     uv_check_t flush; /* writes what each connection got in a loop turn */
     uv_timer_t sweep; /* trims the parsers of quiet connections */
     struct ic_xmpp__conn *dirty;
-    struct ic_map sessions; /* full JID -> struct ic_xmpp__session */
-    struct ic_map users;    /* bare JID -> first session of that user */
-    struct ic_map throttle; /* address -> struct ic_xmpp__throttle */
+    struct ic_map sessions;     /* full JID -> struct ic_xmpp__session */
+    struct ic_map users;        /* bare JID -> first session of that user */
+    struct ic_map remotes;      /* full JID -> struct ic_xmpp__remote */
+    struct ic_map remote_users; /* bare JID -> first remote of that user */
+    struct ic_map throttle;     /* address -> struct ic_xmpp__throttle */
     struct ic_xmpp__component *components;
     unsigned char secret[32]; /* for fake SCRAM credentials, stream ids */
     uint64_t id_counter;
@@ -198,6 +209,31 @@ struct ic_xml *ic_xmpp__error_reply(const struct ic_xml *st,
 struct ic_xml *ic_xmpp__iq_result(const struct ic_xml *st,
                                   struct ic_xml *payload);
 
+/* remote.c: sessions of other nodes */
+struct ic_xmpp__remote *ic_xmpp__remote_find(struct ic_xmpp_server *srv,
+                                             const char *full);
+struct ic_xmpp__remote *ic_xmpp__remote_first(struct ic_xmpp_server *srv,
+                                              const char *bare);
+/* Sends ST to the node holding remote session R (ST's 'to' unchanged). */
+bool ic_xmpp__remote_send(struct ic_xmpp_server *srv,
+                          const struct ic_xmpp__remote *r,
+                          const struct ic_xml *st);
+/* Delivers ST to full JID FULL wherever it is bound (here or on another
+ * node); false when it is bound nowhere. */
+bool ic_xmpp__deliver_to(struct ic_xmpp_server *srv,
+                         const char *full,
+                         const struct ic_xml *st);
+/* Sends ST to every node other than ours holding an available resource of
+ * BARE, once per node (that node delivers to its own resources). */
+void ic_xmpp__route_to_user_nodes(struct ic_xmpp_server *srv,
+                                  const char *bare,
+                                  const struct ic_xml *st);
+void ic_xmpp__remote_free_all(struct ic_xmpp_server *srv);
+/* Tells the application (ops->presence_changed) that session S's
+ * broadcast presence is now PRESENCE (NULL: unavailable). */
+void ic_xmpp__presence_changed(struct ic_xmpp__session *s,
+                               const struct ic_xml *presence);
+
 /* component.c */
 struct ic_xmpp__component *ic_xmpp__component_find(struct ic_xmpp_server *srv,
                                                    const char *jid);
@@ -212,7 +248,20 @@ void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
 /* The session goes unavailable: subscribers, the user's other resources
  * and directed-presence recipients are told; frees the directed list. */
 void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s);
+/* Presence ST to the available sessions of BARE on this node. */
+void ic_xmpp__presence_to_local(struct ic_xmpp_server *srv,
+                                const char *bare,
+                                const struct ic_xml *st);
+/* A remote session's presence P (from set) delivered to this node's
+ * sessions that see BARE's presence. */
+void ic_xmpp__presence_fan_out(struct ic_xmpp_server *srv,
+                               const char *bare,
+                               struct ic_xml *p);
 void ic_xmpp__roster_iq(struct ic_xmpp__session *s, struct ic_xml *st);
+/* A roster push routed from another node (to USER's bare JID). */
+bool ic_xmpp__roster_push_routed(struct ic_xmpp_server *srv,
+                                 const char *user,
+                                 const struct ic_xml *st);
 bool ic_xmpp__roster_hidden(const struct ic_roster_item *it);
 bool ic_xmpp__roster_find(struct ic_xmpp_server *srv,
                           const char *user,

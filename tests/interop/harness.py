@@ -147,7 +147,9 @@ def pick_base_port(span=10):
     """A base port P with P..P+span-1 all free on 127.0.0.1."""
     rnd = random.SystemRandom()
     for _ in range(200):
-        p = rnd.randrange(20000, 60000 - span)
+        # below the ephemeral range (32768-60999): client sockets of
+        # parallel tests take ports there
+        p = rnd.randrange(20000, 32000 - span)
         if all(_port_free(p + i) for i in range(span)):
             return p
     raise RuntimeError('no free port range found')
@@ -180,11 +182,12 @@ def _die_with_parent():
 
 
 class Cluster:
-    """One `icroot dev --nodes 1` in a temporary directory."""
+    """One `icroot dev --nodes N` (default 1) in a temporary directory."""
 
     all_dirs = []
 
-    def __init__(self, icroot=None):
+    def __init__(self, icroot=None, nodes=1):
+        self.nodes = nodes
         self.icroot = icroot or icroot_path()
         self.proc = None
         self.info = None
@@ -197,10 +200,11 @@ class Cluster:
         for _attempt in range(3):
             self.dir = tempfile.mkdtemp(prefix='icroot-interop-')
             Cluster.all_dirs.append(self.dir)
-            self.base_port = pick_base_port()
+            self.base_port = pick_base_port(10 * self.nodes)
             self.out = open(os.path.join(self.dir, 'icroot-dev.out'), 'wb')
             self.proc = subprocess.Popen(
-                [self.icroot, 'dev', '--nodes', '1', '--dir', self.dir,
+                [self.icroot, 'dev', '--nodes', str(self.nodes), '--dir',
+                 self.dir,
                  '--base-port', str(self.base_port)],
                 stdout=self.out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
@@ -300,9 +304,9 @@ class Cluster:
 CLUSTER = None
 
 
-def start_cluster():
+def start_cluster(nodes=1):
     global CLUSTER
-    CLUSTER = Cluster().start()
+    CLUSTER = Cluster(nodes=nodes).start()
     return CLUSTER
 
 
@@ -893,13 +897,14 @@ def client(cluster, user, **kw):
 
 
 async def connect(cluster, user, presence=True, priority=None, status=None,
-                  direct_tls=False, timeout=15.0, **kw):
+                  direct_tls=False, timeout=15.0, node=0, **kw):
     """A logged-in slixmpp client (session started, initial presence sent
-    unless presence=False). Raises LoginFailed."""
+    unless presence=False) on node index NODE. Raises LoginFailed."""
     c = client(cluster, user, **kw)
     _CLIENTS.append(c)
-    c.connect((cluster.host, cluster.tls_port if direct_tls
-               else cluster.c2s_port), use_ssl=direct_tls)
+    n = cluster.info['nodes'][node]
+    c.connect((n['host'], n['c2s_tls_port'] if direct_tls
+               else n['c2s_port']), use_ssl=direct_tls)
     try:
         await asyncio.wait_for(asyncio.shield(c.session), timeout)
     except asyncio.TimeoutError:
