@@ -270,11 +270,23 @@ static void on_local(void *data,
 
 static void attempt_start(struct req *r)
 {
+    struct ic_raft_status s;
     struct attempt *a;
     int rc;
 
     if (r->c->closing) {
         finish(r, IC_EBUSY, NULL);
+        return;
+    }
+    /* A follower that knows its leader forwards at once: the write then
+     * goes out before anything this node sends next (a stanza routed
+     * after a roster change reaches the leader's node after the change). */
+    ic_raft_node_status(r->c->raft, &s);
+    if (s.state != IC_RAFT_LEADER && s.leader_id != 0 &&
+        s.leader_id != r->c->cfg->node.id &&
+        ic_xmpp_links_up(r->c->links, (unsigned)s.leader_id)) {
+        ++r->attempt;
+        forward(r, s.leader_id);
         return;
     }
     a = ic_malloc(sizeof *a);

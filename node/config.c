@@ -901,9 +901,9 @@ void ic_node_config_init(struct ic_node_config *c)
     c->cluster.raft_port = 15225;
     c->cluster.link_port = 15226;
     c->cluster.election_timeout = 1000;
-    c->cluster.heartbeat = 100;
-    c->cluster.snapshot_threshold = 1024;
-    c->cluster.snapshot_trailing = 128;
+    c->cluster.heartbeat = 20;
+    c->cluster.snapshot_threshold = 4096;
+    c->cluster.snapshot_trailing = 8192;
     c->catalog.load_sample = true;
 }
 

@@ -71,12 +71,13 @@ check_data_dir(const char *dir, bool create, char *why, size_t why_len)
     return 0;
 }
 
-int ic_node_store_open(const char *dir,
-                       bool create,
-                       bool read_only,
-                       struct ic_store **out,
-                       char *why,
-                       size_t why_len)
+static int store_open(const char *dir,
+                      bool create,
+                      bool read_only,
+                      bool no_sync,
+                      struct ic_store **out,
+                      char *why,
+                      size_t why_len)
 {
     struct ic_store_opts o = {0};
     char path[4096];
@@ -87,9 +88,28 @@ int ic_node_store_open(const char *dir,
     snprintf(path, sizeof path, "%s/store", dir);
     o.create = create;
     o.read_only = read_only;
+    o.no_sync = no_sync;
     if (getenv("ICROOT_MAP_SIZE") != NULL)
         o.map_size = strtoull(getenv("ICROOT_MAP_SIZE"), NULL, 10);
     return ic_store_open(path, &o, out, why, why_len);
+}
+
+int ic_node_store_open(const char *dir,
+                       bool create,
+                       bool read_only,
+                       struct ic_store **out,
+                       char *why,
+                       size_t why_len)
+{
+    return store_open(dir, create, read_only, false, out, why, why_len);
+}
+
+int ic_node_store_open_replica(const char *dir,
+                               struct ic_store **out,
+                               char *why,
+                               size_t why_len)
+{
+    return store_open(dir, true, false, true, out, why, why_len);
 }
 
 int ic_node_load(struct ic_store *st,

@@ -49,6 +49,15 @@ int ic_node_store_open(const char *dir,
                        char *why,
                        size_t why_len);
 
+/* The same for a running node: created when missing, and without an
+ * fsync per transaction (MDB_NOSYNC): the Raft log is the durable record,
+ * and after a crash the state machine re-applies what the store lost
+ * (DESIGN.md decision 3). */
+int ic_node_store_open_replica(const char *dir,
+                               struct ic_store **out,
+                               char *why,
+                               size_t why_len);
+
 /* Loads FILE (Turtle, TriG, N-Triples, N-Quads by extension) into ST in one
  * write transaction: by default each cloud's statements (xmpp: subjects)
  * into the cloud's own graph and the rest into a graph named after the

@@ -140,8 +140,8 @@ static int start(struct node *n)
     char why[512];
     int rc;
 
-    rc = ic_node_store_open(n->cfg.node.data_dir, true, false, &n->st, why,
-                            sizeof why);
+    rc = ic_node_store_open_replica(n->cfg.node.data_dir, &n->st, why,
+                                    sizeof why);
     if (rc != 0) {
         fprintf(stderr, "icroot: %s\n", why);
         return rc;

@@ -157,6 +157,8 @@ void ic_xmpp_server_remote_presence(struct ic_xmpp_server *srv,
         ic_jid_parse(full_jid, &j) != 0)
         return; /* our own sessions are ours to report */
     bare = ic_jid_bare(&j);
+    IC_LOG(IC_LOG_DEBUG, "remote", "%s on node %u: %s", full_jid, node,
+           presence ? "available" : "unavailable");
     if (presence == NULL && ic_xmpp__remote_find(srv, full_jid) == NULL) {
         ic_free(bare);
         ic_jid_free(&j);

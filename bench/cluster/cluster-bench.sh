@@ -1,0 +1,324 @@
+#!/bin/sh
+# The cluster benchmark (docs/benchmarks-cluster.md): catalog publishes on a
+# 3-node `icroot dev` cluster side by side with puts of the same size on a
+# 3-member etcd cluster (Debian's etcd-server 3.4), at several
+# concurrencies, in the same run; then the seed query on icroot's leader
+# and on a follower. Prints a markdown table with the ratios.
+#
+#   bench/cluster/cluster-bench.sh
+#
+# Environment:
+#   BENCH_DIR           scratch space (default /tmp/icroot-cluster-bench)
+#   BENCH_BUILD         build directory with icroot (default build/ at the
+#                       top; configured RelWithDebInfo there when missing)
+#   BENCH_DURATION      measured seconds per case (10)
+#   BENCH_WARMUP        seconds of load before the window opens (2)
+#   BENCH_CONCURRENCY   publish clients per level ("1 64 1000")
+#   BENCH_QUERY_CLIENTS clients of the query cases (64)
+#   BENCH_REPEAT        runs of every case; the table shows medians (1)
+#   BENCH_ROLES=0       at concurrency 1, no extra cases with the client
+#                       on the leader and on a follower (of both systems)
+#   BENCH_ETCD=0        icroot only
+#   BENCH_QUERY=0       no query cases
+#
+# Every level starts both systems afresh (new data directories), icroot
+# first on odd repeats and etcd first on even ones. Never touches a system
+# etcd service: its own data directories and ports under BENCH_DIR.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+work=${BENCH_DIR:-/tmp/icroot-cluster-bench}
+build=${BENCH_BUILD:-$top/build}
+dur=${BENCH_DURATION:-10}
+warm=${BENCH_WARMUP:-2}
+levels=${BENCH_CONCURRENCY:-1 64 1000}
+qclients=${BENCH_QUERY_CLIENTS:-64}
+repeat=${BENCH_REPEAT:-1}
+with_etcd=${BENCH_ETCD:-1}
+with_query=${BENCH_QUERY:-1}
+with_roles=${BENCH_ROLES:-1}
+kprefix=/icroot-bench/bench
+
+mkdir -p "$work" "$work/logs"
+results="$work/results.jsonl"
+checks="$work/checks.txt"
+: >"$results"
+: >"$checks"
+dev_pid='' etcd_pids=''
+
+say() { printf '%s\n' "$*" >&2; }
+
+icroot_stop() {
+    [ -z "$dev_pid" ] || {
+        kill -INT "$dev_pid" 2>/dev/null || true
+        wait "$dev_pid" 2>/dev/null || true
+    }
+    dev_pid=
+}
+etcd_stop() {
+    for p in $etcd_pids; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $etcd_pids; do wait "$p" 2>/dev/null || true; done
+    etcd_pids=
+}
+cleanup() {
+    icroot_stop
+    etcd_stop
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# shellcheck disable=SC3045 # ulimit -n: in dash, bash, busybox
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# ---- programs ----
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+need=
+for t in icroot icrootctl; do [ -x "$build/$t" ] || need="$need $t"; done
+# stale: missing, or older than one of its sources
+stale() { # PROGRAM SOURCE...
+    p=$1
+    shift
+    [ -x "$p" ] || return 0
+    for f in "$@"; do [ -z "$(find "$here/$f" -newer "$p")" ] || return 0; done
+    return 1
+}
+! stale "$build/icroot-cluster-bench" icroot-cluster-bench.c stats.c \
+    report.c cbench.h || need="$need icroot-cluster-bench"
+! stale "$build/etcd-bench" etcd-bench.c stats.c cbench.h ||
+    need="$need etcd-bench"
+if [ -n "$need" ]; then
+    say "building$need in $build"
+    # shellcheck disable=SC2086 # $need: several targets
+    for t in $need; do cmake --build "$build" -j "$(nproc)" --target "$t" >/dev/null; done
+fi
+gen="$build/icroot-cluster-bench"
+ebench="$build/etcd-bench"
+if [ "$with_etcd" = 1 ] && ! command -v etcd >/dev/null; then
+    say "etcd not found: run scripts/install-deps.sh (Debian's etcd-server, etcd-client)"
+    exit 1
+fi
+
+# ---- ports: a base P with P..P+29 (3 nodes) and P+100..P+105 (etcd)
+# free, below the ephemeral range ----
+used=$(ss -Htln | awk '{print $4}' | sed 's/.*://' | sort -u)
+port_free() { ! printf '%s\n' "$used" | grep -qx "$1"; }
+base=
+for p in 21000 22000 23000 24000 25000 26000 27000 28000 29000 30000 31000; do
+    ok=1
+    for q in $(seq 0 29) 100 101 102 103 104 105; do
+        port_free $((p + q)) || { ok=0; break; }
+    done
+    [ $ok = 0 ] || { base=$p; break; }
+done
+[ -n "$base" ] || { say "no free port range"; exit 1; }
+
+[ -s "$work/password" ] || od -An -N12 -tx1 /dev/urandom | tr -d ' \n' >"$work/password"
+password=$(cat "$work/password")
+"$gen" --print-payload "$work/payload.xml" 2>/dev/null
+
+# ---- icroot: a fresh 3-node cluster ----
+idir="$work/icroot"
+ctl() { "$build/icrootctl" --cluster "$idir/cluster.json" "$@"; }
+raft_state() { ctl --node "$1" status 2>/dev/null | awk '$1 == "raft.state" {print $2}'; }
+icroot_start() { # ACCOUNTS
+    rm -rf "$idir"
+    "$build/icroot" dev --nodes 3 --dir "$idir" --base-port "$base" \
+        >>"$work/icroot-dev.log" 2>&1 &
+    dev_pid=$!
+    i=0
+    while [ ! -s "$idir/cluster.json" ]; do
+        i=$((i + 1))
+        if [ $i -gt 600 ] || ! kill -0 "$dev_pid" 2>/dev/null; then
+            say "icroot dev did not start (see $work/icroot-dev.log)"
+            exit 1
+        fi
+        sleep 0.1
+    done
+    i=0
+    until [ "$(raft_state 1)" = leader ] || [ "$(raft_state 2)" = leader ] ||
+        [ "$(raft_state 3)" = leader ]; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { say "icroot: no Raft leader after 20 s"; exit 1; }
+        sleep 0.2
+    done
+    "$gen" --cluster "$idir/cluster.json" --mode create --clients "$1" \
+        --password "$password"
+    icroot_settle
+}
+# Waits until every node has applied as far as the others (at most 10 s):
+# add_account is answered once the node the admin uses has applied it, and
+# a follower applies a committed entry only when the leader next tells it
+# the commit index, so a login on a follower right away may fail.
+icroot_settle() {
+    t0=$(date +%s%N)
+    i=0
+    while :; do
+        idx=$(for sn in 1 2 3; do ctl --node "$sn" status 2>/dev/null |
+            awk '$1 == "appliedIndex" {print $2}'; done | sort -u)
+        [ "$(echo "$idx" | wc -l)" != 1 ] || break
+        i=$((i + 1))
+        [ $i -lt 100 ] || { say "icroot: nodes still apart after 10 s: $idx"; break; }
+        sleep 0.1
+    done
+    echo "accounts: nodes in step after $((($(date +%s%N) - t0) / 1000000)) ms (applied index $(echo "$idx" | tr '\n' ' '))" >>"$checks"
+}
+icroot_keep_logs() { # CASE
+    mkdir -p "$work/logs/$1"
+    cp "$idir"/node*.log "$work/logs/$1/" 2>/dev/null || true
+}
+icroot_check() { # CASE: the nodes agree (applied index, digest)
+    for cn in 1 2 3; do
+        printf '%s icroot node%s: %s\n' "$1" "$cn" "$(ctl --node "$cn" status 2>&1 |
+            awk '$1 ~ /^(graphs|appliedIndex|digest|raft.state)$/ {printf "%s=%s ", $1, $2}')"
+    done >>"$checks"
+}
+
+# ---- etcd: a fresh 3-member cluster ----
+edir="$work/etcd"
+eps="127.0.0.1:$((base + 100)),127.0.0.1:$((base + 102)),127.0.0.1:$((base + 104))"
+etcd_start() {
+    rm -rf "$edir"
+    mkdir -p "$edir"
+    ic="e1=http://127.0.0.1:$((base + 101)),e2=http://127.0.0.1:$((base + 103)),e3=http://127.0.0.1:$((base + 105))"
+    for i in 1 2 3; do
+        cp=$((base + 100 + 2 * (i - 1)))
+        pp=$((cp + 1))
+        etcd --name "e$i" --data-dir "$edir/e$i" \
+            --listen-client-urls "http://127.0.0.1:$cp" \
+            --advertise-client-urls "http://127.0.0.1:$cp" \
+            --listen-peer-urls "http://127.0.0.1:$pp" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+            --initial-cluster "$ic" --initial-cluster-state new \
+            --initial-cluster-token icroot-bench >"$edir/e$i.log" 2>&1 &
+        etcd_pids="$etcd_pids $!"
+    done
+    i=0
+    until ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint health >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 150 ] || { say "etcd did not start (see $edir/e*.log)"; exit 1; }
+        sleep 0.2
+    done
+}
+etcd_check() { # CASE: keys written, revision per member
+    printf '%s etcd: %s keys under %s; %s\n' "$1" \
+        "$(ETCDCTL_API=3 etcdctl --endpoints "$eps" get --prefix "$kprefix" --keys-only --limit 1 -w fields 2>/dev/null |
+            awk '/"Count"/ {print $3}')" "$kprefix" \
+        "$(ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint status -w fields 2>/dev/null |
+            awk '/"Revision"/ {printf "revision=%s ", $3} /"RaftAppliedIndex"/ {printf "applied=%s ", $3}')" \
+        >>"$checks"
+}
+
+# Which node leads (L) or follows (F): "L 2", "F 1", "F 3".
+icroot_roles() {
+    for rn in 1 2 3; do
+        case $(raft_state "$rn") in
+        leader) echo "L $rn" ;;
+        follower) echo "F $rn" ;;
+        esac
+    done
+}
+etcd_roles() {
+    ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint status -w fields 2>/dev/null |
+        awk '/"MemberID"/ {m = $3} /"Leader"/ {l = $3}
+             /"Endpoint"/ {gsub(/"/, "", $3); print (m == l ? "L" : "F"), $3}'
+}
+
+# ---- the cases ----
+limit=$((warm + dur + 240))
+icroot_publish() { # N CASE [NODE]
+    say "$2 on icroot ..."
+    timeout "$limit" "$gen" --cluster "$idir/cluster.json" --mode publish \
+        --clients "$1" --password "$password" --duration "$dur" \
+        --warmup "$warm" --case "$2" ${3:+--node "$3"} >>"$results" ||
+        say "$2 on icroot: failed"
+    tail -1 "$results" | cut -c1-400 >&2
+}
+etcd_put() { # N CASE ENDPOINTS
+    # shellcheck disable=SC2086 # $etcd_pids: several words
+    pids=$(echo $etcd_pids | tr ' ' ',')
+    say "$2 on etcd ..."
+    timeout "$limit" "$ebench" --endpoints "$3" --value-file "$work/payload.xml" \
+        --clients "$1" --duration "$dur" --warmup "$warm" --case "$2" \
+        --key-prefix "$kprefix" --pids "$pids" >>"$results" || say "$2 on etcd: failed"
+    tail -1 "$results" | cut -c1-400 >&2
+}
+publish_icroot() { # N CASE
+    icroot_start "$1"
+    icroot_publish "$1" "$2"
+    if [ "$1" = 1 ] && [ "$with_roles" = 1 ]; then
+        roles=$(icroot_roles)
+        echo "$2 icroot roles: $roles" | tr '\n' ' ' >>"$checks"
+        echo >>"$checks"
+        icroot_publish 1 "$2-leader" "$(echo "$roles" | awk '$1 == "L" {print $2; exit}')"
+        icroot_publish 1 "$2-follower" "$(echo "$roles" | awk '$1 == "F" {print $2; exit}')"
+    fi
+    icroot_check "$2"
+    icroot_keep_logs "$2"
+    icroot_stop
+}
+publish_etcd() { # N CASE
+    etcd_start
+    etcd_put "$1" "$2" "$eps"
+    if [ "$1" = 1 ] && [ "$with_roles" = 1 ]; then
+        roles=$(etcd_roles)
+        echo "$2 etcd roles: $roles" | tr '\n' ' ' >>"$checks"
+        echo >>"$checks"
+        etcd_put 1 "$2-leader" "$(echo "$roles" | awk '$1 == "L" {print $2; exit}')"
+        etcd_put 1 "$2-follower" "$(echo "$roles" | awk '$1 == "F" {print $2; exit}')"
+    fi
+    etcd_check "$2"
+    etcd_stop
+}
+
+r=1
+while [ $r -le "$repeat" ]; do
+    for n in $levels; do
+        if [ $((r % 2)) = 1 ]; then
+            publish_icroot "$n" "publish-$n"
+            [ "$with_etcd" = 0 ] || publish_etcd "$n" "publish-$n"
+        else
+            [ "$with_etcd" = 0 ] || publish_etcd "$n" "publish-$n"
+            publish_icroot "$n" "publish-$n"
+        fi
+    done
+    if [ "$with_query" = 1 ]; then
+        icroot_start "$qclients"
+        leader='' follower=''
+        for qn in 1 2 3; do
+            s=$(raft_state "$qn")
+            [ "$s" != leader ] || leader=$qn
+            [ "$s" != follower ] || [ -n "$follower" ] || follower=$qn
+        done
+        say "query: leader node $leader, follower node $follower"
+        order="leader follower"
+        [ $((r % 2)) = 1 ] || order="follower leader"
+        for role in $order; do
+            node=$leader
+            [ "$role" = leader ] || node=$follower
+            say "query-$role (node $node) ..."
+            timeout "$limit" "$gen" --cluster "$idir/cluster.json" --mode query \
+                --node "$node" --clients "$qclients" --password "$password" \
+                --duration "$dur" --warmup "$warm" --case "query-$role" \
+                >>"$results" || say "query-$role: failed"
+            tail -1 "$results" | cut -c1-400 >&2
+        done
+        icroot_check query
+        icroot_keep_logs query
+        icroot_stop
+    fi
+    r=$((r + 1))
+done
+
+{
+    echo
+    echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r); $dur s measured per case after $warm s of warm-up; $repeat run(s) per case (medians shown); fresh clusters per level"
+    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, HTTP/1.1 JSON gateway $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
+    echo
+    "$gen" --compare "$results"
+    echo
+    echo "Checks after each case (the nodes agree; etcd's keys and revisions):"
+    echo
+    sed 's/^/    /' "$checks"
+} | tee "$work/results.md"

@@ -1,0 +1,693 @@
+/*
+ * etcd-bench - the peer side of the cluster benchmark
+ * (docs/benchmarks-cluster.md): N HTTP/1.1 keep-alive connections to
+ * etcd's v3 JSON gateway (grpc-gateway; `/v3/kv/put` in etcd 3.4, which
+ * also serves `/v3beta/`), spread round robin over the members, each
+ * putting back to back, one request in flight, the value of --value-file
+ * (the same bytes as icroot-cluster-bench's publish description) under its
+ * own key PREFIX<i>, as a cloud replaces its own description.
+ *
+ * An answer counts when it is HTTP 200 and its JSON holds a "header" with
+ * a "revision"; anything else is an error (its first body is reported).
+ * A connection that drops is counted and opened again.
+ *
+ * One process, one libuv loop, plain libuv TCP (no HTTP library): the
+ * request of each connection is built once; the answer is parsed for its
+ * status line, Content-Length or chunked body. Measuring is cbench.h's.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <uv.h>
+
+#include "cbench.h"
+
+#define MAX_EPS 16
+#define MAX_ANSWER (1u << 20)
+
+struct opts {
+    const char *endpoints, *value_file, *key_prefix, *path, *label;
+    const char *case_name, *pids;
+    unsigned clients;
+    double duration, warmup, grace;
+    bool verbose;
+};
+
+struct ebench;
+
+struct conn {
+    struct ebench *b;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    unsigned idx; /* 1-based */
+    int ep;
+    char *req; /* the whole request, built once */
+    size_t req_len;
+    char *in; /* answer bytes so far */
+    size_t in_len, in_cap;
+    bool open, up, busy;
+    bool ever_up; /* counted in up or failed for the start */
+    bool was_up;  /* connected since the last (re)open: reopen if lost */
+    uint64_t sent;
+};
+
+struct ebench {
+    struct opts o;
+    uv_loop_t loop;
+    uv_timer_t tick;
+    struct cb_run run;
+    struct conn *c;
+    int neps;
+    char host[MAX_EPS][64];
+    int port[MAX_EPS];
+    char *value;
+    size_t value_len;
+    unsigned up, failed, in_flight, open;
+    bool started, closing;
+    uint64_t t_conn0, t_stop;
+    char first_body[200];
+};
+
+/* ---- request ------------------------------------------------------------- */
+
+static char *base64(const char *s, size_t n, size_t *out_len)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = (const unsigned char *)s;
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+
+    if (out == NULL)
+        abort();
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        *o++ = tab[(v >> 18) & 63];
+        *o++ = tab[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        *o++ = i + 2 < n ? tab[v & 63] : '=';
+    }
+    *o = '\0';
+    *out_len = (size_t)(o - out);
+    return out;
+}
+
+static void build_request(struct ebench *b, struct conn *k)
+{
+    char key[256], head[512];
+    size_t kl, vl, body_len, hl;
+    char *k64, *v64;
+
+    snprintf(key, sizeof key, "%s%u", b->o.key_prefix, k->idx);
+    k64 = base64(key, strlen(key), &kl);
+    v64 = base64(b->value, b->value_len, &vl);
+    body_len = kl + vl + sizeof "{\"key\":\"\",\"value\":\"\"}" - 1;
+    hl = (size_t)snprintf(head, sizeof head,
+                          "POST %s HTTP/1.1\r\nHost: %s:%d\r\n"
+                          "Content-Type: application/json\r\n"
+                          "Content-Length: %zu\r\n\r\n",
+                          b->o.path, b->host[k->ep], b->port[k->ep], body_len);
+    k->req_len = hl + body_len;
+    k->req = malloc(k->req_len + 1);
+    if (k->req == NULL)
+        abort();
+    snprintf(k->req, k->req_len + 1, "%s{\"key\":\"%s\",\"value\":\"%s\"}",
+             head, k64, v64);
+    free(k64);
+    free(v64);
+}
+
+/* ---- answer -------------------------------------------------------------- */
+
+static const char *find(const char *s, size_t n, const char *what)
+{
+    size_t wl = strlen(what);
+
+    for (size_t i = 0; i + wl <= n; i++)
+        if (memcmp(s + i, what, wl) == 0)
+            return s + i;
+    return NULL;
+}
+
+/* Decodes a chunked body in place at BODY (N bytes available): the body's
+ * length in *OUT, the bytes consumed in *USED; 0 when complete, 1 when
+ * more bytes are needed, -1 when malformed. */
+static int dechunk(char *body, size_t n, size_t *out, size_t *used)
+{
+    size_t r = 0, w = 0;
+
+    for (;;) {
+        const char *eol = find(body + r, n - r, "\r\n");
+        unsigned long sz;
+        char *end;
+        if (eol == NULL)
+            return 1;
+        sz = strtoul(body + r, &end, 16);
+        if (end == body + r)
+            return -1;
+        r = (size_t)(eol - body) + 2;
+        if (sz == 0) {
+            if (n - r < 2)
+                return 1;
+            if (memcmp(body + r, "\r\n", 2) != 0)
+                return -1; /* trailers: etcd sends none */
+            *out = w;
+            *used = r + 2;
+            return 0;
+        }
+        if (n - r < sz + 2)
+            return 1;
+        memmove(body + w, body + r, sz);
+        w += sz;
+        r += sz + 2;
+    }
+}
+
+struct answer {
+    int status;
+    const char *body;
+    size_t body_len, used;
+};
+
+/* 0: A is complete; 1: more bytes needed; -1: malformed. */
+static int parse_answer(char *s, size_t n, struct answer *a)
+{
+    const char *end = find(s, n, "\r\n\r\n"), *line;
+    size_t hl, clen = 0;
+    bool have_len = false, chunked = false;
+    int rc;
+
+    if (end == NULL)
+        return n > 16384 ? -1 : 1;
+    hl = (size_t)(end - s) + 4;
+    if (sscanf(s, "HTTP/1.%*d %d", &a->status) != 1)
+        return -1;
+    for (line = find(s, hl, "\r\n") + 2; line < end;
+         line = find(line, (size_t)(end + 2 - line), "\r\n") + 2) {
+        if (strncasecmp(line, "content-length:", 15) == 0) {
+            clen = strtoul(line + 15, NULL, 10);
+            have_len = true;
+        } else if (strncasecmp(line, "transfer-encoding:", 18) == 0) {
+            chunked = find(line, (size_t)(end - line), "chunked") != NULL;
+        }
+    }
+    a->body = s + hl;
+    if (chunked) {
+        size_t used = 0;
+        rc = dechunk(s + hl, n - hl, &a->body_len, &used);
+        a->used = hl + used;
+        return rc;
+    }
+    if (!have_len)
+        return -1; /* a close-delimited body: not keep-alive */
+    if (n - hl < clen)
+        return clen > MAX_ANSWER ? -1 : 1;
+    a->body_len = clen;
+    a->used = hl + clen;
+    return 0;
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void conn_open(struct conn *k);
+static void send_next(struct conn *k);
+static void maybe_begin(struct ebench *b);
+
+static void on_closed(uv_handle_t *h)
+{
+    struct conn *k = h->data;
+    struct ebench *b = k->b;
+
+    k->open = false;
+    b->open--;
+    if (b->closing || b->run.stopping || !k->was_up)
+        return;
+    conn_open(k); /* dropped during the run: open it again, once */
+}
+
+static void conn_fail(struct conn *k, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void conn_fail(struct conn *k, const char *fmt, ...)
+{
+    struct ebench *b = k->b;
+    char why[256];
+    va_list ap;
+
+    if (!k->open || uv_is_closing((uv_handle_t *)&k->tcp))
+        return;
+    if (k->busy) {
+        k->busy = false;
+        b->in_flight--;
+    }
+    if (!k->ever_up) {
+        b->failed++;
+        b->run.login_failures++;
+        k->ever_up = true; /* counted once; reconnects are not waited for */
+    } else if (!b->closing) {
+        b->run.conn_errors++;
+    }
+    if (k->up)
+        b->up--;
+    k->up = false;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    cb_run_error(&b->run, "%s", why);
+    uv_close((uv_handle_t *)&k->tcp, on_closed);
+    maybe_begin(b);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *k = h->data;
+
+    (void)hint;
+    if (k->in_cap - k->in_len < 16384) {
+        k->in_cap = k->in_cap ? k->in_cap * 2 : 32768;
+        k->in = realloc(k->in, k->in_cap);
+        if (k->in == NULL)
+            abort();
+    }
+    *buf = uv_buf_init(k->in + k->in_len, (unsigned)(k->in_cap - k->in_len));
+}
+
+static void answered(struct conn *k, const struct answer *a)
+{
+    struct ebench *b = k->b;
+    bool ok = a->status == 200 &&
+              find(a->body, a->body_len, "\"header\"") != NULL &&
+              find(a->body, a->body_len, "\"revision\"") != NULL;
+
+    if (b->first_body[0] == '\0' || (!ok && b->run.first_error[0] == '\0')) {
+        size_t n = a->body_len < sizeof b->first_body - 1
+                       ? a->body_len
+                       : sizeof b->first_body - 1;
+        memcpy(b->first_body, a->body, n);
+        b->first_body[n] = '\0';
+        if (b->o.verbose)
+            fprintf(stderr, "etcd-bench: HTTP %d %s\n", a->status,
+                    b->first_body);
+    }
+    if (!ok)
+        cb_run_error(&b->run, "HTTP %d: %s", a->status, b->first_body);
+    k->busy = false;
+    b->in_flight--;
+    cb_run_done(&b->run, k->sent, ok);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *k = s->data;
+    struct answer a = {0};
+    int rc;
+
+    (void)buf;
+    if (nread < 0) {
+        conn_fail(k, "connection lost: %s", uv_strerror((int)nread));
+        return;
+    }
+    k->in_len += (size_t)nread;
+    while (k->in_len > 0) {
+        rc = parse_answer(k->in, k->in_len, &a);
+        if (rc == 1)
+            return;
+        if (rc < 0 || !k->busy) {
+            conn_fail(k, "%s",
+                      rc < 0 ? "malformed HTTP answer"
+                             : "an answer nobody asked for");
+            return;
+        }
+        answered(k, &a);
+        memmove(k->in, k->in + a.used, k->in_len - a.used);
+        k->in_len -= a.used;
+        send_next(k);
+    }
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct conn *k = w->data;
+
+    if (status < 0)
+        conn_fail(k, "write: %s", uv_strerror(status));
+}
+
+static void send_next(struct conn *k)
+{
+    struct ebench *b = k->b;
+    uv_buf_t buf = uv_buf_init(k->req, (unsigned)k->req_len);
+
+    if (b->run.stopping || b->closing || !k->up || k->busy)
+        return;
+    k->sent = cb_now_ns();
+    k->wreq.data = k;
+    if (uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &buf, 1, on_written) != 0) {
+        conn_fail(k, "%s", "cannot write");
+        return;
+    }
+    k->busy = true;
+    b->in_flight++;
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct conn *k = req->data;
+    struct ebench *b = k->b;
+
+    if (status < 0) {
+        conn_fail(k, "connect: %s", uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&k->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read) != 0) {
+        conn_fail(k, "%s", "cannot read");
+        return;
+    }
+    k->up = true;
+    k->was_up = true;
+    if (!k->ever_up) {
+        k->ever_up = true;
+        b->up++;
+        maybe_begin(b);
+    } else {
+        b->up++;
+        send_next(k);
+    }
+}
+
+static void conn_open(struct conn *k)
+{
+    struct ebench *b = k->b;
+    struct sockaddr_in sa;
+
+    k->in_len = 0;
+    k->was_up = false;
+    uv_tcp_init(&b->loop, &k->tcp);
+    k->tcp.data = k;
+    k->creq.data = k;
+    k->open = true;
+    b->open++;
+    if (uv_ip4_addr(b->host[k->ep], b->port[k->ep], &sa) != 0 ||
+        uv_tcp_connect(&k->creq, &k->tcp, (const struct sockaddr *)&sa,
+                       on_connected) != 0)
+        conn_fail(k, "connect to %s failed", b->host[k->ep]);
+}
+
+/* ---- the run ------------------------------------------------------------- */
+
+static void maybe_begin(struct ebench *b)
+{
+    if (b->started || b->up + b->failed < b->o.clients)
+        return;
+    b->started = true;
+    b->run.clients_up = b->up;
+    b->run.login_s = (double)(cb_now_ns() - b->t_conn0) / 1e9;
+    fprintf(stderr, "%s: %u of %u connections up in %.2f s, running\n",
+            b->run.case_name, b->up, b->o.clients, b->run.login_s);
+    cb_run_start(&b->run);
+    for (unsigned i = 0; i < b->o.clients; i++)
+        send_next(&b->c[i]);
+}
+
+static void close_all(struct ebench *b)
+{
+    b->closing = true;
+    for (unsigned i = 0; i < b->o.clients; i++)
+        if (b->c[i].open && !uv_is_closing((uv_handle_t *)&b->c[i].tcp))
+            uv_close((uv_handle_t *)&b->c[i].tcp, on_closed);
+    uv_close((uv_handle_t *)&b->tick, NULL);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct ebench *b = t->data;
+    uint64_t now;
+
+    if (b->closing)
+        return;
+    cb_run_tick(&b->run);
+    if (!b->run.stopping)
+        return;
+    now = cb_now_ns();
+    if (b->t_stop == 0)
+        b->t_stop = now;
+    if (b->in_flight == 0 || now - b->t_stop > (uint64_t)(b->o.grace * 1e9)) {
+        b->run.in_flight_at_end = b->in_flight;
+        close_all(b);
+    }
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+static int parse_endpoints(struct ebench *b)
+{
+    const char *s = b->o.endpoints;
+
+    while (s != NULL && *s != '\0' && b->neps < MAX_EPS) {
+        const char *comma = strchr(s, ','), *colon;
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        char one[96];
+
+        if (n >= sizeof one)
+            return -1;
+        memcpy(one, s, n);
+        one[n] = '\0';
+        if (strncmp(one, "http://", 7) == 0)
+            memmove(one, one + 7, strlen(one + 7) + 1);
+        colon = strrchr(one, ':');
+        if (colon == NULL || (size_t)(colon - one) >= sizeof b->host[0])
+            return -1;
+        memcpy(b->host[b->neps], one, (size_t)(colon - one));
+        b->host[b->neps][colon - one] = '\0';
+        b->port[b->neps] = atoi(colon + 1);
+        if (b->port[b->neps] <= 0)
+            return -1;
+        b->neps++;
+        s = comma ? comma + 1 : NULL;
+    }
+    return b->neps > 0 ? 0 : -1;
+}
+
+static int read_value(struct ebench *b)
+{
+    FILE *f = fopen(b->o.value_file, "rb");
+    long n;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) != 0) {
+        perror(b->o.value_file);
+        if (f != NULL)
+            fclose(f);
+        return -1;
+    }
+    b->value = malloc((size_t)n + 1);
+    if (b->value == NULL)
+        abort();
+    b->value_len = fread(b->value, 1, (size_t)n, f);
+    fclose(f);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: etcd-bench --endpoints HOST:PORT,... --value-file FILE\n"
+          "         [--clients N] [--duration S] [--warmup S]\n"
+          "\n"
+          "  --endpoints LIST   the members' client URLs, round robin\n"
+          "  --value-file FILE  the value put (icroot-cluster-bench\n"
+          "                     --print-payload writes the same bytes)\n"
+          "  --clients N        connections, one request in flight each (64)\n"
+          "  --key-prefix P     keys P1..PN (/icroot-bench/bench)\n"
+          "  --path P           gateway path (/v3/kv/put)\n"
+          "  --duration S       measured seconds (10)\n"
+          "  --warmup S         seconds before the window opens (2)\n"
+          "  --grace S          wait for answers after the window (10)\n"
+          "  --label L          server name in the output (etcd)\n"
+          "  --case C           case name (put-N)\n"
+          "  --pids LIST        server processes to measure\n"
+          "  --verbose          print the first answer\n",
+          f);
+}
+
+static const struct option long_opts[] = {
+    {"endpoints", required_argument, NULL, 'e'},
+    {"value-file", required_argument, NULL, 'v'},
+    {"clients", required_argument, NULL, 'n'},
+    {"key-prefix", required_argument, NULL, 'k'},
+    {"path", required_argument, NULL, 'p'},
+    {"duration", required_argument, NULL, 'd'},
+    {"warmup", required_argument, NULL, 'w'},
+    {"grace", required_argument, NULL, 'g'},
+    {"label", required_argument, NULL, 'l'},
+    {"case", required_argument, NULL, 'c'},
+    {"pids", required_argument, NULL, 'P'},
+    {"verbose", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'e':
+            o->endpoints = optarg;
+            break;
+        case 'v':
+            o->value_file = optarg;
+            break;
+        case 'n':
+            o->clients = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'k':
+            o->key_prefix = optarg;
+            break;
+        case 'p':
+            o->path = optarg;
+            break;
+        case 'd':
+            o->duration = atof(optarg);
+            break;
+        case 'w':
+            o->warmup = atof(optarg);
+            break;
+        case 'g':
+            o->grace = atof(optarg);
+            break;
+        case 'l':
+            o->label = optarg;
+            break;
+        case 'c':
+            o->case_name = optarg;
+            break;
+        case 'P':
+            o->pids = optarg;
+            break;
+        case 'V':
+            o->verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (o->endpoints == NULL || o->value_file == NULL || o->clients == 0) {
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static int setup(struct ebench *b, char *case_buf, size_t len, char *target)
+{
+    struct cb_run *r = &b->run;
+
+    if (parse_endpoints(b) != 0) {
+        fprintf(stderr, "--endpoints: HOST:PORT,...\n");
+        return -1;
+    }
+    if (read_value(b) != 0)
+        return -1;
+    snprintf(case_buf, len, "put-%u", b->o.clients);
+    snprintf(target, 32, "all %d members", b->neps);
+    r->case_name = b->o.case_name ? b->o.case_name : case_buf;
+    r->mode = "put";
+    r->server = b->o.label;
+    r->target = target;
+    r->clients = b->o.clients;
+    r->warmup_s = b->o.warmup;
+    r->duration_s = b->o.duration;
+    r->payload_bytes = b->value_len;
+    if (b->o.pids != NULL &&
+        (r->npids = cb_parse_pids(b->o.pids, r->pids)) < 0) {
+        fprintf(stderr, "--pids: a list of process ids\n");
+        return -1;
+    }
+    b->c = calloc(b->o.clients, sizeof *b->c);
+    if (b->c == NULL)
+        abort();
+    for (unsigned i = 0; i < b->o.clients; i++) {
+        b->c[i].b = b;
+        b->c[i].idx = i + 1;
+        b->c[i].ep = (int)(i % (unsigned)b->neps);
+        build_request(b, &b->c[i]);
+    }
+    r->request_bytes = b->c[0].req_len;
+    return 0;
+}
+
+/* Appends S to BUF as the rest of a JSON string, and its closing quote. */
+static void escape_into(char *buf, size_t len, const char *s)
+{
+    size_t n = strlen(buf);
+
+    for (; *s != '\0' && n + 4 < len; s++) {
+        if (*s == '"' || *s == '\\')
+            buf[n++] = '\\';
+        buf[n++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+}
+
+int main(int argc, char **argv)
+{
+    static struct ebench b; /* large: the histogram and per-second counts */
+    char case_buf[64], target[32], extra[300];
+    int rc;
+
+    b.o = (struct opts){.key_prefix = "/icroot-bench/bench",
+                        .path = "/v3/kv/put",
+                        .label = "etcd",
+                        .clients = 64,
+                        .duration = 10,
+                        .warmup = 2,
+                        .grace = 10};
+    rc = parse(argc, argv, &b.o);
+    if (rc >= 0)
+        return rc;
+    signal(SIGPIPE, SIG_IGN);
+    if (setup(&b, case_buf, sizeof case_buf, target) != 0)
+        return 2;
+    uv_loop_init(&b.loop);
+    uv_timer_init(&b.loop, &b.tick);
+    b.tick.data = &b;
+    uv_timer_start(&b.tick, on_tick, 20, 20);
+    b.t_conn0 = cb_now_ns();
+    for (unsigned i = 0; i < b.o.clients; i++)
+        conn_open(&b.c[i]);
+    uv_run(&b.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&b.loop);
+    snprintf(extra, sizeof extra,
+             ",\"path\":\"%s\",\"members\":%d,\"first_answer\":\"", b.o.path,
+             b.neps);
+    escape_into(extra, sizeof extra, b.first_body);
+    cb_report_print(&b.run, extra);
+    for (unsigned i = 0; i < b.o.clients; i++) {
+        free(b.c[i].req);
+        free(b.c[i].in);
+    }
+    free(b.c);
+    free(b.value);
+    return b.run.cpu1 > 0 ? 0 : 1;
+}
