@@ -624,7 +624,7 @@ int ic_store_term_id(struct ic_txn *t,
                      uint64_t *id)
 {
     size_t len;
-    uint64_t tag, okey, inl;
+    uint64_t tag = 0, okey = 0, inl = 0;
     int rc;
 
     rc = ic_store__term_encode(term, &t->scratch, &t->scratch_cap, &len, &tag,
