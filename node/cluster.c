@@ -86,6 +86,7 @@ struct ic_node_cluster {
     uint64_t next_id;
     int fwd_inflight;
     bool closing, raft_closed, links_closed;
+    bool barrier_pending; /* a barrier pushing the commit index out */
     void (*close_cb)(void *data);
     void *close_data;
     unsigned char *seed; /* the seed command's bytes, while it runs */
@@ -382,6 +383,19 @@ static void answer(struct ic_node_cluster *c,
     ic_xml_free(m);
 }
 
+static void on_barrier_done(void *data,
+                            int rc,
+                            uint64_t leader_id,
+                            const char *leader_address)
+{
+    struct ic_node_cluster *c = data;
+
+    (void)rc;
+    (void)leader_id;
+    (void)leader_address;
+    c->barrier_pending = false;
+}
+
 static void on_forwarded_done(void *data,
                               int rc,
                               const struct ic_raft_result *res,
@@ -389,9 +403,16 @@ static void on_forwarded_done(void *data,
                               const char *leader_address)
 {
     struct fwd *f = data;
+    struct ic_node_cluster *c = f->c;
 
     (void)leader_address;
     answer(f->c, f->from, f->id, f->attempt, rc, res, leader_id);
+    /* The follower that forwarded it answers once it has applied the
+     * entry, which it learns with our next append: a barrier appends one
+     * now instead of at the next heartbeat (one at a time). */
+    if (rc == 0 && !c->closing && !c->barrier_pending &&
+        ic_raft_node_barrier(c->raft, on_barrier_done, c) == 0)
+        c->barrier_pending = true;
     f->c->fwd_inflight--;
     ic_free(f->buf);
     ic_free(f);
