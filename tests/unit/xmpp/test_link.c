@@ -189,8 +189,8 @@ static int setup(void **state)
                                                sizeof why),
                          0);
     assert_int_equal(ic_devcerts_make_client(dir, dir, "cloud1@" DOMAIN,
-                                             "cloud1", IC_DEVCERTS_EC_P256,
-                                             why, sizeof why),
+                                             "cloud1", IC_DEVCERTS_EC_P256, why,
+                                             sizeof why),
                      0);
     /* node 3 again, from another CA */
     assert_int_equal(ic_devcerts_make_ca(other, "other", IC_DEVCERTS_EC_P256,
