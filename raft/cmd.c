@@ -185,10 +185,10 @@ static bool op_ok(const struct ic_raft_op *op)
     case IC_RAFT_OP_RDF_LOAD:
         return rdf_ok(op);
     case IC_RAFT_OP_KV_PUT:
-        if (!bytes_ok(kv->val.data, kv->val.len, UINT32_MAX))
-            return false;
-        /* fall through */
     case IC_RAFT_OP_KV_DEL:
+        if (op->type == IC_RAFT_OP_KV_PUT &&
+            !bytes_ok(kv->val.data, kv->val.len, UINT32_MAX))
+            return false;
         return db_to_wire(kv->db) > 0 && kv->key.len > 0 &&
                bytes_ok(kv->key.data, kv->key.len, IC_RAFT_KEY_MAX);
     default:

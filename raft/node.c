@@ -388,7 +388,7 @@ int ic_raft_node_transfer(struct ic_raft_node *n,
 
 /* Status */
 
-static enum ic_raft_state state_of(int s)
+static enum ic_raft_state state_of(unsigned s)
 {
     switch (s) {
     case RAFT_FOLLOWER:
@@ -411,7 +411,7 @@ void ic_raft_node_status(struct ic_raft_node *n, struct ic_raft_status *out)
 
     memset(out, 0, sizeof *out);
     out->id = r->id;
-    out->state = state_of(raft_state(r));
+    out->state = state_of((unsigned)raft_state(r));
     raft_leader(r, &lid, &la);
     out->leader_id = lid;
     if (lid != 0 && la != NULL)
