@@ -98,6 +98,7 @@ struct ic_node_cluster {
 static void attempt_start(struct req *r);
 static void maybe_free_req(struct req *r);
 static void on_sync(uv_timer_t *t);
+static void push_commit(struct ic_node_cluster *c);
 
 /* ---- base64 for the link messages -------------------------------------- */
 
@@ -258,10 +259,11 @@ static void on_local(void *data,
         maybe_free_req(r);
         return;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        push_commit(r->c);
         finish(r, 0, res);
-    else if (rc == IC_ENOTLEADER && leader_id != 0 &&
-             leader_id != r->c->cfg->node.id)
+    } else if (rc == IC_ENOTLEADER && leader_id != 0 &&
+               leader_id != r->c->cfg->node.id)
         forward(r, leader_id);
     else if (rc == IC_ENOTLEADER || rc == IC_EINDOUBT)
         retry_later(r, rc == IC_ENOTLEADER ? "no leader" : "outcome unknown");
@@ -396,6 +398,18 @@ static void on_barrier_done(void *data,
     c->barrier_pending = false;
 }
 
+/* Followers apply a committed entry when the leader next tells them the
+ * commit index, with its next append or heartbeat. After a write commits,
+ * a barrier appends at once, so the followers (and a follower waiting to
+ * answer a forwarded write) apply it within a round trip instead of up to
+ * a heartbeat later (one barrier at a time). */
+static void push_commit(struct ic_node_cluster *c)
+{
+    if (!c->closing && !c->barrier_pending &&
+        ic_raft_node_barrier(c->raft, on_barrier_done, c) == 0)
+        c->barrier_pending = true;
+}
+
 static void on_forwarded_done(void *data,
                               int rc,
                               const struct ic_raft_result *res,
@@ -407,12 +421,8 @@ static void on_forwarded_done(void *data,
 
     (void)leader_address;
     answer(f->c, f->from, f->id, f->attempt, rc, res, leader_id);
-    /* The follower that forwarded it answers once it has applied the
-     * entry, which it learns with our next append: a barrier appends one
-     * now instead of at the next heartbeat (one at a time). */
-    if (rc == 0 && !c->closing && !c->barrier_pending &&
-        ic_raft_node_barrier(c->raft, on_barrier_done, c) == 0)
-        c->barrier_pending = true;
+    if (rc == 0)
+        push_commit(c);
     f->c->fwd_inflight--;
     ic_free(f->buf);
     ic_free(f);

@@ -320,7 +320,7 @@ struct ic_xml *ic_xml_parse(const char *text, size_t len, const char *ns)
 {
     static const struct ic_xml_stream_cbs cbs = {po_open, po_stanza, po_close,
                                                  po_error};
-    struct ic_xml_limits lim = {len + 1, 64, 1u << 16, 64};
+    struct ic_xml_limits lim = {len + 4096, 64, 1u << 16, 64};
     struct parse_one p = {0};
     struct ic_xml_stream *s = ic_xml_stream_new(&cbs, &p, &lim);
     struct ic_buf head = {0};

@@ -20,6 +20,9 @@
 #                       on the leader and on a follower (of both systems)
 #   BENCH_ETCD=0        icroot only
 #   BENCH_QUERY=0       no query cases
+#   BENCH_PRESENCE=0    no presence case (100 publishers on one node, 100
+#                       watchers on another; BENCH_PRESENCE_RATES changes
+#                       per publisher per second, "10 50")
 #
 # Every level starts both systems afresh (new data directories), icroot
 # first on odd repeats and etcd first on even ones. Never touches a system
@@ -36,13 +39,17 @@ qclients=${BENCH_QUERY_CLIENTS:-64}
 repeat=${BENCH_REPEAT:-1}
 with_etcd=${BENCH_ETCD:-1}
 with_query=${BENCH_QUERY:-1}
+with_presence=${BENCH_PRESENCE:-1}
+presence_rates=${BENCH_PRESENCE_RATES:-10 50}
 with_roles=${BENCH_ROLES:-1}
 kprefix=/icroot-bench/bench
 
 mkdir -p "$work" "$work/logs"
 results="$work/results.jsonl"
 checks="$work/checks.txt"
+presence="$work/presence.jsonl"
 : >"$results"
+: >"$presence"
 : >"$checks"
 dev_pid='' etcd_pids=''
 
@@ -88,6 +95,8 @@ stale() { # PROGRAM SOURCE...
     report.c cbench.h || need="$need icroot-cluster-bench"
 ! stale "$build/etcd-bench" etcd-bench.c stats.c cbench.h ||
     need="$need etcd-bench"
+! stale "$build/icroot-presence-bench" presence-bench.c icluster.c stats.c \
+    report.c cbench.h || need="$need icroot-presence-bench"
 if [ -n "$need" ]; then
     say "building$need in $build"
     # shellcheck disable=SC2086 # $need: several targets
@@ -95,6 +104,7 @@ if [ -n "$need" ]; then
 fi
 gen="$build/icroot-cluster-bench"
 ebench="$build/etcd-bench"
+pbench="$build/icroot-presence-bench"
 if [ "$with_etcd" = 1 ] && ! command -v etcd >/dev/null; then
     say "etcd not found: run scripts/install-deps.sh (Debian's etcd-server, etcd-client)"
     exit 1
@@ -308,6 +318,19 @@ while [ $r -le "$repeat" ]; do
         icroot_keep_logs query
         icroot_stop
     fi
+    if [ "$with_presence" = 1 ]; then
+        icroot_start 200
+        for rate in $presence_rates; do
+            say "presence: 100 pairs x $rate changes/s (node 1 -> node 2) ..."
+            timeout "$limit" "$pbench" --cluster "$idir/cluster.json" \
+                --password "$password" --pairs 100 --rate "$rate" \
+                --pub-node 1 --watch-node 2 --duration "$dur" \
+                --warmup "$warm" >>"$presence" ||
+                say "presence-$rate: failed"
+        done
+        icroot_keep_logs presence
+        icroot_stop
+    fi
     r=$((r + 1))
 done
 
@@ -318,6 +341,21 @@ done
     echo
     "$gen" --compare "$results"
     echo
+    if [ -s "$presence" ]; then
+        echo "Presence across nodes (publishers on node 1, watchers on node 2):"
+        echo
+        echo "| changes/s asked | sent/s | received/s | p50 / p99 / p99.9 ms | servers' CPU (cores) | generator CPU |"
+        echo "| --- | --- | --- | --- | --- | --- |"
+        python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    print("| %s | %.0f | %.0f | %.1f / %.1f / %.1f | %.2f | %.0f %% |" % (
+        d["case"].split("-")[1], d["sent_per_s"], d["rate"],
+        d["p50_us"] / 1e3, d["p99_us"] / 1e3, d["p999_us"] / 1e3,
+        d["server_cpu_cores"], 100 * d["gen_cpu_share"]))' "$presence"
+        echo
+    fi
     echo "Checks after each case (the nodes agree; etcd's keys and revisions):"
     echo
     sed 's/^/    /' "$checks"

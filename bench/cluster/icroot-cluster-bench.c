@@ -38,11 +38,11 @@
 
 #include "cbench.h"
 #include "ic_xmpp.h"
+#include "icluster.h"
 
 #define NS_CMD "http://jabber.org/protocol/commands"
 #define NS_IODATA "urn:xmpp:tmp:io-data"
 #define NS_RES "http://www.csp/resOntology"
-#define MAX_NODES 16
 
 int cb_compare(const char *file); /* report.c */
 
@@ -54,13 +54,6 @@ struct opts {
     double duration, warmup, grace, timeout;
     bool create;
     const char *pids;
-};
-
-struct cluster {
-    char *domain, *ca, *service, *admin_password;
-    int nnodes;
-    char *host[MAX_NODES];
-    int port[MAX_NODES], pid[MAX_NODES];
 };
 
 struct bench;
@@ -86,70 +79,6 @@ struct bench {
     uint64_t t_login0, t_stop;
     char mech[64];
 };
-
-/* ---- cluster.json -------------------------------------------------------- */
-
-static char *jdup(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-
-    return s != NULL ? ic_strdup(s) : NULL;
-}
-
-static int load_cluster(const char *path, struct cluster *cl)
-{
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err), *n, *a;
-    size_t i;
-
-    if (root == NULL) {
-        fprintf(stderr, "%s:%d: %s\n", path, err.line, err.text);
-        return -1;
-    }
-    cl->domain = jdup(root, "domain");
-    cl->ca = jdup(root, "ca_cert");
-    cl->service = jdup(root, "service_jid");
-    json_array_foreach(json_object_get(root, "nodes"), i, n)
-    {
-        if (cl->nnodes == MAX_NODES)
-            break;
-        cl->host[cl->nnodes] = jdup(n, "host");
-        cl->port[cl->nnodes] =
-            (int)json_integer_value(json_object_get(n, "c2s_port"));
-        cl->pid[cl->nnodes] =
-            (int)json_integer_value(json_object_get(n, "pid"));
-        if (cl->host[cl->nnodes] == NULL || cl->port[cl->nnodes] <= 0)
-            break;
-        cl->nnodes++;
-    }
-    json_array_foreach(json_object_get(root, "accounts"), i, a)
-    {
-        if (json_is_true(json_object_get(a, "admin")) &&
-            cl->admin_password == NULL)
-            cl->admin_password = jdup(a, "password");
-    }
-    json_decref(root);
-    if (cl->domain == NULL || cl->ca == NULL || cl->nnodes == 0) {
-        fprintf(stderr, "%s: no domain, ca_cert or nodes\n", path);
-        return -1;
-    }
-    if (cl->service == NULL) {
-        size_t len = strlen(cl->domain) + 9;
-        cl->service = ic_malloc(len);
-        snprintf(cl->service, len, "service.%s", cl->domain);
-    }
-    return 0;
-}
-
-static void free_cluster(struct cluster *cl)
-{
-    ic_free(cl->domain);
-    ic_free(cl->ca);
-    ic_free(cl->service);
-    ic_free(cl->admin_password);
-    for (int i = 0; i < cl->nnodes; i++)
-        ic_free(cl->host[i]);
-}
 
 /* ---- the stanzas --------------------------------------------------------- */
 
@@ -860,7 +789,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     ic_log_set_level(IC_LOG_WARN);
-    if (load_cluster(b.o.cluster, &b.cl) != 0)
+    if (cb_cluster_load(b.o.cluster, &b.cl) != 0)
         return 1;
     if (b.o.node > b.cl.nnodes) {
         fprintf(stderr, "--node %d: the cluster has %d nodes\n", b.o.node,
@@ -882,6 +811,6 @@ int main(int argc, char **argv)
     }
     uv_run(&b.loop, UV_RUN_DEFAULT);
     uv_loop_close(&b.loop);
-    free_cluster(&b.cl);
+    cb_cluster_free(&b.cl);
     return rc;
 }
