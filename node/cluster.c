@@ -56,6 +56,7 @@ struct req {
     unsigned attempt;
     int inflight; /* local submissions not called back yet */
     bool timer_open;
+    bool push; /* followers should apply it at once (presence) */
     uint64_t wait_index;
     struct ic_raft_result res;
     struct req *next;
@@ -260,7 +261,8 @@ static void on_local(void *data,
         return;
     }
     if (rc == 0) {
-        push_commit(r->c);
+        if (r->push)
+            push_commit(r->c);
         finish(r, 0, res);
     } else if (rc == IC_ENOTLEADER && leader_id != 0 &&
                leader_id != r->c->cfg->node.id)
@@ -305,11 +307,37 @@ static void attempt_start(struct req *r)
     }
 }
 
+static int write_cmd(struct ic_node_cluster *c,
+                     const struct ic_raft_cmd *cmd,
+                     unsigned deadline_ms,
+                     bool push,
+                     ic_node_write_cb cb,
+                     void *data);
+
 int ic_node_cluster_write(struct ic_node_cluster *c,
                           const struct ic_raft_cmd *cmd,
                           unsigned deadline_ms,
                           ic_node_write_cb cb,
                           void *data)
+{
+    return write_cmd(c, cmd, deadline_ms, false, cb, data);
+}
+
+int ic_node_cluster_write_push(struct ic_node_cluster *c,
+                               const struct ic_raft_cmd *cmd,
+                               unsigned deadline_ms,
+                               ic_node_write_cb cb,
+                               void *data)
+{
+    return write_cmd(c, cmd, deadline_ms, true, cb, data);
+}
+
+static int write_cmd(struct ic_node_cluster *c,
+                     const struct ic_raft_cmd *cmd,
+                     unsigned deadline_ms,
+                     bool push,
+                     ic_node_write_cb cb,
+                     void *data)
 {
     struct ic_raft_cmd copy = *cmd;
     struct req *r;
@@ -338,6 +366,7 @@ int ic_node_cluster_write(struct ic_node_cluster *c,
     }
     r->cb = cb;
     r->data = data;
+    r->push = push;
     r->deadline = uv_now(c->loop) +
                   (deadline_ms != 0 ? deadline_ms : DEFAULT_DEADLINE_MS);
     uv_timer_init(c->loop, &r->timer);

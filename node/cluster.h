@@ -70,6 +70,15 @@ int ic_node_cluster_write(struct ic_node_cluster *c,
                           ic_node_write_cb cb,
                           void *data);
 
+/* The same, and the followers are told of the commit at once (a barrier
+ * follows it) instead of at the next heartbeat: for writes whose effect
+ * other nodes act on (presence). Writes forwarded by a follower always are. */
+int ic_node_cluster_write_push(struct ic_node_cluster *c,
+                               const struct ic_raft_cmd *cmd,
+                               unsigned deadline_ms,
+                               ic_node_write_cb cb,
+                               void *data);
+
 void ic_node_cluster_status(struct ic_node_cluster *c,
                             struct ic_raft_status *out);
 
