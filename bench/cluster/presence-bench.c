@@ -238,7 +238,7 @@ static void on_tick(uv_timer_t *t)
         return;
     if (!b->started) {
         if (b->seen == b->pairs ||
-            (b->up + b->failed == 2 * b->pairs && now - b->t0 > 60e9)) {
+            (b->up + b->failed == 2 * b->pairs && now - b->t0 > 60000000000u)) {
             fprintf(stderr,
                     "presence: %u of %u watchers see their "
                     "publisher; running\n",
@@ -247,7 +247,7 @@ static void on_tick(uv_timer_t *t)
             b->run.clients_up = b->up;
             b->run.login_s = (double)(now - b->t0) / 1e9;
             cb_run_start(&b->run);
-        } else if (now - b->t0 > 120e9) {
+        } else if (now - b->t0 > 120000000000u) {
             fprintf(stderr, "presence: setup timed out (%u up, %u seen)\n",
                     b->up, b->seen);
             close_all(b);
