@@ -569,6 +569,44 @@ static void test_round_trip_seed(void **state)
     ic_xml_free(x);
 }
 
+/* ic_xml_parse: exactly one element, with the stream parser's rules;
+ * a short element (shorter than the wrapper it is parsed in) too. */
+static void test_parse_one_element(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "<a>",
+        "<a/><b/>",
+        "<!DOCTYPE a><a/>",
+        "<a><!-- c --></a>",
+        "<a><?pi x?></a>",
+        "<a>&amp;</a",
+        "text only",
+    };
+    struct ic_xml *x;
+    char *out;
+
+    (void)state;
+    x = ic_xml_parse("<presence/>", 11, IC_NS_CLIENT);
+    assert_non_null(x);
+    assert_string_equal(x->name, "presence");
+    assert_string_equal(x->ns, IC_NS_CLIENT);
+    ic_xml_free(x);
+    x = ic_xml_parse("<presence from='a@b/c'><status>t1</status></presence>",
+                     53, IC_NS_CLIENT);
+    assert_non_null(x);
+    out = ic_xml_to_string(x, IC_NS_CLIENT);
+    assert_string_equal(
+        out, "<presence from='a@b/c'><status>t1</status></presence>");
+    ic_free(out);
+    ic_xml_free(x);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        x = ic_xml_parse(bad[i], strlen(bad[i]), IC_NS_CLIENT);
+        if (x != NULL)
+            fail_msg("accepted: %s", bad[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -587,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_utf8),
         cmocka_unit_test(test_round_trip_namespaces),
         cmocka_unit_test(test_round_trip_seed),
+        cmocka_unit_test(test_parse_one_element),
     };
 
     return cmocka_run_group_tests_name("xmpp_xml", tests, NULL, NULL);
