@@ -183,7 +183,7 @@ static void usage(FILE *f)
         "  load FILE [--graph IRI]     load Turtle (one stanza: up to the\n"
         "                              node's max_stanza; larger files\n"
         "                              offline)\n"
-        "  dump [--graph IRI] [--format trig|nq]\n"
+        "  dump [--graph IRI] [--format trig|nq] [--linearizable]\n"
         "  query [--linearizable] ATTRIBUTE=VALUE ... | query --xml FILE\n"
         "                              --linearizable: after a Raft barrier\n"
         "  members                     the Raft members, leader, indexes\n"

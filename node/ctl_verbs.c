@@ -259,6 +259,8 @@ static int verb_dump(struct ctl_remote *r, int argc, char **argv)
             ic_xml_set_attr(req, "graph", argv[++i]);
         else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
             ic_xml_set_attr(req, "format", argv[++i]);
+        else if (strcmp(argv[i], "--linearizable") == 0)
+            ic_xml_set_attr(req, "consistency", "linearizable");
         else {
             fprintf(stderr, "icrootctl dump: unexpected '%s'\n", argv[i]);
             ic_xml_free(req);

@@ -52,7 +52,6 @@ static void bad(struct ic_adhoc_req *r, const char *text)
 struct pending {
     struct ic_adhoc_req *r;
     const char *note; /* the info note of success */
-    struct ic_node_service *svc;
 };
 
 static void on_written(void *data, int rc, const struct ic_raft_result *res)
@@ -376,39 +375,42 @@ static int graph_ntriples(struct ic_txn *t, const char *iri, char **text)
     return rc;
 }
 
-/* A linearizable query: a no-op command through Raft first; once it is
+/* A linearizable read: a no-op command through Raft first; once it is
  * applied here, this node has applied everything committed before the
- * query arrived, so the local read that follows is linearizable. */
+ * request arrived, so the local read that follows is linearizable. */
+struct barrier {
+    struct ic_adhoc_req *r;
+    struct ic_node_service *svc;
+    void (*then)(void *svc, struct ic_adhoc_req *r);
+};
+
 static void
 on_read_barrier(void *data, int rc, const struct ic_raft_result *res)
 {
-    struct pending *p = data;
-    struct ic_adhoc_req *r = p->r;
-    struct ic_node_service *svc = p->svc;
+    struct barrier *b = data;
+    struct barrier copy = *b;
 
     (void)res;
-    ic_free(p);
+    ic_free(b);
     if (rc != 0)
-        ic_adhoc_fail(r, "wait", "internal-server-error",
+        ic_adhoc_fail(copy.r, "wait", "internal-server-error",
                       "no linearizable read: the cluster has no leader "
                       "reachable now");
     else
-        query(svc, r);
+        copy.then(copy.svc, copy.r);
 }
 
-/* constraint_catalog_resources: a local read, or with
- * consistency='linearizable' on <constraints>, one after a barrier. */
-static void query_entry(void *data, struct ic_adhoc_req *r)
+void ic_node__svc_read(struct ic_node_service *svc,
+                       struct ic_adhoc_req *r,
+                       const char *mode,
+                       void (*then)(void *svc, struct ic_adhoc_req *r))
 {
-    struct ic_node_service *svc = data;
-    const struct ic_xml *c = ic_node__svc_input(r, "constraints", NS_RES);
-    const char *mode = c ? ic_xml_attr(c, "consistency") : NULL;
     struct ic_raft_op op = {0};
     struct ic_raft_cmd cmd = {0};
-    struct pending *p;
+    struct barrier *b;
 
     if (mode == NULL || strcmp(mode, "local") == 0) {
-        query(data, r);
+        then(svc, r);
         return;
     }
     if (strcmp(mode, "linearizable") != 0) {
@@ -420,14 +422,21 @@ static void query_entry(void *data, struct ic_adhoc_req *r)
     op.kv.key = (struct ic_kv){"read-barrier", 12};
     cmd.n_ops = 1;
     cmd.ops = &op;
-    p = ic_malloc(sizeof *p);
-    p->r = r;
-    p->note = NULL;
-    p->svc = svc;
-    if (ic_node_cluster_write(svc->cluster, &cmd, 0, on_read_barrier, p) != 0) {
-        ic_free(p);
+    b = ic_malloc(sizeof *b);
+    *b = (struct barrier){r, svc, then};
+    if (ic_node_cluster_write(svc->cluster, &cmd, 0, on_read_barrier, b) != 0) {
+        ic_free(b);
         ic_adhoc_fail(r, "wait", "internal-server-error", "cluster closing");
     }
+}
+
+/* constraint_catalog_resources: a local read, or with
+ * consistency='linearizable' on <constraints>, one after a barrier. */
+static void query_entry(void *data, struct ic_adhoc_req *r)
+{
+    const struct ic_xml *c = ic_node__svc_input(r, "constraints", NS_RES);
+
+    ic_node__svc_read(data, r, c ? ic_xml_attr(c, "consistency") : NULL, query);
 }
 
 /* Builds the cloud's new description in a write transaction that is then

@@ -33,6 +33,14 @@ ic_node__svc_input(struct ic_adhoc_req *r, const char *name, const char *ns);
  * be NULL). */
 struct ic_xml *ic_node__svc_output(struct ic_xml *content);
 
+/* Runs THEN(SVC, R) now (MODE NULL or "local"), or once a no-op through
+ * Raft is applied here (MODE "linearizable"); another MODE is a
+ * bad-request. */
+void ic_node__svc_read(struct ic_node_service *svc,
+                       struct ic_adhoc_req *r,
+                       const char *mode,
+                       void (*then)(void *svc, struct ic_adhoc_req *r));
+
 /* The admin commands of service_admin.c (XEP-0050 handlers). */
 void ic_node__svc_status(void *data, struct ic_adhoc_req *r);
 void ic_node__svc_list_accounts(void *data, struct ic_adhoc_req *r);

@@ -124,8 +124,19 @@ void ic_node__svc_list_accounts(void *data, struct ic_adhoc_req *r)
     ic_adhoc_done(r, ic_node__svc_output(x), NULL, NULL);
 }
 
-/* Input: optional <dump xmlns=NS_RES graph='IRI' format='trig|nq'/>. */
+static void dump_now(void *data, struct ic_adhoc_req *r);
+
+/* Input: optional <dump xmlns=NS_RES graph='IRI' format='trig|nq'
+ * consistency='local|linearizable'/>. */
 void ic_node__svc_dump_catalog(void *data, struct ic_adhoc_req *r)
+{
+    const struct ic_xml *in = ic_node__svc_input(r, "dump", NS_RES);
+
+    ic_node__svc_read(data, r, in ? ic_xml_attr(in, "consistency") : NULL,
+                      dump_now);
+}
+
+static void dump_now(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
     const struct ic_xml *in = ic_node__svc_input(r, "dump", NS_RES);
