@@ -230,7 +230,10 @@ int ctl_remote_command(struct ctl_remote *r,
     o.key = r->key;
     o.user = r->cert != NULL && r->password == NULL ? NULL : r->user;
     o.password = r->password;
-    o.resource = "icrootctl";
+    /* a resource of the server's choosing: concurrent icrootctl runs of
+     * one account must not share a full JID (each would take the other's
+     * answers) */
+    o.resource = NULL;
     o.timeout_ms = r->timeout_ms;
     uv_loop_init(&loop);
     rc = ic_xmpp_client_new(&loop, &o, &cbs, &k, &k.c);
