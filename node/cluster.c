@@ -56,7 +56,7 @@ struct req {
     unsigned attempt;
     int inflight; /* local submissions not called back yet */
     bool timer_open;
-    bool push; /* followers should apply it at once (presence) */
+    bool push; /* asked for (presence); every write pushes now */
     uint64_t wait_index;
     struct ic_raft_result res;
     struct req *next;
@@ -261,8 +261,7 @@ static void on_local(void *data,
         return;
     }
     if (rc == 0) {
-        if (r->push)
-            push_commit(r->c);
+        push_commit(r->c);
         finish(r, 0, res);
     } else if (rc == IC_ENOTLEADER && leader_id != 0 &&
                leader_id != r->c->cfg->node.id)

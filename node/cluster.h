@@ -70,9 +70,10 @@ int ic_node_cluster_write(struct ic_node_cluster *c,
                           ic_node_write_cb cb,
                           void *data);
 
-/* The same, and the followers are told of the commit at once (a barrier
- * follows it) instead of at the next heartbeat: for writes whose effect
- * other nodes act on (presence). Writes forwarded by a follower always are. */
+/* The same (kept for the callers that say so: presence). Every write is
+ * followed by a barrier on the leader, so followers learn the commit at
+ * once instead of at the next heartbeat: without it, a single client on
+ * the leader was seen stalling for ~38 ms on one write in six. */
 int ic_node_cluster_write_push(struct ic_node_cluster *c,
                                const struct ic_raft_cmd *cmd,
                                unsigned deadline_ms,
