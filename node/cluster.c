@@ -56,7 +56,6 @@ struct req {
     unsigned attempt;
     int inflight; /* local submissions not called back yet */
     bool timer_open;
-    bool push; /* asked for (presence); every write pushes now */
     uint64_t wait_index;
     struct ic_raft_result res;
     struct req *next;
@@ -306,37 +305,11 @@ static void attempt_start(struct req *r)
     }
 }
 
-static int write_cmd(struct ic_node_cluster *c,
-                     const struct ic_raft_cmd *cmd,
-                     unsigned deadline_ms,
-                     bool push,
-                     ic_node_write_cb cb,
-                     void *data);
-
 int ic_node_cluster_write(struct ic_node_cluster *c,
                           const struct ic_raft_cmd *cmd,
                           unsigned deadline_ms,
                           ic_node_write_cb cb,
                           void *data)
-{
-    return write_cmd(c, cmd, deadline_ms, false, cb, data);
-}
-
-int ic_node_cluster_write_push(struct ic_node_cluster *c,
-                               const struct ic_raft_cmd *cmd,
-                               unsigned deadline_ms,
-                               ic_node_write_cb cb,
-                               void *data)
-{
-    return write_cmd(c, cmd, deadline_ms, true, cb, data);
-}
-
-static int write_cmd(struct ic_node_cluster *c,
-                     const struct ic_raft_cmd *cmd,
-                     unsigned deadline_ms,
-                     bool push,
-                     ic_node_write_cb cb,
-                     void *data)
 {
     struct ic_raft_cmd copy = *cmd;
     struct req *r;
@@ -365,7 +338,6 @@ static int write_cmd(struct ic_node_cluster *c,
     }
     r->cb = cb;
     r->data = data;
-    r->push = push;
     r->deadline = uv_now(c->loop) +
                   (deadline_ms != 0 ? deadline_ms : DEFAULT_DEADLINE_MS);
     uv_timer_init(c->loop, &r->timer);
@@ -689,18 +661,31 @@ static void on_member_done(void *data,
     ic_free(m);
 }
 
-static struct member_op *member_op(struct ic_node_cluster *c,
-                                   uint64_t id,
-                                   ic_node_member_cb cb,
-                                   void *data)
+enum member_change { MC_ADD, MC_REMOVE, MC_TRANSFER };
+
+static int member_start(struct ic_node_cluster *c,
+                        enum member_change what,
+                        uint64_t id,
+                        const char *address,
+                        ic_node_member_cb cb,
+                        void *data)
 {
     struct member_op *m = ic_calloc(1, sizeof *m);
+    int rc;
 
     m->c = c;
     m->id = id;
     m->cb = cb;
     m->data = data;
-    return m;
+    m->then_assign = what == MC_ADD;
+    rc = what == MC_ADD
+             ? ic_raft_node_add(c->raft, id, address, on_member_done, m)
+         : what == MC_REMOVE
+             ? ic_raft_node_remove(c->raft, id, on_member_done, m)
+             : ic_raft_node_transfer(c->raft, id, on_member_done, m);
+    if (rc != 0)
+        ic_free(m);
+    return rc;
 }
 
 int ic_node_cluster_member_add(struct ic_node_cluster *c,
@@ -709,14 +694,7 @@ int ic_node_cluster_member_add(struct ic_node_cluster *c,
                                ic_node_member_cb cb,
                                void *data)
 {
-    struct member_op *m = member_op(c, id, cb, data);
-    int rc;
-
-    m->then_assign = true;
-    rc = ic_raft_node_add(c->raft, id, address, on_member_done, m);
-    if (rc != 0)
-        ic_free(m);
-    return rc;
+    return member_start(c, MC_ADD, id, address, cb, data);
 }
 
 int ic_node_cluster_member_remove(struct ic_node_cluster *c,
@@ -724,12 +702,7 @@ int ic_node_cluster_member_remove(struct ic_node_cluster *c,
                                   ic_node_member_cb cb,
                                   void *data)
 {
-    struct member_op *m = member_op(c, id, cb, data);
-    int rc = ic_raft_node_remove(c->raft, id, on_member_done, m);
-
-    if (rc != 0)
-        ic_free(m);
-    return rc;
+    return member_start(c, MC_REMOVE, id, NULL, cb, data);
 }
 
 int ic_node_cluster_transfer(struct ic_node_cluster *c,
@@ -737,12 +710,7 @@ int ic_node_cluster_transfer(struct ic_node_cluster *c,
                              ic_node_member_cb cb,
                              void *data)
 {
-    struct member_op *m = member_op(c, id, cb, data);
-    int rc = ic_raft_node_transfer(c->raft, id, on_member_done, m);
-
-    if (rc != 0)
-        ic_free(m);
-    return rc;
+    return member_start(c, MC_TRANSFER, id, NULL, cb, data);
 }
 
 /* Every second: a link to every member of the Raft configuration (at its

@@ -182,8 +182,8 @@ static void flush(struct ic_node_presence *np)
     op.presence.items = items;
     cmd.n_ops = 1;
     cmd.ops = &op;
-    if (ic_node_cluster_write_push(np->cluster, &cmd, WRITE_DEADLINE_MS,
-                                   on_batch, np) == 0) {
+    if (ic_node_cluster_write(np->cluster, &cmd, WRITE_DEADLINE_MS, on_batch,
+                              np) == 0) {
         np->batch_pending = true;
         json_object_foreach(sent, k, v) json_object_del(np->pending, k);
     }

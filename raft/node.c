@@ -212,6 +212,24 @@ static void on_barrier(struct raft_barrier *req, int status)
     complete(req->data, ic_raft__err(status));
 }
 
+/* An operation only the leader can run, ready to go; or NULL when this
+ * node does not lead (then it is completed with IC_ENOTLEADER already). */
+static struct op *leader_op(struct ic_raft_node *n,
+                            enum op_kind kind,
+                            ic_raft_done_cb cb,
+                            void *data)
+{
+    struct op *op = op_new(n, kind);
+
+    op->done_cb = cb;
+    op->data = data;
+    if (!leading(n)) {
+        complete(op, IC_ENOTLEADER);
+        return NULL;
+    }
+    return op;
+}
+
 int ic_raft_node_barrier(struct ic_raft_node *n, ic_raft_done_cb cb, void *data)
 {
     struct op *op;
@@ -219,13 +237,9 @@ int ic_raft_node_barrier(struct ic_raft_node *n, ic_raft_done_cb cb, void *data)
 
     if (n->closing)
         return IC_EBUSY;
-    op = op_new(n, OP_BARRIER);
-    op->done_cb = cb;
-    op->data = data;
-    if (!leading(n)) {
-        complete(op, IC_ENOTLEADER);
+    op = leader_op(n, OP_BARRIER, cb, data);
+    if (op == NULL)
         return 0;
-    }
     op->req.barrier.data = op;
     rc = raft_barrier(&n->raft, &op->req.barrier, on_barrier);
     if (rc != 0)
@@ -240,19 +254,12 @@ static void on_change(struct raft_change *req, int status)
     complete(req->data, ic_raft__err(status));
 }
 
-/* A change request ready to go, or NULL (completed already) when this node
- * does not lead. */
 static struct op *change_op(struct ic_raft_node *n, ic_raft_done_cb cb, void *d)
 {
-    struct op *op = op_new(n, OP_CHANGE);
+    struct op *op = leader_op(n, OP_CHANGE, cb, d);
 
-    op->done_cb = cb;
-    op->data = d;
-    op->req.change.data = op;
-    if (!leading(n)) {
-        complete(op, IC_ENOTLEADER);
-        return NULL;
-    }
+    if (op != NULL)
+        op->req.change.data = op;
     return op;
 }
 
@@ -371,14 +378,10 @@ int ic_raft_node_transfer(struct ic_raft_node *n,
 
     if (n->closing)
         return IC_EBUSY;
-    op = op_new(n, OP_TRANSFER);
-    op->done_cb = cb;
-    op->data = data;
-    op->target = id;
-    if (!leading(n)) {
-        complete(op, IC_ENOTLEADER);
+    op = leader_op(n, OP_TRANSFER, cb, data);
+    if (op == NULL)
         return 0;
-    }
+    op->target = id;
     op->req.transfer.data = op;
     rc = raft_transfer(&n->raft, &op->req.transfer, id, on_transferred);
     if (rc != 0)
