@@ -63,9 +63,12 @@ const struct key ic_node__config_keys[] = {
     {"tls", "ca", K_PATH, F(tls.ca), 0, 0, true},
     {"tls", "min_version", K_TLSVER, F(tls.min_version), 0, 0, false},
     {"s2s", "address", K_ADDR, F(s2s.address), 0, 0, false},
-    {"s2s", "port", K_PORT, F(s2s.port), 1, 65535, false},
+    {"s2s", "port", K_PORT, F(s2s.port), 0, 65535, false},
     {"s2s", "dialback", K_BOOL, F(s2s.dialback), 0, 0, false},
     {"s2s", "secret", K_SECRET, F(s2s.secret), 0, 0, false},
+    {"s2s", "peers", K_ROUTES, F(s2s.routes), 0, 0, false},
+    {"s2s", "dns", K_HOSTPORT, F(s2s.dns), 0, 0, false},
+    {"s2s", "idle_timeout", K_UINT, F(s2s.idle_timeout), 0, 86400, false},
     {"cluster", "raft_port", K_PORT, F(cluster.raft_port), 1, 65535, false},
     {"cluster", "link_port", K_PORT, F(cluster.link_port), 1, 65535, false},
     {"cluster", "peers", K_PEERS, F(cluster.peers), 0, 0, false},
@@ -398,6 +401,39 @@ static bool peer_item(struct load *ld, const struct key *k, char *item)
     return true;
 }
 
+static bool route_item(struct load *ld, const struct key *k, char *item)
+{
+    struct ic_node_config *c = &ld->cfg;
+    char *eq = strchr(item, '='), *orig = ic_strdup(item), *host = NULL;
+    char *domain;
+    uint16_t port = 0;
+
+    if (eq != NULL)
+        *eq = '\0';
+    domain = trim(item);
+    if (eq == NULL || !ic_node__dns_name_ok(domain) ||
+        !parse_hostport(trim(eq + 1), &host, &port)) {
+        bad_value(ld, k, orig, "DOMAIN=HOST:PORT, ... with PORT 1..65535");
+        ic_free(orig);
+        return false;
+    }
+    ic_free(orig);
+    for (char *p = domain; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    for (size_t i = 0; i < c->s2s.n_routes; i++) {
+        if (strcmp(c->s2s.routes[i].domain, domain) == 0) {
+            problem(ld, ld->line, "duplicate domain %s in peers", domain);
+            ic_free(host);
+            return false;
+        }
+    }
+    c->s2s.routes = ic_realloc(c->s2s.routes,
+                               (c->s2s.n_routes + 1) * sizeof *c->s2s.routes);
+    c->s2s.routes[c->s2s.n_routes++] =
+        (struct ic_node_s2s_route){ic_strdup(domain), host, port};
+    return true;
+}
+
 static bool admin_item(struct load *ld, const struct key *k, char *item)
 {
     struct ic_node_config *c = &ld->cfg;
@@ -537,6 +573,21 @@ static void set_value(struct load *ld, const struct key *k, const char *v)
     case K_PEERS:
         parse_list(ld, k, v, peer_item);
         break;
+    case K_ROUTES:
+        parse_list(ld, k, v, route_item);
+        break;
+    case K_HOSTPORT: {
+        char *copy = ic_strdup(v), *host = NULL;
+        uint16_t port;
+        if (parse_hostport(copy, &host, &port)) {
+            ic_free(host);
+            set_str(field, ic_strdup(v));
+        } else {
+            bad_value(ld, k, v, "HOST:PORT");
+        }
+        ic_free(copy);
+        break;
+    }
     case K_NAMES:
         parse_list(ld, k, v, admin_item);
         break;
@@ -898,6 +949,7 @@ void ic_node_config_init(struct ic_node_config *c)
     c->s2s.address = ic_strdup("127.0.0.1");
     c->s2s.port = 15224;
     c->s2s.dialback = false;
+    c->s2s.idle_timeout = 300;
     c->cluster.raft_port = 15225;
     c->cluster.link_port = 15226;
     c->cluster.election_timeout = 1000;
@@ -919,6 +971,12 @@ void ic_node_config_free(struct ic_node_config *c)
     ic_free(c->tls.ca);
     ic_free(c->s2s.address);
     ic_free(c->s2s.secret);
+    for (size_t i = 0; i < c->s2s.n_routes; i++) {
+        ic_free(c->s2s.routes[i].domain);
+        ic_free(c->s2s.routes[i].host);
+    }
+    ic_free(c->s2s.routes);
+    ic_free(c->s2s.dns);
     for (size_t i = 0; i < c->cluster.n_peers; i++)
         ic_free(c->cluster.peers[i].host);
     ic_free(c->cluster.peers);

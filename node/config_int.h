@@ -22,8 +22,10 @@ enum ktype {
     K_ROLE,
     K_LEVEL,
     K_TLSVER,
-    K_PEERS, /* ID=HOST:PORT, ... */
-    K_NAMES, /* local parts, ... */
+    K_PEERS,    /* ID=HOST:PORT, ... */
+    K_ROUTES,   /* DOMAIN=HOST:PORT, ... */
+    K_HOSTPORT, /* HOST:PORT */
+    K_NAMES,    /* local parts, ... */
 };
 
 struct key {
@@ -44,7 +46,7 @@ struct name_val {
 #define MAX_LINE_LEN 4096
 
 /* Every key, in the order ic_node_config_write writes them. */
-#define IC_NODE__CONFIG_NKEYS 34
+#define IC_NODE__CONFIG_NKEYS 37
 extern const struct key ic_node__config_keys[];
 extern const size_t ic_node__config_nkeys;
 extern const char *const ic_node__config_sections[];

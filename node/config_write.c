@@ -60,6 +60,12 @@ format_list(const struct key *k, const struct ic_node_config *c, struct buf *b)
             buf_printf(b, "%s%u=", i ? ", " : "", p->id);
             buf_host_port(b, p->host, p->raft_port);
         }
+    } else if (k->type == K_ROUTES) {
+        for (size_t i = 0; i < c->s2s.n_routes; i++) {
+            const struct ic_node_s2s_route *r = &c->s2s.routes[i];
+            buf_printf(b, "%s%s=", i ? ", " : "", r->domain);
+            buf_host_port(b, r->host, r->port);
+        }
     } else {
         for (size_t i = 0; i < c->accounts.n_admins; i++)
             buf_printf(b, "%s%s", i ? ", " : "", c->accounts.admins[i]);
@@ -92,6 +98,7 @@ format_value(const struct key *k, const struct ic_node_config *c, struct buf *b)
     case K_SECRET:
     case K_DOMAIN:
     case K_ADDR:
+    case K_HOSTPORT:
         s = *(char *const *)f;
         break;
     case K_ROLE:
@@ -109,6 +116,7 @@ format_value(const struct key *k, const struct ic_node_config *c, struct buf *b)
                                     (int)c->tls.min_version);
         break;
     case K_PEERS:
+    case K_ROUTES:
     case K_NAMES:
         format_list(k, c, b);
         return true;

@@ -94,6 +94,58 @@ static json_t *accounts(const char *dir)
     return a;
 }
 
+/* DIR/s2s-secret: the dialback secret every node shares, made once. */
+static char *s2s_secret(const char *dir)
+{
+    char *path = path_join(dir, "s2s-secret"), buf[64] = "";
+    FILE *f = fopen(path, "r");
+    char *secret = NULL;
+    int fd;
+
+    if (f != NULL) {
+        if (fgets(buf, sizeof buf, f) != NULL)
+            buf[strcspn(buf, "\r\n")] = '\0';
+        fclose(f);
+        if (strlen(buf) >= 16)
+            secret = ic_strdup(buf);
+    }
+    if (secret == NULL) {
+        char *a = random_password(), *b = random_password();
+        secret = ic_malloc(strlen(a) + strlen(b) + 1);
+        strcpy(secret, a);
+        strcat(secret, b);
+        ic_free(a);
+        ic_free(b);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            if (write(fd, secret, strlen(secret)) < 0)
+                IC_LOG(IC_LOG_WARN, "dev", "%s: %s", path, strerror(errno));
+            close(fd);
+        }
+    }
+    ic_free(path);
+    return secret;
+}
+
+/* --s2s-peer DOMAIN=HOST:PORT items into C's [s2s] peers (the node checks
+ * them when it reads its config). */
+static void s2s_routes(const struct ic_dev_opts *o, struct ic_node_config *c)
+{
+    c->s2s.routes =
+        ic_calloc((size_t)o->n_s2s_peers + 1, sizeof *c->s2s.routes);
+    for (int i = 0; i < o->n_s2s_peers; i++) {
+        const char *v = o->s2s_peers[i], *eq = strchr(v, '=');
+        const char *colon = strrchr(v, ':');
+        struct ic_node_s2s_route *r = &c->s2s.routes[c->s2s.n_routes];
+        if (eq == NULL || colon == NULL || colon < eq)
+            continue;
+        r->domain = ic_strndup(v, (size_t)(eq - v));
+        r->host = ic_strndup(eq + 1, (size_t)(colon - eq - 1));
+        r->port = (uint16_t)atoi(colon + 1);
+        c->s2s.n_routes++;
+    }
+}
+
 static int write_config(const struct ic_dev_opts *o,
                         const char *dir,
                         int i,
@@ -116,6 +168,10 @@ static int write_config(const struct ic_dev_opts *o,
     c.c2s.port = (uint16_t)port;
     c.c2s.tls_port = (uint16_t)(port + 1);
     c.s2s.port = (uint16_t)(port + 2);
+    c.s2s.dialback = true;
+    c.s2s.secret = s2s_secret(dir);
+    s2s_routes(o, &c);
+    c.s2s.dns = o->s2s_dns ? ic_strdup(o->s2s_dns) : NULL;
     c.cluster.raft_port = (uint16_t)(port + 3);
     c.cluster.link_port = (uint16_t)(port + 4);
     snprintf(name, sizeof name, "node%d.pem", i + 1);

@@ -14,6 +14,10 @@ struct ic_dev_opts {
     const char *role;
     const char *ontology;
     bool no_sample;
+    /* --s2s-peer DOMAIN=HOST:PORT: written to every node's [s2s] peers */
+    const char *s2s_peers[16];
+    int n_s2s_peers;
+    const char *s2s_dns; /* --s2s-dns HOST:PORT: [s2s] dns */
 };
 
 /* Runs the embedded default; returns the exit code. */

@@ -19,12 +19,14 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: icroot run --config FILE\n"
-          "       icroot dev [--nodes N] [--dir DIR] [--base-port P]\n"
-          "                  [--domain D] [--role root|exchange] "
-          "[--no-sample]\n"
-          "                  [--ontology DIR]\n",
-          f);
+    fputs(
+        "usage: icroot run --config FILE\n"
+        "       icroot dev [--nodes N] [--dir DIR] [--base-port P]\n"
+        "                  [--domain D] [--role root|exchange] "
+        "[--no-sample]\n"
+        "                  [--ontology DIR] [--s2s-peer DOMAIN=HOST:PORT]...\n"
+        "                  [--s2s-dns HOST:PORT]\n",
+        f);
 }
 
 static int run_main(int argc, char **argv)
@@ -65,12 +67,17 @@ static int dev_main(int argc, char **argv)
         {"role", required_argument, NULL, 'r'},
         {"no-sample", no_argument, NULL, 'S'},
         {"ontology", required_argument, NULL, 'o'},
+        {"s2s-peer", required_argument, NULL, 'P'},
+        {"s2s-dns", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct ic_dev_opts o = {
-        3,      "icroot-dev",    15222, "intercloudexchg.test",
-        "root", IC_ONTOLOGY_DIR, false};
+    struct ic_dev_opts o = {.nodes = 3,
+                            .dir = "icroot-dev",
+                            .base_port = 15222,
+                            .domain = "intercloudexchg.test",
+                            .role = "root",
+                            .ontology = IC_ONTOLOGY_DIR};
     int opt;
 
     if (getenv("ICROOT_ONTOLOGY") != NULL)
@@ -97,6 +104,18 @@ static int dev_main(int argc, char **argv)
             break;
         case 'o':
             o.ontology = optarg;
+            break;
+        case 'P':
+            if (o.n_s2s_peers == (int)IC_ARRAY_LEN(o.s2s_peers) ||
+                strchr(optarg, '=') == NULL || strrchr(optarg, ':') == NULL) {
+                fprintf(stderr, "icroot dev: --s2s-peer DOMAIN=HOST:PORT "
+                                "(at most 16)\n");
+                return 2;
+            }
+            o.s2s_peers[o.n_s2s_peers++] = optarg;
+            break;
+        case 'N':
+            o.s2s_dns = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -29,6 +29,13 @@ enum ic_tls_version {
 };
 
 /* One member of the cluster: [cluster] peers = ID=HOST:PORT, ... */
+/* Another domain's S2S service at a fixed place ([s2s] peers). */
+struct ic_node_s2s_route {
+    char *domain; /* lower case; its subdomains go there too */
+    char *host;
+    uint16_t port;
+};
+
 struct ic_node_peer {
     unsigned id; /* 1..255 */
     char *host;  /* IP literal (without brackets) or host name */
@@ -72,6 +79,10 @@ struct ic_node_config {
         uint16_t port;
         bool dialback;
         char *secret; /* required when dialback */
+        struct ic_node_s2s_route *routes;
+        size_t n_routes;
+        char *dns;             /* "HOST:PORT" for SRV lookups, or NULL */
+        unsigned idle_timeout; /* seconds; 0: never */
     } s2s;
     struct {
         uint16_t raft_port;

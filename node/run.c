@@ -31,6 +31,7 @@ struct node {
     struct ic_node_ctx ctx; /* what the engine's ops reach */
     struct ic_xmpp_server *srv;
     struct ic_node_service *svc;
+    struct ic_xmpp_s2s_route *s2s_routes; /* what the server's config names */
     bool stopping;
 };
 
@@ -113,9 +114,10 @@ static void raise_fd_limit(void)
                (unsigned long long)rl.rlim_cur);
 }
 
-static void xmpp_config(const struct ic_node_config *c,
-                        struct ic_xmpp_config *x)
+static void xmpp_config(struct node *n, struct ic_xmpp_config *x)
 {
+    const struct ic_node_config *c = &n->cfg;
+
     ic_xmpp_config_defaults(x);
     x->domain = c->node.domain;
     x->c2s_address = c->c2s.address;
@@ -131,6 +133,21 @@ static void xmpp_config(const struct ic_node_config *c,
     x->idle_timeout = c->c2s.idle_timeout ? c->c2s.idle_timeout : 86400 * 365;
     x->keepalive = c->c2s.keepalive ? c->c2s.keepalive : 86400 * 365;
     x->login_throttle = c->c2s.login_throttle ? c->c2s.login_throttle : 1000000;
+    x->s2s_address = c->s2s.address;
+    x->s2s_port = c->s2s.port;
+    x->s2s_dialback = c->s2s.dialback;
+    x->s2s_secret = c->s2s.secret;
+    x->s2s_dns = c->s2s.dns;
+    x->s2s_idle_timeout = c->s2s.idle_timeout;
+    x->n_s2s_routes = c->s2s.n_routes;
+    if (c->s2s.n_routes > 0) {
+        struct ic_xmpp_s2s_route *r = ic_calloc(c->s2s.n_routes, sizeof *r);
+        for (size_t i = 0; i < c->s2s.n_routes; i++)
+            r[i] = (struct ic_xmpp_s2s_route){c->s2s.routes[i].domain,
+                                              c->s2s.routes[i].host,
+                                              c->s2s.routes[i].port};
+        x->s2s_routes = n->s2s_routes = r;
+    }
 }
 
 static int start(struct node *n)
@@ -158,7 +175,7 @@ static int start(struct node *n)
     n->ctx.cluster = n->cluster;
     n->ctx.presence = n->presence;
     n->ctx.rosters = json_object();
-    xmpp_config(&n->cfg, &xc);
+    xmpp_config(n, &xc);
     ic_node_xmpp_ops(&n->ctx, &ops);
     rc = ic_xmpp_server_new(&n->loop, &xc, &ops, &n->srv, why, sizeof why);
     if (rc != 0) {
@@ -208,6 +225,7 @@ int ic_node_run(const char *config_path)
     uv_run(&n.loop, UV_RUN_DEFAULT);
     ic_xmpp_server_free(n.srv);
     ic_node_service_free(n.svc);
+    ic_free(n.s2s_routes);
     json_decref(n.ctx.rosters);
     ic_store_close(n.st);
     uv_loop_close(&n.loop);

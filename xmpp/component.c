@@ -1,7 +1,9 @@
 /*
  * component.c - JIDs the server answers for itself: XEP-0030 disco#info and
  * disco#items, and XEP-0050 ad-hoc commands (execute, next, complete,
- * cancel, sessionid, notes) whose handlers reply now or later.
+ * cancel, sessionid, notes) whose handlers reply now or later; and the
+ * components' own iq requests to any JID, whose answers (or timeouts)
+ * come back to a callback.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -45,22 +47,13 @@ struct ic_xmpp__component *ic_xmpp__component_find(struct ic_xmpp_server *srv,
     return NULL;
 }
 
-/* Sends X to the full JID TO, if that session still exists. */
-static void
-send_to(struct ic_xmpp_server *srv, const char *to, const struct ic_xml *x)
-{
-    struct ic_xmpp__session *s = to ? ic_map_get(&srv->sessions, to) : NULL;
-
-    if (s != NULL)
-        ic_xmpp__deliver(s, x);
-}
-
+/* Sends REPLY (taken) to the sender of REQ, wherever it is. */
 static void answer(struct ic_xmpp_server *srv,
                    const struct ic_xml *req,
                    struct ic_xml *reply)
 {
-    send_to(srv, ic_xml_attr(req, "from"), reply);
-    ic_xml_free(reply);
+    (void)req;
+    ic_xmpp__send(srv, reply);
 }
 
 static bool visible(const struct ic_adhoc_command *cmd, bool admin)
@@ -130,16 +123,16 @@ static void req_free(struct ic_adhoc_req *r)
     ic_free(r);
 }
 
-static void run_command(struct ic_xmpp__component *comp,
+static void run_command(struct ic_xmpp_server *srv,
+                        struct ic_xmpp__component *comp,
                         struct ic_xmpp__session *from,
                         struct ic_xml *st,
                         struct ic_xml *cmd_el)
 {
-    struct ic_xmpp_server *srv = from->conn->srv;
     const char *node = ic_xml_attr(cmd_el, "node");
     const char *action = ic_xml_attr(cmd_el, "action");
     const struct ic_adhoc_command *cmd = command(comp, node);
-    bool admin = from->conn->admin;
+    bool admin = from != NULL && from->conn->admin;
     struct ic_adhoc_req *r;
     char sid[48];
 
@@ -164,7 +157,7 @@ static void run_command(struct ic_xmpp__component *comp,
     r->iq = st;
     r->command = cmd_el;
     r->cmd = cmd;
-    r->from_local = ic_strdup(from->conn->user);
+    r->from_local = from != NULL ? ic_strdup(from->conn->user) : NULL;
     r->admin = admin;
     if (ic_xml_attr(cmd_el, "sessionid") != NULL) {
         r->sessionid = ic_strdup(ic_xml_attr(cmd_el, "sessionid"));
@@ -185,18 +178,145 @@ static void run_command(struct ic_xmpp__component *comp,
     cmd->handler(comp->c.data, r);
 }
 
-void ic_xmpp__component_handle(struct ic_xmpp__component *comp,
+/* ---- the components' own requests ---------------------------------- */
+
+struct iq_pending {
+    char *from;        /* the component */
+    uint64_t deadline; /* ms */
+    ic_xmpp_iq_cb cb;
+    void *arg;
+};
+
+static void iq_pending_free(struct iq_pending *p)
+{
+    ic_free(p->from);
+    ic_free(p);
+}
+
+static void iq_arm(struct ic_xmpp_server *srv);
+
+static void on_iq_timer(uv_timer_t *t)
+{
+    struct ic_xmpp_server *srv = t->data;
+    uint64_t now = ic_xmpp__now_ms(srv);
+    struct ic_map_entry *e;
+    size_t i = 0;
+
+    /* one expired request per pass: a callback may change the map */
+    while ((e = ic_map_next(&srv->iq_pending, &i)) != NULL) {
+        struct iq_pending *p = e->value;
+        if (p->deadline > now)
+            continue;
+        ic_map_del(&srv->iq_pending, e->key);
+        p->cb(p->arg, NULL);
+        iq_pending_free(p);
+        i = 0;
+    }
+    iq_arm(srv);
+}
+
+/* The timer runs to the nearest deadline while requests are pending. */
+static void iq_arm(struct ic_xmpp_server *srv)
+{
+    uint64_t now = ic_xmpp__now_ms(srv), next = UINT64_MAX;
+    struct ic_map_entry *e;
+    size_t i = 0;
+
+    if (srv->shutting_down)
+        return;
+    while ((e = ic_map_next(&srv->iq_pending, &i)) != NULL) {
+        struct iq_pending *p = e->value;
+        if (p->deadline < next)
+            next = p->deadline;
+    }
+    if (next == UINT64_MAX)
+        uv_timer_stop(&srv->iq_timer);
+    else
+        uv_timer_start(&srv->iq_timer, on_iq_timer, next > now ? next - now : 0,
+                       0);
+}
+
+int ic_xmpp_component_iq(struct ic_xmpp_server *srv,
+                         const char *from_jid,
+                         struct ic_xml *iq,
+                         unsigned timeout_ms,
+                         ic_xmpp_iq_cb cb,
+                         void *arg)
+{
+    struct ic_xmpp__component *comp = ic_xmpp__component_find(srv, from_jid);
+    const char *type = ic_xml_attr(iq, "type");
+    struct iq_pending *p;
+    char id[48];
+
+    if (comp == NULL || iq == NULL || iq->name == NULL ||
+        strcmp(iq->name, "iq") != 0 || type == NULL ||
+        (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) ||
+        ic_xml_attr(iq, "to") == NULL || srv->shutting_down) {
+        ic_xml_free(iq);
+        return IC_EVALUE;
+    }
+    snprintf(id, sizeof id, "icq-%llu", (unsigned long long)++srv->id_counter);
+    p = ic_calloc(1, sizeof *p);
+    p->from = ic_strdup(comp->c.jid);
+    p->deadline = ic_xmpp__now_ms(srv) + timeout_ms;
+    p->cb = cb;
+    p->arg = arg;
+    ic_map_put(&srv->iq_pending, id, p);
+    iq_arm(srv);
+    ic_xml_set_attr(iq, "id", id);
+    ic_xml_set_attr(iq, "from", comp->c.jid);
+    ic_xmpp__send(srv, iq);
+    return 0;
+}
+
+/* A result or error iq to component COMP: the answer to one of its
+ * requests (from anyone else, or late, it is dropped). */
+static void iq_answered(struct ic_xmpp_server *srv,
+                        struct ic_xmpp__component *comp,
+                        const struct ic_xml *st)
+{
+    const char *id = ic_xml_attr(st, "id");
+    struct iq_pending *p = id ? ic_map_get(&srv->iq_pending, id) : NULL;
+
+    if (p == NULL || strcasecmp(p->from, comp->c.jid) != 0)
+        return;
+    ic_map_del(&srv->iq_pending, id);
+    p->cb(p->arg, st);
+    iq_pending_free(p);
+    iq_arm(srv);
+}
+
+void ic_xmpp__component_iq_cancel_all(struct ic_xmpp_server *srv)
+{
+    struct ic_map_entry *e;
+    size_t i = 0;
+
+    while ((e = ic_map_next(&srv->iq_pending, &i)) != NULL) {
+        struct iq_pending *p = e->value;
+        ic_map_del(&srv->iq_pending, e->key);
+        p->cb(p->arg, NULL);
+        iq_pending_free(p);
+        i = 0;
+    }
+}
+
+void ic_xmpp__component_handle(struct ic_xmpp_server *srv,
+                               struct ic_xmpp__component *comp,
                                struct ic_xmpp__session *from,
                                struct ic_xml *st)
 {
-    struct ic_xmpp_server *srv = from->conn->srv;
     const char *type = ic_xml_attr(st, "type");
     struct ic_xml *q = ic_xml_child(st, NULL, NULL);
     bool get = type && strcmp(type, "get") == 0;
     bool set = type && strcmp(type, "set") == 0;
-    bool admin = from->conn->admin;
+    bool admin = from != NULL && from->conn->admin;
 
-    if (strcmp(st->name, "iq") != 0 || (!get && !set)) {
+    if (strcmp(st->name, "iq") == 0 && !get && !set) {
+        iq_answered(srv, comp, st);
+        ic_xml_free(st);
+        return;
+    }
+    if (strcmp(st->name, "iq") != 0) {
         if (strcmp(st->name, "message") == 0 &&
             (type == NULL || strcmp(type, "error")))
             answer(srv, st,
@@ -218,7 +338,7 @@ void ic_xmpp__component_handle(struct ic_xmpp__component *comp,
     } else if (set && q != NULL && q->ns != NULL &&
                strcmp(q->ns, NS_COMMANDS) == 0 &&
                strcmp(q->name, "command") == 0) {
-        run_command(comp, from, st, q);
+        run_command(srv, comp, from, st, q);
         return; /* the request owns ST now */
     } else {
         answer(srv, st,

@@ -342,6 +342,14 @@ struct ic_xmpp_ops {
                          const char *target);
 };
 
+/* A fixed place for another domain's S2S service (private meshes, tests):
+ * DOMAIN and its subdomains are reached at HOST:PORT, before DNS. */
+struct ic_xmpp_s2s_route {
+    const char *domain;
+    const char *host;
+    int port;
+};
+
 struct ic_xmpp_config {
     const char *domain;
     const char *c2s_address;
@@ -356,6 +364,16 @@ struct ic_xmpp_config {
     unsigned keepalive;         /* seconds between whitespace pings */
     unsigned login_throttle;    /* failed logins per minute per address */
     size_t write_queue_max;     /* bytes queued before reading pauses */
+    /* S2S (RFC 6120, XEP-0178, XEP-0220); s2s_port 0: no federation. */
+    const char *s2s_address;
+    int s2s_port;
+    bool s2s_dialback;      /* XEP-0220 where a certificate does not do */
+    const char *s2s_secret; /* dialback keys; the same on every node */
+    const struct ic_xmpp_s2s_route *s2s_routes;
+    size_t n_s2s_routes;
+    const char *s2s_dns;       /* "ADDR:PORT" for SRV lookups; NULL: the
+                                  system's resolv.conf */
+    unsigned s2s_idle_timeout; /* seconds before an unused stream closes */
 };
 
 void ic_xmpp_config_defaults(struct ic_xmpp_config *c);
@@ -437,6 +455,25 @@ struct ic_xmpp_component {
 
 int ic_xmpp_component_add(struct ic_xmpp_server *srv,
                           const struct ic_xmpp_component *c);
+
+/* The answer to a component's own iq request: the <iq type='result'/> or
+ * <iq type='error'/> that came back (borrowed for the call), or NULL when
+ * none came within the timeout or the server shut down first. */
+typedef void (*ic_xmpp_iq_cb)(void *arg, const struct ic_xml *answer);
+
+/* Sends IQ (taken; type 'get' or 'set', its 'to' any JID: a local user, a
+ * component, a user on another node, or another domain over S2S) from the
+ * component FROM_JID (registered with ic_xmpp_component_add), with a fresh
+ * 'id'. CB runs exactly once: with the answer, with an error answer when it
+ * cannot be routed (remote-server-not-found...), or with NULL after
+ * TIMEOUT_MS. Returns 0, or IC_EVALUE (FROM_JID is not a component, IQ is
+ * not a request); then CB never runs. */
+int ic_xmpp_component_iq(struct ic_xmpp_server *srv,
+                         const char *from_jid,
+                         struct ic_xml *iq,
+                         unsigned timeout_ms,
+                         ic_xmpp_iq_cb cb,
+                         void *arg);
 
 /* The request's parts. */
 const char *ic_adhoc_from(const struct ic_adhoc_req *r); /* full JID */

@@ -63,6 +63,29 @@ static void to_user_all(struct ic_xmpp_server *srv,
         srv->ops.route_remote(srv->ops.data, 0, st, NULL);
 }
 
+/* Whether BARE (a bare JID or a domain) is of this server's domain. */
+static bool ours(const struct ic_xmpp_server *srv, const char *bare)
+{
+    const char *at = strchr(bare, '@');
+
+    return strcasecmp(at ? at + 1 : bare, srv->domain) == 0;
+}
+
+/* ST for contact BARE: over S2S when BARE is of another domain (ST's 'to'
+ * must be set), else to BARE's sessions here (ALL: and on every node). */
+static void to_contact(struct ic_xmpp_server *srv,
+                       const char *bare,
+                       const struct ic_xml *st,
+                       bool all)
+{
+    if (!ours(srv, bare))
+        ic_xmpp__send(srv, ic_xml_copy(st));
+    else if (all)
+        to_user_all(srv, bare, st);
+    else
+        to_user(srv, bare, st);
+}
+
 void ic_xmpp__presence_to_local(struct ic_xmpp_server *srv,
                                 const char *bare,
                                 const struct ic_xml *st)
@@ -90,8 +113,10 @@ void ic_xmpp__presence_fan_out(struct ic_xmpp_server *srv,
 
     if (srv->ops.roster_get != NULL)
         srv->ops.roster_get(srv->ops.data, bare, &r);
+    /* contacts of other domains heard it from the node it changed on */
     for (size_t i = 0; i < r.n; i++)
-        if (r.items[i].sub == IC_SUB_FROM || r.items[i].sub == IC_SUB_BOTH) {
+        if ((r.items[i].sub == IC_SUB_FROM || r.items[i].sub == IC_SUB_BOTH) &&
+            ours(srv, r.items[i].jid)) {
             ic_xml_set_attr(p, "to", r.items[i].jid);
             to_user(srv, r.items[i].jid, p);
         }
@@ -130,7 +155,7 @@ static void share_presence(struct ic_xmpp_server *srv,
         if (only != NULL)
             ic_xmpp__deliver(only, f->presence);
         else
-            to_user_all(srv, to_bare, f->presence);
+            to_contact(srv, to_bare, f->presence, true);
         ic_xml_set_attr(f->presence, "to", NULL);
     }
     /* and FROM_BARE's sessions on other nodes, from the registry */
@@ -142,7 +167,7 @@ static void share_presence(struct ic_xmpp_server *srv,
         if (only != NULL)
             ic_xmpp__deliver(only, p);
         else
-            to_user_all(srv, to_bare, p);
+            to_contact(srv, to_bare, p, true);
         ic_xml_free(p);
     }
 }
@@ -158,7 +183,7 @@ static void withdraw_presence(struct ic_xmpp_server *srv,
         ic_xml_set_attr(p, "from", f->full);
         ic_xml_set_attr(p, "to", to_bare);
         ic_xml_set_attr(p, "type", "unavailable");
-        to_user_all(srv, to_bare, p);
+        to_contact(srv, to_bare, p, true);
         ic_xml_free(p);
     }
     for (struct ic_xmpp__remote *r = ic_xmpp__remote_first(srv, from_bare);
@@ -167,7 +192,7 @@ static void withdraw_presence(struct ic_xmpp_server *srv,
         ic_xml_set_attr(p, "from", r->full);
         ic_xml_set_attr(p, "to", to_bare);
         ic_xml_set_attr(p, "type", "unavailable");
-        to_user_all(srv, to_bare, p);
+        to_contact(srv, to_bare, p, true);
         ic_xml_free(p);
     }
 }
@@ -217,7 +242,9 @@ static void
 to_jid(struct ic_xmpp_server *srv, const char *jid, struct ic_xml *p)
 {
     ic_xml_set_attr(p, "to", jid);
-    if (strchr(jid, '/') != NULL)
+    if (!ours(srv, jid))
+        ic_xmpp__send(srv, ic_xml_copy(p));
+    else if (strchr(jid, '/') != NULL)
         ic_xmpp__deliver_to(srv, jid, p);
     else
         to_user_all(srv, jid, p);
@@ -260,13 +287,23 @@ static void broadcast(struct ic_xmpp_server *srv,
         if (it->sub == IC_SUB_FROM || it->sub == IC_SUB_BOTH) {
             struct ic_xml *p = ic_xml_copy(st);
             ic_xml_set_attr(p, "to", it->jid);
-            to_user(srv, it->jid, p);
+            to_contact(srv, it->jid, p, false);
             ic_xml_free(p);
         }
-        /* Initial presence probes the contacts we are subscribed to:
-         * they are local, so answer from their sessions directly. */
-        if (initial && (it->sub == IC_SUB_TO || it->sub == IC_SUB_BOTH))
-            share_presence(srv, it->jid, s->bare, s);
+        /* Initial presence probes the contacts we are subscribed to: ours
+         * are answered from their sessions directly, the others' servers
+         * get a probe (RFC 6121 4.3). */
+        if (initial && (it->sub == IC_SUB_TO || it->sub == IC_SUB_BOTH)) {
+            if (ours(srv, it->jid)) {
+                share_presence(srv, it->jid, s->bare, s);
+            } else {
+                struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
+                ic_xml_set_attr(p, "from", s->bare);
+                ic_xml_set_attr(p, "to", it->jid);
+                ic_xml_set_attr(p, "type", "probe");
+                ic_xmpp__send(srv, p);
+            }
+        }
         if (initial && it->pending_in) {
             struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
             ic_xml_set_attr(p, "from", it->jid);
@@ -318,7 +355,7 @@ void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s)
             if (r.items[i].sub == IC_SUB_FROM ||
                 r.items[i].sub == IC_SUB_BOTH) {
                 ic_xml_set_attr(p, "to", r.items[i].jid);
-                to_user(srv, r.items[i].jid, p);
+                to_contact(srv, r.items[i].jid, p, false);
             }
         ic_roster_free(&r);
         ic_xml_set_attr(p, "to", NULL);
@@ -343,7 +380,7 @@ static void deliver_sub(struct ic_xmpp_server *srv,
     ic_xml_set_attr(p, "from", u);
     ic_xml_set_attr(p, "to", c);
     ic_xml_set_attr(p, "type", type);
-    to_user_all(srv, c, p);
+    to_contact(srv, c, p, true);
     ic_xml_free(p);
 }
 
@@ -368,7 +405,9 @@ static void subscribe(struct ic_xmpp_server *srv, const char *u, const char *c)
         ic_xmpp__roster_save(srv, u, &ui);
     }
     ic_xmpp__roster_find(srv, c, u, &ci);
-    if (ci.sub & IC_SUB_FROM) { /* already approved: answer for C */
+    if (!ours(srv, c)) { /* C's server decides */
+        deliver_sub(srv, u, c, "subscribe");
+    } else if (ci.sub & IC_SUB_FROM) { /* already approved: answer for C */
         deliver_sub(srv, c, u, "subscribed");
     } else if (account_exists(srv, c)) {
         ci.pending_in = true;
@@ -389,7 +428,10 @@ static void subscribed(struct ic_xmpp_server *srv, const char *u, const char *c)
     ui.pending_in = false;
     ic_xmpp__roster_save(srv, u, &ui);
     ic_xmpp__roster_find(srv, c, u, &ci);
-    if (account_exists(srv, c)) {
+    if (!ours(srv, c)) {
+        deliver_sub(srv, u, c, "subscribed");
+        share_presence(srv, u, c, NULL);
+    } else if (account_exists(srv, c)) {
         ci.sub = add_bit(ci.sub, IC_SUB_TO);
         ci.ask = false;
         ic_xmpp__roster_save(srv, c, &ci);
@@ -419,7 +461,11 @@ static void cancel(struct ic_xmpp_server *srv,
         ui.pending_in = false;
     ic_xmpp__roster_save(srv, u, &ui);
     ic_xmpp__roster_find(srv, c, u, &ci);
-    if (account_exists(srv, c)) {
+    if (!ours(srv, c)) {
+        deliver_sub(srv, u, c, unsubscribe ? "unsubscribe" : "unsubscribed");
+        if (!unsubscribe)
+            withdraw_presence(srv, u, c);
+    } else if (account_exists(srv, c)) {
         ci.sub = clear_bit(ci.sub, cbit);
         if (unsubscribe)
             ci.pending_in = false;
@@ -463,8 +509,8 @@ void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
     if (ic_jid_parse(to_s, &to) != 0)
         return;
     bare = ic_jid_bare(&to);
-    if (strcasecmp(to.domain, srv->domain) != 0 || to.local == NULL) {
-        /* remote and server-addressed presence: later (S2S) */
+    if (to.local == NULL) {
+        /* to a server or a component: nothing to do */
     } else if (strcmp(type, "subscribe") == 0) {
         subscribe(srv, from->bare, bare);
     } else if (strcmp(type, "subscribed") == 0) {
@@ -478,7 +524,9 @@ void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
         char *norm = ic_jid_to_string(&to);
         directed_note(from, norm, bare, type[0] == '\0');
         ic_free(norm);
-        if (to.resource != NULL) {
+        if (!ours(srv, bare)) {
+            ic_xmpp__send(srv, ic_xml_copy(st));
+        } else if (to.resource != NULL) {
             char *full = ic_jid_to_string(&to);
             ic_xmpp__deliver_to(srv, full, st);
             ic_free(full);
@@ -488,4 +536,92 @@ void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
     }
     ic_free(bare);
     ic_jid_free(&to);
+}
+
+/* Inbound subscription stanza TYPE from contact C (another server's user)
+ * to our user U (RFC 6121 3.1.3, 3.2.3, 3.3.3, 3.4.3): U's roster changes,
+ * then U's resources see the stanza. */
+static void sub_in(struct ic_xmpp_server *srv,
+                   const char *u,
+                   const char *c,
+                   const char *type,
+                   const struct ic_xml *st)
+{
+    struct ic_roster_item ui;
+    bool deliver = true;
+
+    ic_xmpp__roster_find(srv, u, c, &ui);
+    if (strcmp(type, "subscribe") == 0) {
+        if (ui.sub & IC_SUB_FROM) { /* approved before: answer for U */
+            deliver_sub(srv, u, c, "subscribed");
+            deliver = false;
+        } else {
+            ui.pending_in = true;
+            ic_xmpp__roster_save(srv, u, &ui);
+        }
+    } else if (strcmp(type, "subscribed") == 0) {
+        if (ui.ask || !(ui.sub & IC_SUB_TO)) {
+            ui.sub = add_bit(ui.sub, IC_SUB_TO);
+            ui.ask = false;
+            ic_xmpp__roster_save(srv, u, &ui);
+        } else {
+            deliver = false;
+        }
+    } else if (strcmp(type, "unsubscribe") == 0) {
+        ui.sub = clear_bit(ui.sub, IC_SUB_FROM);
+        ui.pending_in = false;
+        ic_xmpp__roster_save(srv, u, &ui);
+        withdraw_presence(srv, u, c);
+    } else { /* unsubscribed */
+        ui.sub = clear_bit(ui.sub, IC_SUB_TO);
+        ui.ask = false;
+        ic_xmpp__roster_save(srv, u, &ui);
+    }
+    ic_roster_item_free(&ui);
+    if (deliver) {
+        struct ic_xml *p = ic_xml_copy(st);
+        ic_xml_set_attr(p, "from", c); /* bare, as RFC 6121 asks */
+        ic_xml_set_attr(p, "to", u);
+        to_user_all(srv, u, p);
+        ic_xml_free(p);
+    }
+}
+
+void ic_xmpp__presence_in(struct ic_xmpp_server *srv, const struct ic_xml *st)
+{
+    const char *type = type_of(st);
+    struct ic_jid to, from;
+    char *u, *c;
+
+    if (ic_jid_parse(ic_xml_attr(st, "to"), &to) != 0)
+        return;
+    if (ic_jid_parse(ic_xml_attr(st, "from"), &from) != 0) {
+        ic_jid_free(&to);
+        return;
+    }
+    u = ic_jid_bare(&to);
+    c = ic_jid_bare(&from);
+    if (to.local == NULL || from.local == NULL) {
+        /* to or from a server or a component: nothing to do */
+    } else if (strcmp(type, "subscribe") == 0 ||
+               strcmp(type, "subscribed") == 0 ||
+               strcmp(type, "unsubscribe") == 0 ||
+               strcmp(type, "unsubscribed") == 0) {
+        if (account_exists(srv, u))
+            sub_in(srv, u, c, type, st);
+    } else if (strcmp(type, "probe") == 0) {
+        /* RFC 6121 4.3.2: only a subscriber learns U's presence */
+        if (is_subscriber(srv, u, c))
+            share_presence(srv, u, c, NULL);
+    } else if (to.resource != NULL) {
+        char *full = ic_jid_to_string(&to);
+        ic_xmpp__deliver_to(srv, full, st);
+        ic_free(full);
+    } else {
+        to_user_all(srv, u, st);
+    }
+    ic_free(u);
+    ic_free(c);
+    ic_jid_free(&to);
+    ic_jid_free(&from);
 }

@@ -1,9 +1,11 @@
 /*
- * route.c - where a stanza from a bound session goes (RFC 6120 section 10,
- * RFC 6121 section 8): the server itself, the user's own account, another
- * local user's bare or full JID, a component, or (later) another server.
- * Every stanza gets the sender's full JID as 'from'. Errors are answered
- * with the right stanza error; an error is never answered with an error.
+ * route.c - where a stanza goes (RFC 6120 section 10, RFC 6121 section 8):
+ * the server itself, the user's own account, another local user's bare or
+ * full JID (on this node or another), a component, or another domain over
+ * S2S. A stanza from a bound session gets the session's full JID as
+ * 'from'; stanzas of components and of other servers come with theirs.
+ * Errors are answered with the right stanza error; an error is never
+ * answered with an error.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -72,20 +74,42 @@ void ic_xmpp__deliver(struct ic_xmpp__session *s, const struct ic_xml *st)
     ic_xmpp__conn_send_xml(s->conn, st);
 }
 
+/* Gives reply R (taken) to the sender of a stanza: session FROM directly,
+ * or, FROM NULL, wherever R's 'to' is. */
+static void reply(struct ic_xmpp_server *srv,
+                  struct ic_xmpp__session *from,
+                  struct ic_xml *r)
+{
+    if (from != NULL) {
+        ic_xmpp__deliver(from, r);
+        ic_xml_free(r);
+    } else {
+        ic_xmpp__send(srv, r);
+    }
+}
+
 /* Answers the sender (if it is an error-answerable stanza). */
-static void bounce(struct ic_xmpp__session *from,
+static void bounce(struct ic_xmpp_server *srv,
+                   struct ic_xmpp__session *from,
                    const struct ic_xml *st,
                    const char *type,
                    const char *cond,
                    const char *text)
 {
-    struct ic_xml *r;
-
     if (is_type(st, "error") || is_type(st, "result"))
         return;
-    r = ic_xmpp__error_reply(st, type, cond, text);
-    ic_xmpp__deliver(from, r);
-    ic_xml_free(r);
+    if (from == NULL && ic_xml_attr(st, "from") == NULL)
+        return; /* nobody to answer */
+    reply(srv, from, ic_xmpp__error_reply(st, type, cond, text));
+}
+
+void ic_xmpp__bounce(struct ic_xmpp_server *srv,
+                     const struct ic_xml *st,
+                     const char *type,
+                     const char *cond,
+                     const char *text)
+{
+    bounce(srv, NULL, st, type, cond, text);
 }
 
 static struct ic_xml *disco_info_server(struct ic_xmpp_server *srv)
@@ -118,22 +142,23 @@ static struct ic_xml *disco_items_server(struct ic_xmpp_server *srv)
     return q;
 }
 
-/* An iq to the server itself, or to the sender's own account. */
+/* An iq to the server itself, or to the sender's own account (S, the
+ * sender's session, is NULL for another server's user or a component). */
 static void server_iq(struct ic_xmpp_server *srv,
                       struct ic_xmpp__session *s,
                       struct ic_xml *st,
                       bool account)
 {
-    struct ic_xml *q = ic_xml_child(st, NULL, NULL), *payload = NULL, *r;
+    struct ic_xml *q = ic_xml_child(st, NULL, NULL), *payload = NULL;
     bool get = is_type(st, "get"), set = is_type(st, "set");
 
     if (!get && !set) /* results and errors to us: nothing to do */
         return;
     if (q == NULL || q->ns == NULL) {
-        bounce(s, st, "modify", "bad-request", NULL);
+        bounce(srv, s, st, "modify", "bad-request", NULL);
         return;
     }
-    if (strcmp(q->ns, NS_ROSTER) == 0 && account) {
+    if (strcmp(q->ns, NS_ROSTER) == 0 && account && s != NULL) {
         ic_xmpp__roster_iq(s, st);
         return;
     }
@@ -155,12 +180,10 @@ static void server_iq(struct ic_xmpp_server *srv,
         ic_xml_add_text(ic_xml_add(payload, "name", NULL), "icroot", 6);
         ic_xml_add_text(ic_xml_add(payload, "version", NULL), "0.1", 3);
     } else {
-        bounce(s, st, "cancel", "service-unavailable", NULL);
+        bounce(srv, s, st, "cancel", "service-unavailable", NULL);
         return;
     }
-    r = ic_xmpp__iq_result(st, payload);
-    ic_xmpp__deliver(s, r);
-    ic_xml_free(r);
+    reply(srv, s, ic_xmpp__iq_result(st, payload));
 }
 
 /* RFC 6121 8.5.2: a message to a bare JID goes to the available resources
@@ -192,7 +215,7 @@ static void message_to_bare(struct ic_xmpp_server *srv,
             ic_xmpp__remote_send(srv, r, st))
             sent = true;
     if (!sent && !is_type(st, "groupchat") && !is_type(st, "headline"))
-        bounce(from, st, "cancel", "service-unavailable", NULL);
+        bounce(srv, from, st, "cancel", "service-unavailable", NULL);
 }
 
 static void to_local_user(struct ic_xmpp_server *srv,
@@ -201,7 +224,7 @@ static void to_local_user(struct ic_xmpp_server *srv,
                           struct ic_xml *st)
 {
     char *bare = ic_jid_bare(to);
-    bool own = strcmp(bare, from->bare) == 0;
+    bool own = from != NULL && strcmp(bare, from->bare) == 0;
 
     if (to->resource != NULL) {
         char *full = ic_jid_to_string(to);
@@ -212,57 +235,44 @@ static void to_local_user(struct ic_xmpp_server *srv,
         else if (strcmp(st->name, "message") == 0)
             message_to_bare(srv, from, bare, st);
         else if (strcmp(st->name, "iq") == 0)
-            bounce(from, st, "cancel", "service-unavailable", NULL);
+            bounce(srv, from, st, "cancel", "service-unavailable", NULL);
     } else if (strcmp(st->name, "message") == 0) {
         message_to_bare(srv, from, bare, st);
     } else if (strcmp(st->name, "iq") == 0) {
         if (own)
             server_iq(srv, from, st, true);
         else
-            bounce(from, st, "cancel", "service-unavailable", NULL);
+            bounce(srv, from, st, "cancel", "service-unavailable", NULL);
     }
     ic_free(bare);
 }
 
-void ic_xmpp__route(struct ic_xmpp_server *srv,
-                    struct ic_xmpp__session *from,
-                    struct ic_xml *st)
+/* ST (taken, 'to' set) from session FROM, or, FROM NULL, from a
+ * component, the server, another node or another server: to a component,
+ * another domain, the server, or a local user. */
+static void route_to(struct ic_xmpp_server *srv,
+                     struct ic_xmpp__session *from,
+                     struct ic_xml *st)
 {
-    const char *to_s;
     struct ic_jid to;
     struct ic_xmpp__component *comp;
 
-    if (strcmp(st->name, "message") != 0 && strcmp(st->name, "iq") != 0 &&
-        strcmp(st->name, "presence") != 0) {
-        ic_xmpp__conn_fail(from->conn, IC_SE_UNSUPPORTED_STANZA_TYPE, st->name);
-        goto out;
-    }
-    ic_xml_set_attr(st, "from", from->full);
-    if (strcmp(st->name, "presence") == 0) {
-        ic_xmpp__presence_handle(srv, from, st);
-        goto out;
-    }
-    to_s = ic_xml_attr(st, "to");
-    if (to_s == NULL) {
-        if (strcmp(st->name, "iq") == 0)
-            server_iq(srv, from, st, true);
-        else
-            message_to_bare(srv, from, from->bare, st);
-        goto out;
-    }
-    if (ic_jid_parse(to_s, &to) != 0) {
-        bounce(from, st, "modify", "jid-malformed", NULL);
-        goto out;
+    if (ic_jid_parse(ic_xml_attr(st, "to"), &to) != 0) {
+        bounce(srv, from, st, "modify", "jid-malformed", NULL);
+        ic_xml_free(st);
+        return;
     }
     comp = to.local == NULL && to.resource == NULL
                ? ic_xmpp__component_find(srv, to.domain)
                : NULL;
     if (comp != NULL) {
-        ic_xmpp__component_handle(comp, from, st);
+        ic_xmpp__component_handle(srv, comp, from, st);
         st = NULL;
     } else if (strcasecmp(to.domain, srv->domain) != 0) {
-        bounce(from, st, "cancel", "remote-server-not-found",
-               "federation is not available yet");
+        ic_xmpp__s2s_send(srv, st);
+        st = NULL;
+    } else if (from == NULL && strcmp(st->name, "presence") == 0) {
+        ic_xmpp__presence_in(srv, st);
     } else if (to.local == NULL) {
         if (strcmp(st->name, "iq") == 0)
             server_iq(srv, from, st, false);
@@ -270,6 +280,41 @@ void ic_xmpp__route(struct ic_xmpp_server *srv,
         to_local_user(srv, from, &to, st);
     }
     ic_jid_free(&to);
-out:
+    ic_xml_free(st);
+}
+
+void ic_xmpp__send(struct ic_xmpp_server *srv, struct ic_xml *st)
+{
+    if (st->name == NULL || ic_xml_attr(st, "to") == NULL ||
+        (strcmp(st->name, "message") != 0 && strcmp(st->name, "iq") != 0 &&
+         strcmp(st->name, "presence") != 0)) {
+        ic_xml_free(st);
+        return;
+    }
+    route_to(srv, NULL, st);
+}
+
+void ic_xmpp__route(struct ic_xmpp_server *srv,
+                    struct ic_xmpp__session *from,
+                    struct ic_xml *st)
+{
+    if (strcmp(st->name, "message") != 0 && strcmp(st->name, "iq") != 0 &&
+        strcmp(st->name, "presence") != 0) {
+        ic_xmpp__conn_fail(from->conn, IC_SE_UNSUPPORTED_STANZA_TYPE, st->name);
+        ic_xml_free(st);
+        return;
+    }
+    ic_xml_set_attr(st, "from", from->full);
+    if (strcmp(st->name, "presence") == 0) {
+        ic_xmpp__presence_handle(srv, from, st);
+    } else if (ic_xml_attr(st, "to") == NULL) {
+        if (strcmp(st->name, "iq") == 0)
+            server_iq(srv, from, st, true);
+        else
+            message_to_bare(srv, from, from->bare, st);
+    } else {
+        route_to(srv, from, st);
+        return;
+    }
     ic_xml_free(st);
 }

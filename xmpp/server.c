@@ -26,6 +26,9 @@ void ic_xmpp_config_defaults(struct ic_xmpp_config *c)
     c->keepalive = 60;
     c->login_throttle = 10;
     c->write_queue_max = 1024 * 1024;
+    c->s2s_address = "127.0.0.1";
+    c->s2s_port = 0;
+    c->s2s_idle_timeout = 300;
 }
 
 /* The end of every loop turn: each connection that got output writes it
@@ -153,8 +156,10 @@ int ic_xmpp_server_new(struct uv_loop_s *loop,
     uv_timer_init(loop, &srv->sweep);
     srv->sweep.data = srv;
     uv_timer_start(&srv->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-    /* both handles close with the listeners */
-    srv->listeners_open += 2;
+    uv_timer_init(loop, &srv->iq_timer);
+    srv->iq_timer.data = srv;
+    /* the three handles close with the listeners */
+    srv->listeners_open += 3;
     rc = tls_contexts(srv, why, why_len);
     if (rc == 0)
         rc = listen_on(srv, &srv->listen_starttls, cfg->c2s_port, why, why_len);
@@ -162,8 +167,18 @@ int ic_xmpp_server_new(struct uv_loop_s *loop,
         srv->have_tls_listener = true;
         rc = listen_on(srv, &srv->listen_tls, cfg->c2s_tls_port, why, why_len);
     }
+    if (rc == 0)
+        rc = ic_xmpp__s2s_start(srv, why, why_len);
     *out = srv; /* even on failure: shut down and free it */
     return rc;
+}
+
+void ic_xmpp__server_release(struct ic_xmpp_server *srv)
+{
+    srv->listeners_open--;
+    if (srv->listeners_open == 0 && srv->nconns == 0 &&
+        srv->shutdown_cb != NULL)
+        srv->shutdown_cb(srv->shutdown_data);
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -185,6 +200,8 @@ void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
     srv->shutting_down = true;
     srv->shutdown_cb = cb;
     srv->shutdown_data = data;
+    ic_xmpp__component_iq_cancel_all(srv);
+    ic_xmpp__s2s_shutdown(srv);
     for (c = srv->conns; c != NULL; c = next) {
         next = c->next;
         if (c->state == C2S_SESSION)
@@ -203,6 +220,8 @@ void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
         uv_close((uv_handle_t *)&srv->flush, on_listener_closed);
     if (!uv_is_closing((uv_handle_t *)&srv->sweep))
         uv_close((uv_handle_t *)&srv->sweep, on_listener_closed);
+    if (!uv_is_closing((uv_handle_t *)&srv->iq_timer))
+        uv_close((uv_handle_t *)&srv->iq_timer, on_listener_closed);
     if (srv->listeners_open == 0 && srv->nconns == 0 && cb != NULL)
         cb(data);
 }
@@ -217,6 +236,8 @@ void ic_xmpp_server_free(struct ic_xmpp_server *srv)
     while ((e = ic_map_next(&srv->throttle, &i)) != NULL)
         ic_free(e->value);
     ic_map_free(&srv->throttle);
+    ic_map_free(&srv->iq_pending);
+    ic_xmpp__s2s_free(srv);
     ic_map_free(&srv->sessions);
     ic_map_free(&srv->users);
     ic_xmpp__remote_free_all(srv);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -209,6 +210,10 @@ int ic_tls_ctx_new_server(const struct ic_tls_ctx_opts *o,
         ssl_why(why, why_len, o->ca);
         goto err;
     }
+    if (o->system_ca && SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+        ssl_why(why, why_len, "system trust store");
+        goto err;
+    }
     if (o->request_client_cert)
         SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, accept_any);
     if (o->alpn != NULL) {
@@ -239,16 +244,18 @@ int ic_tls_ctx_new_client(const struct ic_tls_ctx_opts *o,
     SSL_CTX_set_options(c->ctx,
                         SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (o->ca != NULL) {
-        if (SSL_CTX_load_verify_locations(c->ctx, o->ca, NULL) != 1) {
-            ssl_why(why, why_len, o->ca);
-            goto err;
-        }
-    } else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+    if (o->ca != NULL &&
+        SSL_CTX_load_verify_locations(c->ctx, o->ca, NULL) != 1) {
+        ssl_why(why, why_len, o->ca);
+        goto err;
+    }
+    if ((o->ca == NULL || o->system_ca) &&
+        SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
         ssl_why(why, why_len, "system trust store");
         goto err;
     }
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER,
+                       o->verify_late ? accept_any : NULL);
     if (o->cert != NULL &&
         SSL_CTX_use_certificate_chain_file(c->ctx, o->cert) != 1) {
         ssl_why(why, why_len, o->cert);
@@ -526,6 +533,41 @@ char *ic_tls_peer_xmpp_addrs(struct ic_tls *t)
         return NULL;
     ic_buf_append(&b, "", 1);
     return b.data;
+}
+
+bool ic_tls_peer_names(struct ic_tls *t, const char *domain)
+{
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    char *addrs;
+    bool ok = false;
+
+    if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK)
+        return false;
+    if (X509_check_host(cert, domain, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+                        NULL) == 1)
+        return true;
+    addrs = ic_tls_peer_xmpp_addrs(t);
+    for (const char *a = addrs; a != NULL && *a != '\0' && !ok;
+         a += strlen(a) + 1)
+        ok = strcasecmp(a, domain) == 0;
+    ic_free(addrs);
+    return ok;
+}
+
+char *ic_tls_peer_fingerprint(struct ic_tls *t)
+{
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    char *out;
+
+    if (cert == NULL || X509_digest(cert, EVP_sha256(), md, &n) != 1)
+        return NULL;
+    out = ic_malloc(7 + 2 * n + 1);
+    memcpy(out, "sha256:", 7);
+    for (unsigned i = 0; i < n; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+    return out;
 }
 
 unsigned ic_tls_peer_node_id(struct ic_tls *t)

@@ -21,6 +21,11 @@ struct ic_tls_ctx_opts {
     bool tls13_only;          /* minimum TLS 1.3 instead of 1.2 */
     bool request_client_cert; /* ask for (not require) a client cert */
     const char *alpn;         /* protocol to select for direct TLS, or NULL */
+    bool system_ca;           /* trust the system store as well as CA (S2S) */
+    bool verify_late; /* client: finish the handshake whatever the peer's
+                         certificate; the owner reads the verdict
+                         (ic_tls_verify_error) and decides (S2S, where
+                         dialback may stand in for a certificate) */
 };
 
 /* A server context. On failure *why gets a one-line reason. */
@@ -81,6 +86,12 @@ const char *ic_tls_version(const struct ic_tls *t);
  * certificate, or NULL: a NUL-separated list ending in an empty string;
  * the caller frees. */
 char *ic_tls_peer_xmpp_addrs(struct ic_tls *t);
+/* Whether the peer's certificate chains to a trusted CA and names DOMAIN
+ * (RFC 6125 DNS-ID, or an xmppAddr of exactly DOMAIN: XEP-0178). */
+bool ic_tls_peer_names(struct ic_tls *t, const char *domain);
+/* "sha256:HEX" of the peer's certificate (DER), or NULL (the caller
+ * frees). */
+char *ic_tls_peer_fingerprint(struct ic_tls *t);
 /* The node id a verified peer certificate names in its subject's OU
  * ("node N", as the cluster CA issues node certificates), or 0. */
 unsigned ic_tls_peer_node_id(struct ic_tls *t);

@@ -128,8 +128,10 @@ struct ic_xmpp_server {
     struct ic_tls_ctx *tls_starttls, *tls_direct;
     struct ic_xmpp__conn *conns;
     size_t nconns;
-    uv_check_t flush; /* writes what each connection got in a loop turn */
-    uv_timer_t sweep; /* trims the parsers of quiet connections */
+    uv_check_t flush;    /* writes what each connection got in a loop turn */
+    uv_timer_t sweep;    /* trims the parsers of quiet connections */
+    uv_timer_t iq_timer; /* the components' own iq requests time out */
+    struct ic_map iq_pending; /* id -> the request (component.c) */
     struct ic_xmpp__conn *dirty;
     struct ic_map sessions;     /* full JID -> struct ic_xmpp__session */
     struct ic_map users;        /* bare JID -> first session of that user */
@@ -137,6 +139,7 @@ struct ic_xmpp_server {
     struct ic_map remote_users; /* bare JID -> first remote of that user */
     struct ic_map throttle;     /* address -> struct ic_xmpp__throttle */
     struct ic_xmpp__component *components;
+    struct ic_xmpp__s2s *s2s; /* NULL: no federation (s2s.c) */
     unsigned char secret[32]; /* for fake SCRAM credentials, stream ids */
     uint64_t id_counter;
     bool shutting_down;
@@ -194,10 +197,22 @@ int ic_xmpp__session_bind(struct ic_xmpp__conn *c,
                           struct ic_xmpp__session **out);
 void ic_xmpp__session_end(struct ic_xmpp__session *s);
 
-/* route.c: a stanza from a bound session (from already stamped). */
+/* route.c: a stanza (taken) from a bound session; 'from' is stamped. */
 void ic_xmpp__route(struct ic_xmpp_server *srv,
                     struct ic_xmpp__session *from,
                     struct ic_xml *st);
+/* A stanza (taken) whose 'from' is already right (a component, the server,
+ * a routed error, another server's user) to its 'to', wherever that is:
+ * a session here or on another node, a user's bare JID, a component, the
+ * server, or another domain over S2S. Dropped without 'to'. */
+void ic_xmpp__send(struct ic_xmpp_server *srv, struct ic_xml *st);
+/* Answers ST's sender (its 'from') with a stanza error, unless ST is an
+ * error or a result. */
+void ic_xmpp__bounce(struct ic_xmpp_server *srv,
+                     const struct ic_xml *st,
+                     const char *type,
+                     const char *cond,
+                     const char *text);
 /* Delivers ST to session S (ownership stays with the caller). */
 void ic_xmpp__deliver(struct ic_xmpp__session *s, const struct ic_xml *st);
 /* An error reply to ST (swaps to/from), of TYPE and CONDITION. */
@@ -237,14 +252,37 @@ void ic_xmpp__presence_changed(struct ic_xmpp__session *s,
 /* component.c */
 struct ic_xmpp__component *ic_xmpp__component_find(struct ic_xmpp_server *srv,
                                                    const char *jid);
-void ic_xmpp__component_handle(struct ic_xmpp__component *comp,
+/* ST (taken) to component COMP from session FROM, or, FROM NULL, from
+ * elsewhere (another node, another server: never an admin). */
+void ic_xmpp__component_handle(struct ic_xmpp_server *srv,
+                               struct ic_xmpp__component *comp,
                                struct ic_xmpp__session *from,
                                struct ic_xml *st);
+/* Every pending component iq is answered NULL (shutdown). */
+void ic_xmpp__component_iq_cancel_all(struct ic_xmpp_server *srv);
+
+/* s2s.c: ST (taken) to another domain: over a verified stream to it, or
+ * queued while one is being set up; bounced when none can be. */
+void ic_xmpp__s2s_send(struct ic_xmpp_server *srv, struct ic_xml *st);
+/* Listens on the S2S port when the configuration has one. */
+int ic_xmpp__s2s_start(struct ic_xmpp_server *srv, char *why, size_t why_len);
+/* Ends every S2S stream, bounces what waits, closes the listener. */
+void ic_xmpp__s2s_shutdown(struct ic_xmpp_server *srv);
+void ic_xmpp__s2s_free(struct ic_xmpp_server *srv);
+
+/* server.c: one of the handles the server waits for at shutdown (the
+ * listeners, timers, S2S streams) has closed. Each was counted in
+ * listeners_open when opened. */
+void ic_xmpp__server_release(struct ic_xmpp_server *srv);
 
 /* presence.c and roster.c */
 void ic_xmpp__presence_handle(struct ic_xmpp_server *srv,
                               struct ic_xmpp__session *from,
                               struct ic_xml *st);
+/* Presence ST from another server's user (or a component) to a user of
+ * this domain: subscription requests and answers, probes, directed and
+ * broadcast presence (RFC 6121 3.1.3, 3.2.3, 3.3.3, 3.4.3, 4.3.2, 4.4.3). */
+void ic_xmpp__presence_in(struct ic_xmpp_server *srv, const struct ic_xml *st);
 /* The session goes unavailable: subscribers, the user's other resources
  * and directed-presence recipients are told; frees the directed list. */
 void ic_xmpp__presence_unavailable(struct ic_xmpp__session *s);

@@ -186,8 +186,10 @@ class Cluster:
 
     all_dirs = []
 
-    def __init__(self, icroot=None, nodes=1):
+    def __init__(self, icroot=None, nodes=1, args=(), base_port=None):
         self.nodes = nodes
+        self.args = list(args)  # more `icroot dev` arguments
+        self.fixed_port = base_port
         self.icroot = icroot or icroot_path()
         self.proc = None
         self.info = None
@@ -200,12 +202,12 @@ class Cluster:
         for _attempt in range(3):
             self.dir = tempfile.mkdtemp(prefix='icroot-interop-')
             Cluster.all_dirs.append(self.dir)
-            self.base_port = pick_base_port(10 * self.nodes)
+            self.base_port = self.fixed_port or pick_base_port(10 * self.nodes)
             self.out = open(os.path.join(self.dir, 'icroot-dev.out'), 'wb')
             self.proc = subprocess.Popen(
                 [self.icroot, 'dev', '--nodes', str(self.nodes), '--dir',
                  self.dir,
-                 '--base-port', str(self.base_port)],
+                 '--base-port', str(self.base_port)] + self.args,
                 stdout=self.out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
             path = os.path.join(self.dir, 'cluster.json')
@@ -271,6 +273,10 @@ class Cluster:
     @property
     def host(self):
         return self.node['host']
+
+    @property
+    def s2s_port(self):
+        return self.node['s2s_port']
 
     @property
     def c2s_port(self):
