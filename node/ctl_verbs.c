@@ -10,7 +10,11 @@
  *   passwd USER                  change_password
  *   load FILE [--graph IRI]      load_catalog (Turtle)
  *   dump [--graph IRI] [--format trig|nq]   dump_catalog
- *   query A=V ... | --xml FILE   constraint_catalog_resources
+ *   query A=V ... | --xml FILE   constraint_catalog_resources (referrals
+ *                                and <partial/> on stderr)
+ *   delegation-add A V JID TTL [--fingerprint sha256:HEX]  add_delegation
+ *   delegation-del A V           remove_delegation
+ *   delegations                  list_delegations
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -24,6 +28,7 @@
 #include "ctl.h"
 
 #define NS_RES IC_RESONTOLOGY_NS
+#define NS_IODATA "urn:xmpp:tmp:io-data"
 
 static void add_text(struct ic_xml *parent, const char *name, const char *v)
 {
@@ -333,14 +338,38 @@ static struct ic_xml *constraints_of_file(const char *path)
     return cs;
 }
 
+/* The referrals and the partial flag of a query's answer, on stderr (the
+ * standard output holds the names only). */
+static void print_referrals(const struct ic_xml *cmd)
+{
+    const struct ic_xml *io = ic_xml_child(cmd, "iodata", NS_IODATA);
+    const struct ic_xml *out = io ? ic_xml_child(io, "out", NS_IODATA) : NULL;
+
+    for (const struct ic_xml *x = ic_xml_child(out, "referral", NS_RES);
+         x != NULL; x = ic_xml_next(x, "referral", NS_RES)) {
+        char *e = ic_xml_text(ic_xml_child(x, "exchange", NS_RES));
+        char *t = ic_xml_text(ic_xml_child(x, "ttl", NS_RES));
+        fprintf(stderr, "referral: %s (ttl %s)\n", e, t);
+        ic_free(e);
+        ic_free(t);
+    }
+    if (ic_xml_child(out, "partial", NS_RES) != NULL)
+        fprintf(stderr, "partial: an exchange did not answer\n");
+}
+
 static int verb_query(struct ctl_remote *r, int argc, char **argv)
 {
     struct ic_xml *cs, *cmd = NULL;
     const struct ic_xml *mc;
-    bool lin = argc > 1 && strcmp(argv[1], "--linearizable") == 0;
+    bool lin = false, rec = false;
 
-    if (lin) { /* the verb stays argv[0] */
-        argv[1] = argv[0];
+    while (argc > 1 && (strcmp(argv[1], "--linearizable") == 0 ||
+                        strcmp(argv[1], "--recursive") == 0)) {
+        if (strcmp(argv[1], "--recursive") == 0)
+            rec = true;
+        else
+            lin = true;
+        argv[1] = argv[0]; /* the verb stays argv[0] */
         argc--;
         argv++;
     }
@@ -352,8 +381,11 @@ static int verb_query(struct ctl_remote *r, int argc, char **argv)
         return 2;
     if (lin)
         ic_xml_set_attr(cs, "consistency", "linearizable");
+    if (rec)
+        ic_xml_set_attr(cs, "recursive", "true");
     if (call(r, "query", "constraint_catalog_resources", cs, &cmd) != 0)
         return 1;
+    print_referrals(cmd);
     mc = ctl_remote_output(cmd, "matchingClouds");
     for (const struct ic_xml *n = ic_xml_child(mc, "cloudName", NS_RES);
          n != NULL; n = ic_xml_next(n, "cloudName", NS_RES)) {
@@ -363,6 +395,80 @@ static int verb_query(struct ctl_remote *r, int argc, char **argv)
     }
     ic_xml_free(cmd);
     return mc != NULL ? 0 : 1;
+}
+
+/* ---- delegations ------------------------------------------------------- */
+
+static int verb_delegation(struct ctl_remote *r, int argc, char **argv)
+{
+    const char *verb = argv[0], *fp = NULL, *pos[4] = {NULL};
+    bool add = strcmp(verb, "delegation-add") == 0;
+    int want = add ? 4 : 2, npos = 0;
+    struct ic_xml *d;
+
+    for (int i = 1; i < argc; i++) {
+        if (add && strcmp(argv[i], "--fingerprint") == 0 && i + 1 < argc) {
+            fp = argv[++i];
+        } else if (npos < want && argv[i][0] != '-') {
+            pos[npos++] = argv[i];
+        } else {
+            fprintf(stderr, "icrootctl %s: unexpected '%s'\n", verb, argv[i]);
+            return 2;
+        }
+    }
+    if (npos != want) {
+        fprintf(stderr, "icrootctl %s: give %s\n", verb,
+                add ? "ATTRIBUTE VALUE EXCHANGE_JID TTL "
+                      "[--fingerprint sha256:HEX]"
+                    : "ATTRIBUTE VALUE");
+        return 2;
+    }
+    d = ic_xml_new("delegation", NS_RES);
+    add_text(d, "attribute", pos[0]);
+    add_text(d, "value", pos[1]);
+    if (add) {
+        add_text(d, "exchange", pos[2]);
+        add_text(d, "ttl", pos[3]);
+        if (fp != NULL)
+            add_text(d, "fingerprint", fp);
+    }
+    if (call_simple(r, verb, add ? "add_delegation" : "remove_delegation", d) !=
+        0)
+        return 1;
+    printf("done\n");
+    return 0;
+}
+
+/* One line per delegation: ATTRIBUTE=VALUE EXCHANGE TTL [FINGERPRINT]. */
+static int verb_delegations(struct ctl_remote *r, int argc, char **argv)
+{
+    static const char *const fields[] = {"attribute", "value", "exchange",
+                                         "ttl", "fingerprint"};
+    const struct ic_xml *io, *out;
+    struct ic_xml *cmd = NULL;
+
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, "icrootctl delegations: no arguments expected\n");
+        return 2;
+    }
+    if (call(r, "delegations", "list_delegations", NULL, &cmd) != 0)
+        return 1;
+    io = ic_xml_child(cmd, "iodata", NS_IODATA);
+    out = io ? ic_xml_child(io, "out", NS_IODATA) : NULL;
+    for (const struct ic_xml *d = ic_xml_child(out, "delegation", NS_RES);
+         d != NULL; d = ic_xml_next(d, "delegation", NS_RES)) {
+        for (size_t i = 0; i < IC_ARRAY_LEN(fields); i++) {
+            const struct ic_xml *f = ic_xml_child(d, fields[i], NS_RES);
+            char *t = f ? ic_xml_text(f) : NULL;
+            if (t != NULL)
+                printf("%s%s", i == 0 ? "" : i == 1 ? "=" : " ", t);
+            ic_free(t);
+        }
+        printf("\n");
+    }
+    ic_xml_free(cmd);
+    return out != NULL ? 0 : 1;
 }
 
 /* ---- membership: on the leader, following one redirect ------------------ */
@@ -479,6 +585,9 @@ int ctl_online(struct ctl_remote *r, int argc, char **argv)
         {"member-add", verb_member},
         {"member-remove", verb_member},
         {"transfer", verb_member},
+        {"delegation-add", verb_delegation},
+        {"delegation-del", verb_delegation},
+        {"delegations", verb_delegations},
     };
 
     for (size_t i = 0; i < IC_ARRAY_LEN(verbs); i++)

@@ -9,6 +9,12 @@
  *   add_account, delete_account, change_password, load_catalog  (admin;
  *                                 a user may change their own password)
  *   node_status, list_accounts, dump_catalog  (admin, service_admin.c)
+ *   add_delegation, remove_delegation, list_delegations  (admin,
+ *                                 delegation.c)
+ *
+ * A constraint query that falls in a delegated scope answers referrals
+ * beside its local matches, or, recursive='true', asks the exchanges
+ * (delegation_resolve.c).
  *
  * A bad payload is answered with a bad-request stanza error whose text
  * names the fault; nothing is written then.
@@ -18,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "delegation.h"
 #include "service.h"
 
 /* The first element named NAME in namespace NS inside the command's
@@ -101,6 +108,14 @@ static void write_op(struct ic_node_service *svc,
     write_cmd(svc, r, &cmd, note);
 }
 
+void ic_node__svc_write_op(struct ic_node_service *svc,
+                           struct ic_adhoc_req *r,
+                           const struct ic_raft_op *op,
+                           const char *note)
+{
+    write_op(svc, r, op, note);
+}
+
 /* The (attribute, value) pairs of a parsed <constraints> element, with the
  * limits of ic_constraints_parse(). The texts are the tree's own where an
  * element holds one text node (the usual case), else copies kept in OWNED
@@ -169,13 +184,77 @@ static int constraints_of(const struct ic_xml *cs, struct cons_in *in)
     return 0;
 }
 
+/* recursive='true' and hops='N' on <constraints> (delegation.h); false
+ * with an error sent for a bad hops. */
+static bool recursion_of(struct ic_adhoc_req *r,
+                         const struct ic_xml *c,
+                         bool *recursive,
+                         unsigned *hops)
+{
+    const char *rec = ic_xml_attr(c, "recursive");
+    const char *h = ic_xml_attr(c, "hops");
+    unsigned long v = IC_DELEG_HOPS_DEFAULT;
+    char *end = NULL;
+
+    *recursive = rec && (strcmp(rec, "true") == 0 || strcmp(rec, "1") == 0);
+    if (h != NULL) {
+        v = strtoul(h, &end, 10);
+        if (h[0] < '0' || h[0] > '9' || *end != '\0' || strlen(h) > 9) {
+            bad(r, "hops is a number of hops (0 or more)");
+            return false;
+        }
+    }
+    *hops = (unsigned)(v > IC_DELEG_HOPS_MAX ? IC_DELEG_HOPS_MAX : v);
+    return true;
+}
+
+static void on_resolved(void *arg, struct ic_xml *io)
+{
+    ic_adhoc_done(arg, io, NULL, NULL);
+}
+
+/* The answer of a query that matched RES locally and concerns REFS. */
+static void answer_query(struct ic_node_service *svc,
+                         struct ic_adhoc_req *r,
+                         const struct cons_in *in,
+                         const struct ic_match_result *res,
+                         const struct ic_deleg_refs *refs,
+                         const char *canon,
+                         bool recursive,
+                         unsigned hops)
+{
+    struct ic_deleg_query q = {0};
+    struct ic_xml *mc;
+
+    if (refs->n == 0) { /* the seed paper's answer, exactly */
+        mc = ic_xml_new("matchingClouds", NS_RES);
+        for (size_t i = 0; i < res->n; i++)
+            ic_xml_add_text(ic_xml_add(mc, "cloudName", NULL), res->names[i],
+                            strlen(res->names[i]));
+        ic_adhoc_done(r, ic_node__svc_output(mc), NULL, NULL);
+        return;
+    }
+    q.c = in->c;
+    q.n = in->n;
+    q.canon = canon;
+    q.local = res->names;
+    q.nlocal = res->n;
+    q.refs = refs;
+    q.recursive = recursive;
+    q.hops = hops;
+    ic_node__deleg_resolve(svc->deleg, &q, on_resolved, r);
+}
+
 static void query(void *data, struct ic_adhoc_req *r)
 {
     struct ic_node_service *svc = data;
     const struct ic_xml *c = ic_node__svc_input(r, "constraints", NS_RES);
-    struct cons_in in;
+    struct ic_deleg_refs refs = {0};
     struct ic_match_result res = {0};
-    struct ic_xml *mc;
+    struct cons_in in;
+    char *canon = NULL;
+    bool recursive;
+    unsigned hops;
     struct ic_txn *t;
     int rc;
 
@@ -183,6 +262,8 @@ static void query(void *data, struct ic_adhoc_req *r)
         bad(r, "no <constraints xmlns='" NS_RES "'> input");
         return;
     }
+    if (!recursion_of(r, c, &recursive, &hops))
+        return;
     /* the stream parser has checked the XML already: walk the tree */
     rc = constraints_of(c, &in);
     if (rc != 0) {
@@ -193,20 +274,19 @@ static void query(void *data, struct ic_adhoc_req *r)
     rc = ic_store_txn_begin(svc->st, false, &t);
     if (rc == 0) {
         rc = ic_store_match(t, in.c, in.n, &res);
+        if (rc == 0)
+            rc = ic_node__deleg_concerned(t, in.c, in.n, &refs, &canon);
         ic_store_txn_abort(t);
     }
-    cons_in_free(&in);
-    if (rc == IC_EUNKNOWN || rc == IC_EVALUE) {
+    if (rc == IC_EUNKNOWN || rc == IC_EVALUE)
         bad(r, res.error);
-    } else if (rc != 0) {
+    else if (rc != 0)
         ic_adhoc_fail(r, "wait", "internal-server-error", ic_strerror(rc));
-    } else {
-        mc = ic_xml_new("matchingClouds", NS_RES);
-        for (size_t i = 0; i < res.n; i++)
-            ic_xml_add_text(ic_xml_add(mc, "cloudName", NULL), res.names[i],
-                            strlen(res.names[i]));
-        ic_adhoc_done(r, ic_node__svc_output(mc), NULL, NULL);
-    }
+    else
+        answer_query(svc, r, &in, &res, &refs, canon, recursive, hops);
+    cons_in_free(&in);
+    ic_node__deleg_refs_free(&refs);
+    ic_free(canon);
     ic_match_result_free(&res);
 }
 
@@ -716,7 +796,32 @@ static const struct ic_adhoc_command commands[] = {
      ic_node__svc_remove_node},
     {"transfer_leadership", "Hand Raft leadership to a node", true,
      ic_node__svc_transfer},
+    {"add_delegation", "Delegate a scope to an exchange", true,
+     ic_node__svc_add_delegation},
+    {"remove_delegation", "Remove a delegation", true,
+     ic_node__svc_remove_delegation},
+    {"list_delegations", "List the delegations", true,
+     ic_node__svc_list_delegations},
 };
+
+/* The network side of recursive queries: iq requests from the service's
+ * own JID (to another domain over S2S). */
+static int send_iq(void *ctx,
+                   struct ic_xml *iq,
+                   unsigned timeout_ms,
+                   ic_xmpp_iq_cb cb,
+                   void *arg)
+{
+    struct ic_node_service *svc = ctx;
+
+    return ic_xmpp_component_iq(svc->srv, svc->jid, iq, timeout_ms, cb, arg);
+}
+
+static uint64_t clock_ms(void *ctx)
+{
+    (void)ctx;
+    return uv_hrtime() / 1000000;
+}
 
 int ic_node_service_start(struct ic_xmpp_server *srv,
                           struct ic_store *st,
@@ -726,6 +831,7 @@ int ic_node_service_start(struct ic_xmpp_server *srv,
 {
     struct ic_node_service *svc = ic_calloc(1, sizeof *svc);
     struct ic_xmpp_component comp = {0};
+    struct ic_deleg_seam seam = {send_iq, clock_ms, NULL, 0};
     size_t n = strlen(domain) + 9;
     int rc;
 
@@ -736,6 +842,8 @@ int ic_node_service_start(struct ic_xmpp_server *srv,
     svc->domain = ic_strdup(domain);
     svc->jid = ic_malloc(n);
     snprintf(svc->jid, n, "service.%s", domain);
+    seam.ctx = svc;
+    svc->deleg = ic_node__deleg_resolver_new(&seam, domain);
     comp.jid = svc->jid;
     comp.identity_category = "directory";
     comp.identity_type = "cloud";
@@ -756,6 +864,7 @@ void ic_node_service_free(struct ic_node_service *svc)
 {
     if (svc == NULL)
         return;
+    ic_node__deleg_resolver_free(svc->deleg);
     ic_free(svc->domain);
     ic_free(svc->jid);
     ic_free(svc);

@@ -118,7 +118,8 @@ USER_COMMANDS = {'constraint_catalog_resources', 'publish_resources',
                  'withdraw_resources', 'describe_cloud', 'change_password'}
 ADMIN_COMMANDS = {'add_account', 'delete_account', 'load_catalog', 'dump_catalog',
                   'add_node', 'remove_node', 'transfer_leadership',
-                  'list_accounts', 'node_status'}
+                  'list_accounts', 'node_status', 'add_delegation',
+                  'remove_delegation', 'list_delegations'}
 
 
 # ---------------------------------------------------------------------------

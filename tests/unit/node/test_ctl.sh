@@ -282,6 +282,74 @@ run_online() {
     expect_rc "online load of bad Turtle" $? 1
     expect_contains "its error" "$err" "bad-request"
 
+    # delegations: add, list, referral in the query, recursion without a
+    # reachable exchange (partial), bad input, non-admins, removal
+    out=$("$CTL" "${cl[@]}" delegations)
+    expect_rc "no delegations" $? 0
+    expect_eq "no delegations listed" "$out" ""
+    out=$("$CTL" "${cl[@]}" delegation-add ' tierCountries' JAPAN \
+        service.exch.example 300 2>&1)
+    expect_rc "delegation-add ($out)" $? 0
+    out=$("$CTL" "${cl[@]}" delegation-add availabilityQuanity 99.999 \
+        service.exch.example 60 --fingerprint "sha256:$(printf 'aB%.0s' \
+        $(seq 32))" 2>&1)
+    expect_rc "delegation-add with a fingerprint ($out)" $? 0
+    out=$("$CTL" "${cl[@]}" delegations)
+    expect_eq "delegations listed" "$out" "availabilityQuanity=99.999 \
+service.exch.example 60 sha256:$(printf 'ab%.0s' $(seq 32))
+tierCountries=JAPAN service.exch.example 300"
+    # the same scope by the other spelling: replaced
+    "$CTL" "${cl[@]}" delegation-add availabilityQuantity 99.999 \
+        service.exch.example 30 >/dev/null
+    out=$("$CTL" "${cl[@]}" delegations)
+    expect_eq "a scope has one delegation" "$out" \
+        "availabilityQuantity=99.999 service.exch.example 30
+tierCountries=JAPAN service.exch.example 300"
+    out=$("$CTL" "${cl[@]}" query "${SEED[@]}" 2>"$T/q.err")
+    expect_eq "a query in a delegated scope keeps its local matches" "$out" \
+        $'cloud2\ncloud5'
+    expect_eq "and gets one referral per exchange" "$(cat "$T/q.err")" \
+        "referral: service.exch.example (ttl 30)"
+    out=$("$CTL" "${cl[@]}" query --recursive "${SEED[@]}" 2>"$T/q.err")
+    expect_eq "recursive, exchange unreachable: local matches" "$out" \
+        $'cloud2\ncloud5'
+    expect_contains "its referral stays" "$(cat "$T/q.err")" \
+        "referral: service.exch.example (ttl 30)"
+    expect_contains "and it is partial" "$(cat "$T/q.err")" "partial"
+    out=$("$CTL" "${cl[@]}" query replicationFactor=5 2>"$T/q.err")
+    expect_eq "outside the scopes: no referral" "$(cat "$T/q.err")" ""
+    for bad in "tierCountries JP a@@b 300|not a valid JID" \
+        "tierCountries JP service.exch.example 0|ttl '0'" \
+        "tierCountries JP service.exch.example 604801|ttl" \
+        "tierCountries JP service.exch.example 1h|ttl" \
+        "foo JP service.exch.example 60|unknown attribute 'foo'" \
+        "replicationFactor abc service.exch.example 60|not a valid integer" \
+        "tierCountries JP service.exch.example 60 --fingerprint sha256:00|fingerprint"; do
+        # shellcheck disable=SC2086
+        err=$("$CTL" "${cl[@]}" delegation-add ${bad%%|*} 2>&1)
+        expect_rc "delegation-add ${bad%%|*}" $? 1
+        expect_contains "its error" "$err" "bad-request"
+        expect_contains "its error" "$err" "${bad#*|}"
+    done
+    "$CTL" "${cl[@]}" delegation-add tierCountries JP 2>/dev/null
+    expect_rc "delegation-add without exchange and TTL" $? 2
+    err=$("$CTL" "${cl[@]}" --user cloud1 --cert "$dev/cloud1.pem" \
+        --key "$dev/cloud1.key" delegations 2>&1)
+    expect_rc "a non-admin cannot list delegations" $? 1
+    expect_contains "its error" "$err" "item-not-found"
+    err=$("$CTL" "${cl[@]}" --user cloud1 --cert "$dev/cloud1.pem" \
+        --key "$dev/cloud1.key" delegation-del tierCountries JAPAN 2>&1)
+    expect_rc "a non-admin cannot remove a delegation" $? 1
+    "$CTL" "${cl[@]}" delegation-del "tierCountries " " JAPAN" >/dev/null
+    expect_rc "delegation-del" $? 0
+    "$CTL" "${cl[@]}" delegation-del availabilityQuanity 99.999 >/dev/null
+    expect_rc "delegation-del by the other spelling" $? 0
+    out=$("$CTL" "${cl[@]}" delegations)
+    expect_eq "no delegations left" "$out" ""
+    err=$("$CTL" "${cl[@]}" delegation-del tierCountries JAPAN 2>&1)
+    expect_rc "delegation-del of none" $? 1
+    expect_contains "its error" "$err" "item-not-found"
+
     # EXTERNAL with the client certificate icroot dev made
     out=$("$CTL" "${cl[@]}" --user cloud1 --cert "$dev/cloud1.pem" \
         --key "$dev/cloud1.key" query "${SEED[@]}" 2>&1)
