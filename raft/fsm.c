@@ -11,10 +11,26 @@
  * Failure modes: a business failure (bad Turtle, an empty key) aborts the
  * nested transaction only and becomes the result. An undecodable entry is
  * a result too (IC_ECORRUPT: every replica decodes it the same way). An
- * entry of an unknown version or type, or a store error (disk or map full,
- * I/O), fails the apply: raft cannot go on past it, so the node stops
- * rather than let replicas diverge; after a restart the entry is applied
- * again (nothing of it was committed).
+ * entry of an unknown version or type, or a store error (I/O), fails the
+ * entry's transaction: nothing of it is committed, and it is held and
+ * tried again (below) rather than let replicas diverge; after a restart
+ * it is applied again from the Raft log.
+ *
+ * A full store (the disk: ENOSPC, or LMDB's map; an EIO on a disk with no
+ * room left, which is how LMDB reports a write cut short) fails the
+ * apply's transaction too, so nothing of the entry is in the store and its
+ * result is not handed to any submitter. raft 0.22 cannot take a failed
+ * apply (a follower frees the entry twice and aborts; a leader would try
+ * it again only when its commit index next moves), so the entry, whatever
+ * the store's error, is held instead: a copy,
+ * in index order with every later entry, until the node's retry timer
+ * (node.c, ic_raft__fsm_retry) finds room and applies them in order. raft
+ * takes them as applied; the store's applied index says where the store
+ * really is, and no snapshot is taken while entries are held (it would not
+ * match its index). One error line when holding starts, one info line when
+ * the last held entry is applied. Held entries are lost with the process,
+ * not with the data: they are in the Raft log, and a restarted node
+ * applies them again from it (the store skips what it already has).
  *
  * Snapshots: `snapshot` opens one LMDB read transaction (an exact view at
  * the last applied index, taken on the loop thread), `snapshot_async`
@@ -25,15 +41,31 @@
  * (raft restores its last snapshot at every start: our store is usually
  * ahead of it, and the entries after it are skipped by index).
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "raft_int.h"
 
 #define MOD "raft"
 
+/* An entry waiting for room in the store. */
+struct held {
+    uint64_t index;
+    size_t len;
+    struct held *next;
+    unsigned char buf[];
+};
+
 struct ic_raft_fsm {
     struct raft_fsm rf;
+    struct held *held, **held_tail; /* waiting for room, in index order */
+    size_t held_bytes;
+    int held_rc;   /* why the first one waits */
+    bool held_cap; /* the cap was hit (logged once) */
+    ic_raft__hold_fn hold_cb;
+    void *hold_data;
     struct ic_store *st;
     struct raft *raft;
     struct ic_txn *snap_txn; /* between snapshot and finalize */
@@ -276,6 +308,24 @@ static void observe(struct ic_raft_fsm *fsm, uint64_t index, bool reset)
     ic_raft__changes_clear(&fsm->changes);
 }
 
+/* Whether RC says the store is full: the disk or LMDB's map. */
+static bool no_room(int rc)
+{
+    return rc == IC_ENOSPC || rc == IC_EFULL;
+}
+
+/* RC, or IC_ENOSPC for an I/O error on a disk with (almost) no room left:
+ * LMDB reports a write cut short by a full disk as EIO. */
+static int full_or(struct ic_store *st, int rc)
+{
+    struct statvfs sv;
+
+    if (rc == IC_EIO && statvfs(ic_store_dir(st), &sv) == 0 &&
+        (unsigned long long)sv.f_bavail * sv.f_frsize < (1ULL << 20))
+        return IC_ENOSPC;
+    return rc;
+}
+
 int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
                           uint64_t index,
                           const void *buf,
@@ -326,12 +376,135 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
     return 0;
 
 fail:
-    IC_LOG(IC_LOG_ERROR, MOD, "entry %llu: apply failed: %s",
+    /* reported once by ic_raft__fsm_apply, which holds the entry */
+    IC_LOG(IC_LOG_DEBUG, MOD, "entry %llu: apply failed: %s",
            (unsigned long long)index, ic_strerror(rc));
     ic_store_txn_abort(t);
     ic_raft__changes_clear(&fsm->changes);
     ic_raft_cmd_free(cmd);
     return rc;
+}
+
+/* Holding entries while the store is full */
+
+static void held_pop(struct ic_raft_fsm *fsm)
+{
+    struct held *h = fsm->held;
+
+    fsm->held = h->next;
+    if (fsm->held == NULL)
+        fsm->held_tail = &fsm->held;
+    fsm->held_bytes -= h->len;
+    ic_free(h);
+}
+
+/* Copies the entry at INDEX to the end of the held list. */
+static int
+hold(struct ic_raft_fsm *fsm, uint64_t index, const void *buf, size_t len)
+{
+    struct held *h;
+
+    if (fsm->held_bytes + len > IC_RAFT__HOLD_MAX) {
+        if (!fsm->held_cap)
+            IC_LOG(IC_LOG_ERROR, MOD,
+                   "store full: %zu bytes of entries held, entry %llu waits "
+                   "in the Raft log",
+                   fsm->held_bytes, (unsigned long long)index);
+        fsm->held_cap = true;
+        return IC_ENOSPC; /* raft offers it again when its commit moves */
+    }
+    h = ic_malloc(sizeof *h + len);
+    h->index = index;
+    h->len = len;
+    h->next = NULL;
+    memcpy(h->buf, buf, len);
+    if (fsm->held_tail == NULL)
+        fsm->held_tail = &fsm->held;
+    *fsm->held_tail = h;
+    fsm->held_tail = &h->next;
+    fsm->held_bytes += len;
+    return 0;
+}
+
+int ic_raft__fsm_apply(struct ic_raft_fsm *fsm,
+                       uint64_t index,
+                       const void *buf,
+                       size_t len)
+{
+    int rc;
+
+    if (fsm->held != NULL)
+        return hold(fsm, index, buf, len);
+    rc = ic_raft__fsm_apply_at(fsm, index, buf, len);
+    if (rc == 0)
+        return 0;
+    /* raft 0.22 cannot take a failed apply (a follower frees the entry
+     * twice): hold it whatever the error */
+    rc = full_or(fsm->st, rc);
+    if (no_room(rc))
+        IC_LOG(IC_LOG_ERROR, MOD,
+               "store full: %s: %s: entry %llu and those after it wait "
+               "(not applied, not acknowledged); retrying",
+               ic_store_dir(fsm->st), ic_strerror(rc),
+               (unsigned long long)index);
+    else
+        IC_LOG(IC_LOG_ERROR, MOD,
+               "store error: %s: %s: entry %llu and those after it wait "
+               "(not applied, not acknowledged); retrying",
+               ic_store_dir(fsm->st), ic_strerror(rc),
+               (unsigned long long)index);
+    fsm->held_rc = rc;
+    fsm->held_cap = false;
+    rc = hold(fsm, index, buf, len);
+    if (rc == 0 && fsm->hold_cb != NULL)
+        fsm->hold_cb(fsm->hold_data);
+    return rc;
+}
+
+bool ic_raft__fsm_retry(struct ic_raft_fsm *fsm)
+{
+    uint64_t first = fsm->held != NULL ? fsm->held->index : 0, last = 0;
+    int rc;
+
+    while (fsm->held != NULL) {
+        rc = ic_raft__fsm_apply_at(fsm, fsm->held->index, fsm->held->buf,
+                                   fsm->held->len);
+        if (rc != 0) {
+            rc = full_or(fsm->st, rc);
+            if (rc != fsm->held_rc && !no_room(rc))
+                IC_LOG(IC_LOG_ERROR, MOD, "entry %llu: still held: %s",
+                       (unsigned long long)fsm->held->index, ic_strerror(rc));
+            fsm->held_rc = rc;
+            return true;
+        }
+        last = fsm->held->index;
+        held_pop(fsm);
+    }
+    if (first != 0)
+        IC_LOG(IC_LOG_INFO, MOD,
+               "store has room again: %s: held entries %llu..%llu applied",
+               ic_store_dir(fsm->st), (unsigned long long)first,
+               (unsigned long long)last);
+    fsm->held_cap = false;
+    return false;
+}
+
+bool ic_raft__fsm_holding(const struct ic_raft_fsm *fsm)
+{
+    return fsm->held != NULL;
+}
+
+uint64_t ic_raft__fsm_held_first(const struct ic_raft_fsm *fsm)
+{
+    return fsm->held != NULL ? fsm->held->index : 0;
+}
+
+void ic_raft__fsm_on_hold(struct ic_raft_fsm *fsm,
+                          ic_raft__hold_fn cb,
+                          void *data)
+{
+    fsm->hold_cb = cb;
+    fsm->hold_data = data;
 }
 
 /* raft_fsm callbacks */
@@ -344,7 +517,7 @@ on_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
     uint64_t index = raft_last_applied(fsm->raft) + 1;
 
     *result = NULL;
-    return ic_raft__fsm_apply_at(fsm, index, buf->base, buf->len) == 0
+    return ic_raft__fsm_apply(fsm, index, buf->base, buf->len) == 0
                ? 0
                : RAFT_IOERR;
 }
@@ -386,8 +559,8 @@ on_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
     struct ic_raft_fsm *fsm = rf->data;
     int rc;
 
-    if (fsm->snap_txn != NULL)
-        return RAFT_BUSY;
+    if (fsm->snap_txn != NULL || fsm->held != NULL)
+        return RAFT_BUSY; /* held entries: the store is behind raft */
     rc = ic_store_txn_begin(fsm->st, false, &fsm->snap_txn);
     if (rc != 0) {
         IC_LOG(IC_LOG_ERROR, MOD, "snapshot: %s", ic_strerror(rc));
@@ -480,6 +653,8 @@ static int restore(struct ic_raft_fsm *fsm, const struct raft_buffer *buf)
                (unsigned long long)snap);
     if (rc == 0)
         observe(fsm, snap, true);
+    while (rc == 0 && fsm->held != NULL && fsm->held->index <= snap)
+        held_pop(fsm); /* the snapshot holds them */
     return rc;
 }
 
@@ -501,6 +676,7 @@ int ic_raft_fsm_new(struct ic_store *st, struct ic_raft_fsm **out)
     struct ic_raft_fsm *fsm = ic_calloc(1, sizeof *fsm);
 
     fsm->st = st;
+    fsm->held_tail = &fsm->held;
     fsm->rf.version = 3;
     fsm->rf.data = fsm;
     fsm->rf.apply = on_apply;
@@ -517,6 +693,8 @@ void ic_raft_fsm_free(struct ic_raft_fsm *fsm)
     if (fsm == NULL)
         return;
     snap_end(fsm);
+    while (fsm->held != NULL)
+        held_pop(fsm);
     ic_raft__changes_free(&fsm->changes);
     ic_free(fsm);
 }

@@ -11,6 +11,12 @@
  * accepted it (leadership lost, shutdown) completes with IC_EINDOUBT. Every
  * completion goes through one queue drained by a zero timer, so callbacks
  * never run inside the call that made the request.
+ *
+ * A full store (fsm.c holds the entries it cannot apply) starts the retry
+ * timer: every 100 ms, doubling to 5 s, the held entries are applied again
+ * until they all are; a leader in that state hands leadership to another
+ * voter, since the writes it takes cannot be answered until its store has
+ * room. (raft's own disk writes retry on ENOSPC by themselves.)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -58,7 +64,9 @@ struct ic_raft_node {
     struct ic_raft_fsm *fsm;
     uv_timer_t defer; /* drains DONE */
     uv_timer_t guard; /* bounds the leadership transfer before closing */
-    int handles;      /* ours still open */
+    uv_timer_t retry; /* applies held entries again (store full) */
+    uint64_t retry_ms;
+    int handles; /* ours still open */
     unsigned election_ms;
     struct op *done, **done_tail;
     uint64_t client;
@@ -67,6 +75,8 @@ struct ic_raft_node {
     bool raft_closing;
     bool raft_closed;
     struct raft_transfer transfer; /* the one before closing */
+    struct raft_transfer yield;    /* the one of a leader with a full store */
+    bool yielding;
     void (*close_cb)(void *data);
     void *close_data;
 };
@@ -389,6 +399,51 @@ int ic_raft_node_transfer(struct ic_raft_node *n,
     return 0;
 }
 
+/* A full store */
+
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
+
+static bool other_voter(struct ic_raft_node *n);
+
+static void on_yielded(struct raft_transfer *req)
+{
+    struct ic_raft_node *n = req->data;
+
+    n->yielding = false;
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    struct ic_raft_node *n = t->data;
+
+    if (n->closing || !ic_raft__fsm_retry(n->fsm))
+        return;
+    if (leading(n) && other_voter(n) && !n->yielding) {
+        n->yield.data = n;
+        if (raft_transfer(&n->raft, &n->yield, 0, on_yielded) == 0) {
+            n->yielding = true;
+            IC_LOG(IC_LOG_WARN, MOD,
+                   "node %llu: store full: handing leadership over",
+                   (unsigned long long)n->raft.id);
+        }
+    }
+    n->retry_ms =
+        n->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : n->retry_ms * 2;
+    uv_timer_start(&n->retry, on_retry, n->retry_ms, 0);
+}
+
+/* From inside raft's apply: only the timer. */
+static void on_hold(void *data)
+{
+    struct ic_raft_node *n = data;
+
+    if (n->closing || n->retry.loop == NULL)
+        return;
+    n->retry_ms = RETRY_FIRST_MS;
+    uv_timer_start(&n->retry, on_retry, n->retry_ms, 0);
+}
+
 /* Status */
 
 static enum ic_raft_state state_of(unsigned s)
@@ -422,6 +477,8 @@ void ic_raft_node_status(struct ic_raft_node *n, struct ic_raft_status *out)
     out->term = raft_current_term(r);
     out->commit_index = raft_commit_index(r);
     out->last_applied = raft_last_applied(r);
+    if (n->fsm != NULL && ic_raft__fsm_held_first(n->fsm) != 0)
+        out->last_applied = ic_raft__fsm_held_first(n->fsm) - 1;
     for (unsigned i = 0; i < c->n && i < IC_RAFT_STATUS_SERVERS; i++) {
         out->servers[i].id = c->servers[i].id;
         snprintf(out->servers[i].address, sizeof out->servers[i].address, "%s",
@@ -469,6 +526,7 @@ static void on_raft_closed(struct raft *r)
     drain(n); /* what raft failed while closing */
     uv_close((uv_handle_t *)&n->defer, on_handle_closed);
     uv_close((uv_handle_t *)&n->guard, on_handle_closed);
+    uv_close((uv_handle_t *)&n->retry, on_handle_closed);
 }
 
 static void close_raft(struct ic_raft_node *n)
@@ -524,7 +582,8 @@ void ic_raft_node_close(struct ic_raft_node *n,
     n->closing = true;
     n->close_cb = cb;
     n->close_data = data;
-    if (leading(n) && other_voter(n)) {
+    uv_timer_stop(&n->retry);
+    if (leading(n) && other_voter(n) && !n->yielding) {
         n->transfer.data = n;
         if (raft_transfer(&n->raft, &n->transfer, 0, on_handed_over) == 0) {
             uv_timer_start(&n->guard, on_guard, 2 * (uint64_t)n->election_ms,
@@ -633,9 +692,12 @@ static int start(struct ic_raft_node *n,
     configure(n, o);
     uv_timer_init(n->loop, &n->defer);
     uv_timer_init(n->loop, &n->guard);
+    uv_timer_init(n->loop, &n->retry);
     n->defer.data = n;
     n->guard.data = n;
-    n->handles = 2;
+    n->retry.data = n;
+    n->handles = 3;
+    ic_raft__fsm_on_hold(n->fsm, on_hold, n);
     rc = fresh && o->n_initial > 0 ? bootstrap(n, o) : 0;
     if (rc != 0)
         why_set(why, why_len, 0, "bootstrap: %s", raft_errmsg(&n->raft));

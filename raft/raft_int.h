@@ -31,6 +31,35 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
                           const void *buf,
                           size_t len);
 
+/* What raft's apply callback does: applies the entry at INDEX, or, when
+ * the store fails (full: IC_ENOSPC, IC_EFULL; or any other error, since
+ * raft 0.22 cannot take a failed apply), holds a copy of it, and of every
+ * entry after it, for ic_raft__fsm_retry, and returns 0 (raft goes on; the
+ * store's applied index stays where the store is). The first entry held
+ * calls the hold callback. Beyond IC_RAFT__HOLD_MAX bytes held the entry is
+ * refused with IC_ENOSPC (raft offers it again later). */
+#define IC_RAFT__HOLD_MAX ((size_t)256 << 20)
+
+int ic_raft__fsm_apply(struct ic_raft_fsm *fsm,
+                       uint64_t index,
+                       const void *buf,
+                       size_t len);
+/* Applies the held entries in order while the store takes them; true when
+ * some are still held. */
+bool ic_raft__fsm_retry(struct ic_raft_fsm *fsm);
+/* Whether entries are held. */
+bool ic_raft__fsm_holding(const struct ic_raft_fsm *fsm);
+/* The index of the first entry held, 0 when none is: the store has
+ * applied up to the one before it, whatever raft says. */
+uint64_t ic_raft__fsm_held_first(const struct ic_raft_fsm *fsm);
+
+/* Called (from inside raft's apply: it must not re-enter raft) when an
+ * entry is held and none was before. */
+typedef void (*ic_raft__hold_fn)(void *data);
+void ic_raft__fsm_on_hold(struct ic_raft_fsm *fsm,
+                          ic_raft__hold_fn cb,
+                          void *data);
+
 /* The deduplication window of one client (fsm_client.c): its highest
  * applied sequence, which of the IC_RAFT__WINDOW sequences up to it were
  * applied, and the result of each of those that failed. */

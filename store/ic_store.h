@@ -67,6 +67,8 @@ int ic_store_open(const char *dir,
 /* Closes the store; no transaction may be open. ic_store_close(NULL) is a
  * no-op. */
 void ic_store_close(struct ic_store *st);
+/* The directory ST was opened in (for messages); it lives as long as ST. */
+const char *ic_store_dir(const struct ic_store *st);
 
 /* Transactions. A write transaction is one LMDB write transaction: all or
  * nothing. After any error inside a write transaction, abort it. */

@@ -331,6 +331,15 @@ err_mdb:
     return ic_store__mdb_err(rc);
 }
 
+const char *ic_store_dir(const struct ic_store *st)
+{
+    const char *dir = NULL;
+
+    if (mdb_env_get_path(st->env, &dir) != 0 || dir == NULL)
+        return "(store)";
+    return dir;
+}
+
 void ic_store_close(struct ic_store *st)
 {
     if (st == NULL)

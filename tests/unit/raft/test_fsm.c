@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fx.h"
+#include "store_int.h"
 
 /* Tests */
 
@@ -514,6 +515,96 @@ static void test_business_failure(void **state)
     ic_free(b);
 }
 
+/* Applies command C at INDEX through the apply callback's path (holding
+ * when the store fails); W is registered for its result. */
+static int held_apply(struct solo *s,
+                      uint64_t index,
+                      const struct ic_raft_cmd *c,
+                      struct ic_raft__wait *w)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc;
+
+    assert_int_equal(ic_raft_cmd_size(c, &len), 0);
+    buf = ic_malloc(len);
+    assert_int_equal(ic_raft_cmd_encode(c, buf, len), 0);
+    *w = (struct ic_raft__wait){c->client, c->seq, false, {0, ""}, NULL, NULL};
+    ic_raft__fsm_wait_add(s->fsm, w);
+    rc = ic_raft__fsm_apply(s->fsm, index, buf, len);
+    ic_free(buf);
+    return rc;
+}
+
+static void on_held(void *data)
+{
+    (*(int *)data)++;
+}
+
+/* A store that fills (LMDB's map here; a full disk takes the same path)
+ * applies nothing of the entry, answers no submitter and holds the entry
+ * and those after it, in order; the snapshot waits; once there is room the
+ * retry applies them all. */
+static void test_full_store_held(void **state)
+{
+    struct solo s;
+    struct ic_raft__wait w1, w2;
+    struct ic_raft_fsm *fsm;
+    struct raft_buffer *bufs = NULL;
+    unsigned n_bufs = 0;
+    char *big = ic_malloc(2 << 20), *p = big;
+    int held = 0;
+
+    (void)state;
+    tu_tmpdir(s.dir, sizeof s.dir);
+    {
+        char path[128];
+        tu_join(path, sizeof path, s.dir, "store");
+        s.st = tu_store_open(path, 1 << 20);
+    }
+    assert_int_equal(ic_raft_fsm_new(s.st, &s.fsm), 0);
+    fsm = s.fsm;
+    ic_raft__fsm_on_hold(fsm, on_held, &held);
+    for (int i = 0; i < 12000; i++)
+        p += sprintf(p, "<" G_CLOUD "#r%d> <http://e.org/p> \"%d\" .\n", i, i);
+    {
+        struct ic_raft_op op1 = replace(G_CLOUD, big), op2 = kv_put("k", "v");
+        struct ic_raft_cmd c1 = {7, 1, false, 1, &op1};
+        struct ic_raft_cmd c2 = {7, 2, false, 1, &op2};
+        assert_int_equal(held_apply(&s, 1, &c1, &w1), 0);
+        assert_int_equal(held, 1);
+        assert_true(ic_raft__fsm_holding(fsm));
+        assert_false(w1.done);
+        assert_int_equal(applied_of(s.st), 0);
+        /* a later entry that would fit waits behind it */
+        assert_int_equal(held_apply(&s, 2, &c2, &w2), 0);
+        assert_int_equal(held, 1);
+        assert_false(w2.done);
+        assert_int_equal(applied_of(s.st), 0);
+        assert_true(ic_raft__fsm_retry(fsm));
+        assert_int_equal(applied_of(s.st), 0);
+        assert_int_equal(ic_raft_fsm_get(fsm)->snapshot(ic_raft_fsm_get(fsm),
+                                                        &bufs, &n_bufs),
+                         RAFT_BUSY);
+        /* room again */
+        assert_int_equal(mdb_env_set_mapsize(s.st->env, 64 << 20), 0);
+        assert_false(ic_raft__fsm_retry(fsm));
+        assert_false(ic_raft__fsm_holding(fsm));
+        assert_true(w1.done && w1.res.code == 0);
+        assert_true(w2.done && w2.res.code == 0);
+        assert_int_equal(applied_of(s.st), 2);
+        ic_raft__fsm_wait_del(fsm, &w1);
+        ic_raft__fsm_wait_del(fsm, &w2);
+    }
+    {
+        char *dump = tu_dump(s.st, G_CLOUD, IC_RDF_NQUADS);
+        assert_non_null(strstr(dump, "\"11999\""));
+        ic_free(dump);
+    }
+    ic_free(big);
+    solo_close(&s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +618,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_dedup_window, setup, teardown),
         cmocka_unit_test(test_dedup_old_record),
         cmocka_unit_test_setup_teardown(test_business_failure, setup, teardown),
+        cmocka_unit_test(test_full_store_held),
     };
     return tu_main(argc, argv, "raft_fsm", tests, IC_ARRAY_LEN(tests));
 }
