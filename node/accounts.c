@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "delegation.h"
 #include "presence.h"
 
 static void hex(const unsigned char *b, size_t n, char *out)
@@ -430,6 +431,13 @@ presence_changed(void *data, const char *full, const struct ic_xml *presence)
         ic_node_presence_changed(ctx->presence, full, presence);
 }
 
+static bool s2s_pin(void *data, const char *domain, char out[72])
+{
+    struct ic_node_ctx *ctx = data;
+
+    return ic_node__deleg_pin(ctx->st, domain, out);
+}
+
 void ic_node_xmpp_ops(struct ic_node_ctx *ctx, struct ic_xmpp_ops *ops)
 {
     memset(ops, 0, sizeof *ops);
@@ -441,4 +449,5 @@ void ic_node_xmpp_ops(struct ic_node_ctx *ctx, struct ic_xmpp_ops *ops)
     ops->roster_get = roster_get;
     ops->roster_put = roster_put;
     ops->roster_del = roster_del;
+    ops->s2s_pin = s2s_pin;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "delegation.h"
 #include "service.h"
@@ -577,4 +578,44 @@ void ic_node__svc_list_delegations(void *data, struct ic_adhoc_req *r)
         return;
     }
     ic_adhoc_done(r, io, NULL, NULL);
+}
+
+/* The domain an exchange JID's S2S streams use, and the one its clouds are
+ * named after (without a leading "service." label). */
+static bool jid_domain_is(const char *jid, const char *domain)
+{
+    const char *d = strchr(jid, '@');
+    size_t n;
+
+    d = d ? d + 1 : jid;
+    n = strcspn(d, "/");
+    if (strlen(domain) == n && strncasecmp(d, domain, n) == 0)
+        return true;
+    return n > 8 && strncasecmp(d, "service.", 8) == 0 &&
+           strlen(domain) == n - 8 && strncasecmp(d + 8, domain, n - 8) == 0;
+}
+
+bool ic_node__deleg_pin(struct ic_store *st, const char *domain, char out[72])
+{
+    struct ic_kv after = {NULL, 0}, k, v;
+    struct ic_txn *t = NULL;
+    struct ic_deleg d;
+    bool found = false;
+    int rc = ic_store_txn_begin(st, false, &t);
+
+    while (rc == 0 && !found &&
+           (rc = ic_store_kv_next(t, IC_KV_DELEGATIONS, after, &k, &v)) == 0) {
+        after = k;
+        if (ic_node__deleg_decode(v, &d) != 0)
+            continue;
+        if (d.fingerprint != NULL && jid_domain_is(d.exchange, domain) &&
+            strlen(d.fingerprint) < 72) {
+            strcpy(out, d.fingerprint);
+            found = true;
+        }
+        ic_node__deleg_clear(&d);
+    }
+    if (t != NULL)
+        ic_store_txn_abort(t);
+    return found;
 }

@@ -188,4 +188,9 @@ size_t ic_node__deleg_cache_size(const struct ic_deleg_resolver *rs);
  * "service." label; the caller frees. */
 char *ic_node__deleg_domain_of(const char *exchange);
 
+/* The certificate pinned for S2S DOMAIN: the fingerprint of a delegation
+ * whose exchange JID is in DOMAIN (or in service.DOMAIN) into OUT. Read
+ * when a stream to or from DOMAIN authenticates (ic_xmpp_ops.s2s_pin). */
+bool ic_node__deleg_pin(struct ic_store *st, const char *domain, char out[72]);
+
 #endif /* IC_NODE_DELEGATION_H */

@@ -340,6 +340,11 @@ struct ic_xmpp_ops {
                          unsigned node,
                          const struct ic_xml *st,
                          const char *target);
+    /* S2S (may be NULL): the certificate pinned for DOMAIN ("sha256:" and
+     * 64 lower-case hex digits) into OUT, true; false when none is. A
+     * pinned certificate is the domain's trust anchor: it must be the one
+     * presented, and then stands for a CA's verdict. */
+    bool (*s2s_pin)(void *data, const char *domain, char out[72]);
 };
 
 /* A fixed place for another domain's S2S service (private meshes, tests):

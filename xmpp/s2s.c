@@ -34,6 +34,25 @@ bool ic_xmpp__s2s_hosted(const struct ic_xmpp_server *srv, const char *domain)
     return false;
 }
 
+int ic_xmpp__s2s_check_pin(struct s2s_stream *st, const char *domain)
+{
+    struct ic_xmpp_server *srv = st->s2s->srv;
+    char want[72];
+    char *got;
+    int rc;
+
+    if (srv->ops.s2s_pin == NULL || domain == NULL ||
+        !srv->ops.s2s_pin(srv->ops.data, domain, want))
+        return IC_ENOTFOUND;
+    got = ic_tls_peer_fingerprint(st->sock.tls);
+    rc = got != NULL && strcmp(got, want) == 0 ? 0 : IC_EAUTH;
+    if (rc != 0)
+        IC_LOG(IC_LOG_WARN, "s2s", "%s presented %s, pinned %s", domain,
+               got ? got : "no certificate", want);
+    ic_free(got);
+    return rc;
+}
+
 /* ---- dialback keys (XEP-0185) -------------------------------------------
  */
 

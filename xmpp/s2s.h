@@ -123,6 +123,10 @@ struct ic_xmpp__s2s {
 
 /* s2s.c */
 extern const char *const ic_xmpp__s2s_state_names[S2S__COUNT];
+/* DOMAIN's pinned certificate (ops->s2s_pin) against the one ST's peer
+ * presented: 0 when they are the same, IC_EAUTH when not (logged),
+ * IC_ENOTFOUND when nothing is pinned for DOMAIN. */
+int ic_xmpp__s2s_check_pin(struct s2s_stream *st, const char *domain);
 /* Our domain and our components' domains are hosted here. */
 bool ic_xmpp__s2s_hosted(const struct ic_xmpp_server *srv, const char *domain);
 /* Adds ST to the server's list (created by s2s_in.c or s2s_out.c). */

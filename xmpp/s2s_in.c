@@ -86,9 +86,15 @@ static void add_authed(struct s2s_stream *st, const char *domain)
 static void send_auth_features(struct s2s_stream *st)
 {
     struct ic_buf b = {0};
-    bool external =
-        st->remote != NULL && ic_tls_peer_names(st->sock.tls, st->remote);
+    int pin = ic_xmpp__s2s_check_pin(st, st->remote);
+    bool external;
 
+    if (pin == IC_EAUTH) {
+        fail(st, "not-authorized", "the certificate is not the pinned one");
+        return;
+    }
+    external = st->remote != NULL &&
+               (pin == 0 || ic_tls_peer_names(st->sock.tls, st->remote));
     st->tls_verified = external;
     ic_buf_puts(&b, "<stream:features>");
     if (external)
@@ -196,6 +202,11 @@ static void on_db_result(struct s2s_stream *st, const struct ic_xml *x)
     if (st->state != S2S_UP && st->state != S2S_FEATURES_AUTH) {
         ic_free(from_n);
         fail(st, "not-authorized", "dialback before TLS");
+        return;
+    }
+    if (ic_xmpp__s2s_check_pin(st, from_n) == IC_EAUTH) {
+        ic_free(from_n);
+        fail(st, "not-authorized", "the certificate is not the pinned one");
         return;
     }
     if (st->remote == NULL)

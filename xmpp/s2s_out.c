@@ -157,7 +157,13 @@ static void authenticate(struct s2s_stream *st, const struct ic_xml *features)
         ic_xml_child(features, "dialback", IC_NS_DIALBACK_FEATURE) != NULL;
     char why[256];
 
-    st->tls_verified = ic_tls_peer_names(st->sock.tls, st->remote);
+    int pin = ic_xmpp__s2s_check_pin(st, st->remote);
+
+    if (pin == IC_EAUTH) {
+        fail(st, "not-authorized", "the certificate is not the pinned one");
+        return;
+    }
+    st->tls_verified = pin == 0 || ic_tls_peer_names(st->sock.tls, st->remote);
     if (st->tls_verified && offers_mechanism(features, "EXTERNAL")) {
         struct ic_buf b = {0};
         char *authz = ic_base64_encode((const unsigned char *)st->local,

@@ -75,8 +75,27 @@ def setUpModule():
         '--s2s-peer', '%s=%s' % (EXCH_JID, exch_s2s)]).start(timeout=90)
 
 
+def kill_exchange():
+    os.kill(EXCH.node['pid'], signal.SIGKILL)
+    for p in (EXCH.proc, getattr(EXCH, 'rerun', None)):
+        if p is None:
+            continue
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    if EXCH.proc is not None:
+        EXCH.proc = None
+        EXCH.out.close()
+    EXCH.rerun = None
+
+
 def tearDownModule():
     H.close_all_clients()
+    rerun = getattr(EXCH, 'rerun', None) if EXCH is not None else None
+    if rerun is not None and rerun.poll() is None:
+        rerun.kill()
+        rerun.wait(10)
     for c in (ROOT, EXCH):
         if c is not None and c.proc is not None:
             c.stop()
@@ -101,10 +120,12 @@ def ok(iq):
     return iq
 
 
-def delegation_in(attr, value, exchange=None, ttl=None):
+def delegation_in(attr, value, exchange=None, ttl=None, fingerprint=None):
     parts = ['<attribute>%s</attribute><value>%s</value>' % (attr, value)]
     if exchange is not None:
         parts.append('<exchange>%s</exchange><ttl>%d</ttl>' % (exchange, ttl))
+    if fingerprint is not None:
+        parts.append('<fingerprint>%s</fingerprint>' % fingerprint)
     return H.iodata_in("<delegation xmlns='%s'>%s</delegation>"
                        % (H.NS_RES, ''.join(parts)))
 
@@ -149,6 +170,7 @@ class Delegation(unittest.TestCase):
         self.step_recursive(local)
         self.step_cache(local)
         self.step_loop(local)
+        self.step_pinned_certificate(local)
         self.step_exchange_down(local)
 
     def step_referral(self):
@@ -232,14 +254,61 @@ class Delegation(unittest.TestCase):
         ok(cmd(EXCH, 'admin', 'remove_delegation',
                delegation_in(SCOPE[0], SCOPE[1])))
 
+    def restart_exchange(self):
+        """kill -9 of the exchange's node (its S2S streams end) and
+        `icroot run` of it again; `icroot dev` exits with its last node."""
+        kill_exchange()
+        log = open(os.path.join(EXCH.dir, 'node1.log'), 'ab')
+        EXCH.rerun = subprocess.Popen(
+            [EXCH.icroot, 'run', '--config', EXCH.node['config']],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        EXCH.node['pid'] = EXCH.rerun.pid
+        SESS.pop((EXCH.domain, 'cloud4'), None)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                run(H.connect(EXCH, 'cloud4', resource='up'), 5)
+                return
+            except Exception:  # noqa: not up yet
+                time.sleep(0.2)
+        self.fail('the exchange did not come back')
+
+    def step_pinned_certificate(self, local):
+        """A delegation's fingerprint is the exchange's trust anchor: a
+        stream whose certificate is another is refused; the right one is
+        taken (though no CA the root trusts signed it)."""
+        pem = os.path.join(EXCH.dir, 'node1.pem')
+        out = subprocess.run(['openssl', 'x509', '-in', pem, '-noout',
+                              '-fingerprint', '-sha256'],
+                             capture_output=True, text=True, check=True)
+        right = 'sha256:' + out.stdout.strip().split('=', 1)[1].replace(
+            ':', '').lower()
+        wrong = 'sha256:' + '0' * 64
+        ok(cmd(ROOT, 'admin', 'add_delegation',
+               delegation_in(SCOPE[0], SCOPE[1], EXCH_JID, TTL, wrong)))
+        self.restart_exchange()  # new streams, checked against the pin
+        time.sleep(TTL + 0.5)
+        names, refs, partial, _ = query(ROOT, QUERY, recursive=True,
+                                        timeout=60)
+        self.assertEqual((names, refs, partial),
+                         (local, [(EXCH_JID, TTL)], True),
+                         'the wrong certificate is refused')
+        logs = ''
+        for i in (1, 2, 3):
+            with open(os.path.join(ROOT.dir, 'node%d.log' % i),
+                      errors='replace') as f:
+                logs += f.read()
+        self.assertIn('pinned %s' % wrong, logs)
+        ok(cmd(ROOT, 'admin', 'add_delegation',
+               delegation_in(SCOPE[0], SCOPE[1], EXCH_JID, TTL, right)))
+        names, refs, partial, _ = query(ROOT, QUERY, recursive=True,
+                                        timeout=60)
+        self.assertIn('cloud4@' + EXCH_DOMAIN, names)
+        self.assertFalse(partial)
+
     def step_exchange_down(self, local):
-        os.kill(EXCH.node['pid'], signal.SIGKILL)
-        try:
-            EXCH.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            EXCH.proc.kill()
-        EXCH.proc = None
-        EXCH.out.close()
+        kill_exchange()
         SESS.pop((EXCH.domain, 'cloud4'), None)
         time.sleep(TTL + 0.5)  # no cached answer left
         names, refs, partial, _ = query(ROOT, QUERY, recursive=True,
