@@ -1096,3 +1096,131 @@ SEED_PAIRS = [('availabilityQuanity ', '99.999'), ('replicationFactor', '5'),
 def seed_query(cluster):
     return command_xml(cluster.service_jid, 'constraint_catalog_resources',
                        SEED_IODATA)
+
+
+# ---------------------------------------------------------------------------
+# S2S helpers (tests/interop/test_s2s_*.py): certificates from a cluster's
+# CA and a raw jabber:server stream.
+
+NS_SERVER = 'jabber:server'
+NS_DIALBACK = 'jabber:server:dialback'
+NS_DIALBACK_FEATURE = 'urn:xmpp:features:dialback'
+
+
+def issue_cert(directory, name, domains, ca_pem=None, ca_key=None,
+               xmpp_addrs=True):
+    """A certificate (PEM path, key path) for DOMAINS (subjectAltName
+    dNSName, and XmppAddr unless xmpp_addrs=False; serverAuth and
+    clientAuth) signed by CA_PEM/CA_KEY (a cluster's ca.pem and ca.key),
+    or self-signed when ca_pem is None."""
+    key = os.path.join(directory, name + '.key')
+    pem = os.path.join(directory, name + '.pem')
+    ext = os.path.join(directory, name + '.ext')
+    san = ','.join(['DNS:%s' % d for d in domains] +
+                   (['otherName:1.3.6.1.5.5.7.8.5;UTF8:%s' % d
+                     for d in domains] if xmpp_addrs else []))
+    with open(ext, 'w') as f:
+        f.write('basicConstraints=critical,CA:FALSE\n'
+                'keyUsage=critical,digitalSignature,keyEncipherment\n'
+                'extendedKeyUsage=serverAuth,clientAuth\n'
+                'subjectAltName=%s\n' % san)
+    run_ = dict(check=True, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, timeout=60)
+    if ca_pem is None:
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048',
+                        '-nodes', '-keyout', key, '-out', pem, '-days', '2',
+                        '-subj', '/CN=%s' % domains[0], '-extensions', 'v3',
+                        '-config', _openssl_cnf(directory, name, ext)],
+                       **run_)
+        return pem, key
+    csr = os.path.join(directory, name + '.csr')
+    subprocess.run(['openssl', 'req', '-new', '-newkey', 'rsa:2048', '-nodes',
+                    '-keyout', key, '-out', csr, '-subj',
+                    '/CN=%s' % domains[0]], **run_)
+    subprocess.run(['openssl', 'x509', '-req', '-in', csr, '-CA', ca_pem,
+                    '-CAkey', ca_key, '-set_serial',
+                    str(random.randrange(1, 1 << 62)), '-out', pem,
+                    '-days', '2', '-sha256', '-extfile', ext], **run_)
+    return pem, key
+
+
+def _openssl_cnf(directory, name, ext):
+    """A minimal openssl config whose [v3] section is EXT's lines (for
+    `req -x509`)."""
+    cnf = os.path.join(directory, name + '.cnf')
+    with open(ext) as f:
+        lines = f.read()
+    with open(cnf, 'w') as f:
+        f.write('[req]\ndistinguished_name=dn\n[dn]\n[v3]\n' + lines)
+    return cnf
+
+
+class RawS2S(RawClient):
+    """A raw jabber:server stream to a node's S2S port: header (with
+    from= and the dialback namespace), STARTTLS with an optional client
+    certificate, SASL EXTERNAL, dialback elements by hand.
+
+        s = RawS2S(cluster, 'evil.example', cert=(pem, key))
+        s.authenticate_external()   # TLS, EXTERNAL, restarted stream
+        s.send("<message from='x@evil.example' to='...'>...</message>")
+    """
+
+    def __init__(self, cluster, from_domain, to_domain=None, cert=None,
+                 port=None, timeout=10.0):
+        super().__init__(cluster, port=port or cluster.s2s_port,
+                         timeout=timeout)
+        self.from_domain = from_domain
+        self.to_domain = to_domain or cluster.domain
+        self.cert = cert
+
+    def tls_context(self, alpn=None):
+        ctx = ssl.create_default_context(cafile=self.cafile)
+        if self.cert:
+            ctx.load_cert_chain(self.cert[0], self.cert[1])
+        return ctx
+
+    def wrap_tls(self, alpn=None, ctx=None):
+        ctx = ctx or self.tls_context(alpn)
+        self.sock.settimeout(self.timeout)
+        self.sock = ctx.wrap_socket(self.sock, server_hostname=self.to_domain)
+        self.tls = True
+        self.reset_parser()
+
+    def header_xml(self, to=None, ns=NS_SERVER, stream_ns=NS_STREAM,
+                   version='1.0', frm=None):
+        frm = self.from_domain if frm is None else frm
+        return ("<?xml version='1.0'?><stream:stream xmlns='%s' "
+                "xmlns:stream='%s' xmlns:db='%s'%s to='%s' version='%s'>" %
+                (ns, stream_ns, NS_DIALBACK,
+                 " from='%s'" % frm if frm else '', to or self.to_domain,
+                 version))
+
+    def secure(self, **kw):
+        """Header, STARTTLS, header: the features after TLS."""
+        feats = self.open_stream(**kw)
+        if feats.find(q(NS_TLS, 'starttls')) is None:
+            raise AssertionError('no STARTTLS offered: %r' %
+                                 ET.tostring(feats))
+        self.starttls()
+        return self.open_stream(**kw)
+
+    def auth_external(self, authzid=None):
+        """<auth mechanism='EXTERNAL'/>; 'success' or the failure
+        condition."""
+        text = '=' if authzid is None else b64(authzid)
+        self.send("<auth xmlns='%s' mechanism='EXTERNAL'>%s</auth>" %
+                  (NS_SASL, text))
+        kind, cond, _el = self.sasl_result()
+        return 'success' if kind == 'success' else cond
+
+    def authenticate_external(self):
+        """TLS, EXTERNAL (asserts success), the restarted stream's
+        features."""
+        feats = self.secure()
+        if 'EXTERNAL' not in self.mechanisms(feats):
+            raise AssertionError('EXTERNAL not offered to %s: %r' %
+                                 (self.from_domain, ET.tostring(feats)))
+        r = self.auth_external(self.from_domain)
+        if r != 'success':
+            raise AssertionError('EXTERNAL as %s: %s' % (self.from_domain, r))
+        return self.open_stream()
