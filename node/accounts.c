@@ -1,9 +1,9 @@
 /*
- * accounts.c - accounts and rosters in the store. An account is a JSON
- * record in kv.accounts under its local part: SCRAM credentials for SHA-1
- * and SHA-256 (salt, iterations, StoredKey, ServerKey in hex) and the
- * admin flag; never a password. A roster is one JSON record per user in
- * kv.rosters. Each write is one store transaction.
+ * accounts.c - accounts in the store, and the engine's ops table. An
+ * account is a JSON record in kv.accounts under its local part: SCRAM
+ * credentials for SHA-1 and SHA-256 (salt, iterations, StoredKey,
+ * ServerKey in hex) and the admin flag; never a password. Each write is one
+ * store transaction. Rosters are in rosters.c.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -50,8 +50,10 @@ static json_t *creds_json(enum ic_scram_hash h, const struct ic_scram_creds *c)
                      server);
 }
 
-static int
-put_json(struct ic_store *st, enum ic_kv_db db, const char *key, json_t *v)
+int ic_node__put_json(struct ic_store *st,
+                      enum ic_kv_db db,
+                      const char *key,
+                      json_t *v)
 {
     char *txt = json_dumps(v, JSON_COMPACT);
     struct ic_txn *t;
@@ -66,8 +68,10 @@ put_json(struct ic_store *st, enum ic_kv_db db, const char *key, json_t *v)
     return rc;
 }
 
-static int
-get_json(struct ic_store *st, enum ic_kv_db db, const char *key, json_t **out)
+int ic_node__get_json(struct ic_store *st,
+                      enum ic_kv_db db,
+                      const char *key,
+                      json_t **out)
 {
     struct ic_txn *t;
     struct ic_kv k = {key, strlen(key)}, v;
@@ -156,7 +160,7 @@ int ic_node_account_creds(struct ic_store *st,
     const char *salt, *stored, *server;
     json_int_t iter;
     size_t n1, n2, n3;
-    int rc = get_json(st, IC_KV_ACCOUNTS, local, &rec);
+    int rc = ic_node__get_json(st, IC_KV_ACCOUNTS, local, &rec);
 
     if (rc != 0)
         return rc;
@@ -207,7 +211,7 @@ int ic_node_account_list(struct ic_store *st,
 
 /* The engine's ops */
 
-static const char *local_of(const char *bare, char *buf, size_t len)
+const char *ic_node__local_of(const char *bare, char *buf, size_t len)
 {
     const char *at = strchr(bare, '@');
     size_t n = at ? (size_t)(at - bare) : strlen(bare);
@@ -239,165 +243,6 @@ static bool is_admin(void *data, const char *local)
     return ic_node_account_creds(ctx->st, local, IC_SCRAM_SHA256, &c, &admin) ==
                0 &&
            admin;
-}
-
-static const char *const subs[] = {"none", "to", "from", "both"};
-
-static int roster_get(void *data, const char *user, struct ic_roster *out)
-{
-    struct ic_node_ctx *ctx = data;
-    char local[1100];
-    json_t *rec = NULL, *it;
-    size_t i;
-    int rc;
-
-    local_of(user, local, sizeof local);
-    /* a roster being written through the cluster reads as written */
-    rec = ctx->rosters ? json_object_get(ctx->rosters, local) : NULL;
-    if (rec != NULL) {
-        json_incref(rec);
-        rc = 0;
-    } else {
-        rc = get_json(ctx->st, IC_KV_ROSTERS, local, &rec);
-    }
-
-    memset(out, 0, sizeof *out);
-    if (rc == IC_ENOTFOUND)
-        return 0;
-    if (rc != 0)
-        return rc;
-    out->items = ic_calloc(json_array_size(rec) + 1, sizeof *out->items);
-    json_array_foreach(rec, i, it)
-    {
-        struct ic_roster_item *r = &out->items[out->n];
-        const char *jid = json_string_value(json_object_get(it, "jid"));
-        const char *name = json_string_value(json_object_get(it, "name"));
-        const char *sub = json_string_value(json_object_get(it, "sub"));
-        json_t *groups = json_object_get(it, "groups"), *g;
-        size_t j;
-        if (jid == NULL)
-            continue;
-        r->jid = ic_strdup(jid);
-        r->name = name ? ic_strdup(name) : NULL;
-        for (unsigned s = 0; sub != NULL && s < 4; s++)
-            if (strcmp(sub, subs[s]) == 0)
-                r->sub = (enum ic_sub)s;
-        r->ask = json_is_true(json_object_get(it, "ask"));
-        r->pending_in = json_is_true(json_object_get(it, "pending"));
-        r->groups = ic_calloc(json_array_size(groups) + 1, sizeof *r->groups);
-        json_array_foreach(groups, j, g) if (json_is_string(g))
-            r->groups[r->ngroups++] = ic_strdup(json_string_value(g));
-        out->n++;
-    }
-    json_decref(rec);
-    return 0;
-}
-
-static json_t *item_json(const struct ic_roster_item *it)
-{
-    json_t *groups = json_array();
-
-    for (size_t i = 0; i < it->ngroups; i++)
-        json_array_append_new(groups, json_string(it->groups[i]));
-    return json_pack("{s:s, s:s?, s:s, s:b, s:b, s:o}", "jid", it->jid, "name",
-                     it->name, "sub", subs[it->sub & 3], "ask", it->ask,
-                     "pending", it->pending_in, "groups", groups);
-}
-
-/* Rewrites USER's roster with ITEM replaced (or removed when DEL). */
-/* A roster write through the cluster is done: the overlay entry goes
- * unless a newer write replaced it. */
-struct roster_write {
-    struct ic_node_ctx *ctx;
-    char *local;
-    json_t *arr;
-};
-
-static void
-on_roster_written(void *data, int rc, const struct ic_raft_result *res)
-{
-    struct roster_write *w = data;
-
-    if (rc != 0 || res->code != 0)
-        IC_LOG(IC_LOG_WARN, "roster", "%s: roster write: %s", w->local,
-               rc ? ic_strerror(rc) : res->msg);
-    if (json_object_get(w->ctx->rosters, w->local) == w->arr)
-        json_object_del(w->ctx->rosters, w->local);
-    json_decref(w->arr);
-    ic_free(w->local);
-    ic_free(w);
-}
-
-/* Through Raft: the overlay answers reads until the write is applied. */
-static int
-roster_replicate(struct ic_node_ctx *ctx, const char *local, json_t *arr)
-{
-    char *txt = json_dumps(arr, JSON_COMPACT);
-    struct roster_write *w = ic_malloc(sizeof *w);
-    struct ic_raft_op op = {0};
-    struct ic_raft_cmd cmd = {0};
-    int rc;
-
-    op.type = IC_RAFT_OP_KV_PUT;
-    op.kv.db = IC_KV_ROSTERS;
-    op.kv.key = (struct ic_kv){local, strlen(local)};
-    op.kv.val = (struct ic_kv){txt, strlen(txt)};
-    cmd.n_ops = 1;
-    cmd.ops = &op;
-    w->ctx = ctx;
-    w->local = ic_strdup(local);
-    w->arr = arr;
-    json_incref(arr);
-    json_object_set(ctx->rosters, local, arr);
-    rc = ic_node_cluster_write(ctx->cluster, &cmd, 0, on_roster_written, w);
-    if (rc != 0) {
-        json_object_del(ctx->rosters, local);
-        json_decref(arr);
-        ic_free(w->local);
-        ic_free(w);
-    }
-    free(txt);
-    return rc;
-}
-
-/* Rewrites USER's roster with ITEM replaced (or removed when DEL). */
-static int roster_write(struct ic_node_ctx *ctx,
-                        const char *user,
-                        const struct ic_roster_item *item,
-                        const char *del)
-{
-    char local[1100];
-    struct ic_roster r;
-    json_t *arr = json_array();
-    const char *contact = item ? item->jid : del;
-    int rc = roster_get(ctx, user, &r);
-
-    if (rc != 0) {
-        json_decref(arr);
-        return rc;
-    }
-    for (size_t i = 0; i < r.n; i++)
-        if (strcmp(r.items[i].jid, contact) != 0)
-            json_array_append_new(arr, item_json(&r.items[i]));
-    if (item != NULL)
-        json_array_append_new(arr, item_json(item));
-    ic_roster_free(&r);
-    local_of(user, local, sizeof local);
-    rc = ctx->cluster != NULL ? roster_replicate(ctx, local, arr)
-                              : put_json(ctx->st, IC_KV_ROSTERS, local, arr);
-    json_decref(arr);
-    return rc;
-}
-
-static int
-roster_put(void *data, const char *user, const struct ic_roster_item *item)
-{
-    return roster_write(data, user, item, NULL);
-}
-
-static int roster_del(void *data, const char *user, const char *contact)
-{
-    return roster_write(data, user, NULL, contact);
 }
 
 static bool route_remote(void *data,
@@ -446,8 +291,6 @@ void ic_node_xmpp_ops(struct ic_node_ctx *ctx, struct ic_xmpp_ops *ops)
     ops->presence_changed = presence_changed;
     ops->get_creds = get_creds;
     ops->is_admin = is_admin;
-    ops->roster_get = roster_get;
-    ops->roster_put = roster_put;
-    ops->roster_del = roster_del;
+    ic_node__roster_ops(ops);
     ops->s2s_pin = s2s_pin;
 }

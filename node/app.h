@@ -38,6 +38,33 @@ int ic_node_account_list(struct ic_store *st,
                          int (*cb)(void *data, const char *local, bool admin),
                          void *data);
 
+/* A JSON record of kv DB under KEY: read (IC_ENOTFOUND when missing,
+ * IC_ECORRUPT when it does not parse) and written in one transaction. */
+struct json_t;
+int ic_node__get_json(struct ic_store *st,
+                      enum ic_kv_db db,
+                      const char *key,
+                      struct json_t **out);
+int ic_node__put_json(struct ic_store *st,
+                      enum ic_kv_db db,
+                      const char *key,
+                      struct json_t *v);
+/* The local part of a bare JID into BUF (LEN bytes, truncated). */
+const char *ic_node__local_of(const char *bare, char *buf, size_t len);
+
+/* Rosters (rosters.c): roster_get and roster_event of the engine's ops;
+ * registers the state machine's roster update. */
+struct ic_xmpp_ops;
+void ic_node__roster_ops(struct ic_xmpp_ops *ops);
+/* The change EV of the item for CONTACT as the KV_UPDATE's argument (JSON
+ * text; ic_free it), and the update itself (OLD: the record, or NULL). */
+char *ic_node__roster_change(const char *contact,
+                             enum ic_roster_event ev,
+                             const struct ic_roster_item *fields);
+int ic_node__roster_update(const struct ic_kv *old,
+                           struct ic_kv arg,
+                           struct ic_kv *out);
+
 /* What the engine's ops reach: the store, and in a cluster the Raft
  * writes (rosters), the presence batcher and the links (routing). */
 struct json_t;

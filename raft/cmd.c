@@ -84,6 +84,7 @@ static bool op_known(unsigned type)
     case IC_RAFT_OP_RDF_LOAD:
     case IC_RAFT_OP_KV_PUT:
     case IC_RAFT_OP_KV_DEL:
+    case IC_RAFT_OP_KV_UPDATE:
     case IC_RAFT_OP_PRESENCE_BATCH:
     case IC_RAFT_OP_NODE_LEASE:
         return true;
@@ -186,8 +187,11 @@ static bool op_ok(const struct ic_raft_op *op)
         return rdf_ok(op);
     case IC_RAFT_OP_KV_PUT:
     case IC_RAFT_OP_KV_DEL:
-        if (op->type == IC_RAFT_OP_KV_PUT &&
+    case IC_RAFT_OP_KV_UPDATE:
+        if (op->type != IC_RAFT_OP_KV_DEL &&
             !bytes_ok(kv->val.data, kv->val.len, UINT32_MAX))
+            return false;
+        if (op->type == IC_RAFT_OP_KV_UPDATE && kv->update == 0)
             return false;
         return db_to_wire(kv->db) > 0 && kv->key.len > 0 &&
                bytes_ok(kv->key.data, kv->key.len, IC_RAFT_KEY_MAX);
@@ -286,10 +290,13 @@ static void w_op(struct wr *w, const struct ic_raft_op *op)
         return;
     case IC_RAFT_OP_KV_PUT:
     case IC_RAFT_OP_KV_DEL:
+    case IC_RAFT_OP_KV_UPDATE:
         w_uint(w, (uint64_t)db_to_wire(op->kv.db), 1);
         w_uint(w, op->kv.key.len, 2);
         w_bytes(w, op->kv.key.data, op->kv.key.len);
-        if (op->type == IC_RAFT_OP_KV_PUT) {
+        if (op->type == IC_RAFT_OP_KV_UPDATE)
+            w_uint(w, op->kv.update, 1);
+        if (op->type != IC_RAFT_OP_KV_DEL) {
             w_uint(w, op->kv.val.len, 4);
             w_bytes(w, op->kv.val.data, op->kv.val.len);
         }
@@ -464,7 +471,14 @@ static int r_kv(struct rd *r, unsigned type, struct ic_raft_kvop *o)
         rc = r_blob(r, 2, &o->key);
     if (rc == 0 && (o->key.len == 0 || o->key.len > IC_RAFT_KEY_MAX))
         rc = IC_ECORRUPT;
-    if (rc == 0 && type == IC_RAFT_OP_KV_PUT)
+    if (rc == 0 && type == IC_RAFT_OP_KV_UPDATE) {
+        uint64_t id = 0;
+        rc = r_uint(r, 1, &id);
+        o->update = (uint8_t)id;
+        if (rc == 0 && id == 0)
+            rc = IC_ECORRUPT;
+    }
+    if (rc == 0 && type != IC_RAFT_OP_KV_DEL)
         rc = r_blob(r, 4, &o->val);
     return rc;
 }
@@ -549,6 +563,7 @@ static int r_op(struct rd *r, unsigned type, struct ic_raft_op *op)
     switch (type) {
     case IC_RAFT_OP_KV_PUT:
     case IC_RAFT_OP_KV_DEL:
+    case IC_RAFT_OP_KV_UPDATE:
         return r_kv(r, type, &op->kv);
     case IC_RAFT_OP_PRESENCE_BATCH:
         return r_presence(r, &op->presence);

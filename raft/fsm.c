@@ -227,6 +227,8 @@ static int run_op(struct ic_txn *t,
         if (rc == IC_ENOTFOUND)
             rc = 0;
         break;
+    case IC_RAFT_OP_KV_UPDATE:
+        return ic_raft__kv_update_run(t, &op->kv, msg);
     case IC_RAFT_OP_PRESENCE_BATCH:
     case IC_RAFT_OP_NODE_LEASE:
         rc = ic_raft__presence_run(t, op, ch, msg);

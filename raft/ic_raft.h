@@ -63,6 +63,7 @@ enum ic_raft_op_type {
     IC_RAFT_OP_RDF_LOAD = 0x03,      /* ic_store_load_buffer of the text */
     IC_RAFT_OP_KV_PUT = 0x10,
     IC_RAFT_OP_KV_DEL = 0x11,         /* deleting a missing key succeeds */
+    IC_RAFT_OP_KV_UPDATE = 0x12,      /* a registered update of one value */
     IC_RAFT_OP_PRESENCE_BATCH = 0x30, /* one node's presence changes */
     IC_RAFT_OP_NODE_LEASE = 0x31,     /* a node's incarnation starts or ends */
 };
@@ -79,13 +80,30 @@ struct ic_raft_rdf {
     size_t text_len;
 };
 
-/* A key/value operation (KV_PUT, KV_DEL) on accounts, rosters, delegations
- * or cluster: presence is written by presence batches only. */
+/* A key/value operation (KV_PUT, KV_DEL, KV_UPDATE) on accounts, rosters,
+ * delegations or cluster: presence is written by presence batches only. */
 struct ic_raft_kvop {
     enum ic_kv_db db;
     struct ic_kv key; /* 1 to IC_RAFT_KEY_MAX bytes */
-    struct ic_kv val; /* KV_PUT only */
+    struct ic_kv val; /* KV_PUT: the value; KV_UPDATE: the update's
+                         argument */
+    uint8_t update;   /* KV_UPDATE: the registered update (1..255) */
 };
+
+/* A KV_UPDATE computes a key's new value from its current one when the
+ * entry is applied, so concurrent updates of one value from several nodes
+ * compose in log order instead of overwriting each other (a roster item
+ * changed by two nodes at once). OLD is NULL when the key is missing. On
+ * success *OUT is the new value (ic_malloc'd; the state machine frees it)
+ * or NULL to delete the key. An error is the entry's business failure
+ * (nothing changes). The function must be deterministic: every node runs
+ * it on the same inputs. */
+typedef int (*ic_raft_kv_update_fn)(const struct ic_kv *old,
+                                    struct ic_kv arg,
+                                    struct ic_kv *out);
+/* Registers update ID (1..255) for this process, before any entry is
+ * applied; the same on every node of a cluster. */
+void ic_raft_register_kv_update(uint8_t id, ic_raft_kv_update_fn fn);
 
 /* One presence change of a PRESENCE_BATCH. */
 struct ic_raft_presence_item {

@@ -118,4 +118,9 @@ int ic_raft__presence_run(struct ic_txn *t,
 /* The IC_E* code of a raft library error. */
 int ic_raft__err(int raft_rc);
 
+/* fsm_update.c: a KV_UPDATE inside T (MSG, 256 bytes, says what failed). */
+int ic_raft__kv_update_run(struct ic_txn *t,
+                           const struct ic_raft_kvop *op,
+                           char *msg);
+
 #endif /* IC_RAFT_INT_H */

@@ -306,6 +306,31 @@ struct ic_roster {
 };
 
 void ic_roster_free(struct ic_roster *r);
+
+/* What changes a roster item (RFC 6121 sections 2 and 3): the user sets
+ * its name and groups, or removes it; the user (OUT) or the contact (IN)
+ * asks, approves, cancels or refuses a subscription. */
+enum ic_roster_event {
+    IC_ROSTER_SET = 1,          /* name and groups (the item is made) */
+    IC_ROSTER_REMOVE,           /* the item goes */
+    IC_ROSTER_OUT_SUBSCRIBE,    /* the user asks for the contact's presence */
+    IC_ROSTER_IN_SUBSCRIBE,     /* the contact asks for the user's */
+    IC_ROSTER_OUT_SUBSCRIBED,   /* the user approves the contact's request */
+    IC_ROSTER_IN_SUBSCRIBED,    /* the contact approves the user's */
+    IC_ROSTER_OUT_UNSUBSCRIBE,  /* the user stops seeing the contact */
+    IC_ROSTER_IN_UNSUBSCRIBE,   /* the contact stops seeing the user */
+    IC_ROSTER_OUT_UNSUBSCRIBED, /* the user stops the contact seeing it */
+    IC_ROSTER_IN_UNSUBSCRIBED,  /* the contact stops the user seeing it */
+};
+#define IC_ROSTER_EVENT_MAX IC_ROSTER_IN_UNSUBSCRIBED
+
+/* Applies EV to IT (FIELDS: the name and groups of IC_ROSTER_SET, copied);
+ * REMOVE changes nothing here (the caller drops the item). The one
+ * definition of the transitions: the engine computes its pushes with it,
+ * and a cluster applies it to the stored item when the change commits. */
+void ic_roster_apply(struct ic_roster_item *it,
+                     enum ic_roster_event ev,
+                     const struct ic_roster_item *fields);
 void ic_roster_item_free(struct ic_roster_item *it);
 
 /* What the engine asks of the application: accounts and rosters. Every
@@ -325,6 +350,15 @@ struct ic_xmpp_ops {
                       const char *user,
                       const struct ic_roster_item *item);
     int (*roster_del)(void *data, const char *user, const char *contact);
+    /* Changes USER's item for CONTACT by EV (ic_roster_apply, with FIELDS
+     * for IC_ROSTER_SET), applied to the item as stored when the change
+     * is applied, so changes from several nodes compose. NULL: the engine
+     * writes whole items (roster_put, roster_del). */
+    int (*roster_event)(void *data,
+                        const char *user,
+                        const char *contact,
+                        enum ic_roster_event ev,
+                        const struct ic_roster_item *fields);
     /* Clusters (all three may be NULL for a node alone). A local session's
      * broadcast presence changed: PRESENCE is what it broadcast (valid
      * during the call), NULL when it became unavailable or ended. The

@@ -384,34 +384,21 @@ static void deliver_sub(struct ic_xmpp_server *srv,
     ic_xml_free(p);
 }
 
-static enum ic_sub add_bit(enum ic_sub s, enum ic_sub bit)
-{
-    return (enum ic_sub)((unsigned)s | (unsigned)bit);
-}
-
-static enum ic_sub clear_bit(enum ic_sub s, enum ic_sub bit)
-{
-    return (enum ic_sub)((unsigned)s & ~(unsigned)bit);
-}
-
 /* RFC 6121 3.1-3.3: U asks to see C's presence. */
 static void subscribe(struct ic_xmpp_server *srv, const char *u, const char *c)
 {
     struct ic_roster_item ui, ci;
 
     ic_xmpp__roster_find(srv, u, c, &ui);
-    if (!(ui.sub & IC_SUB_TO)) {
-        ui.ask = true;
-        ic_xmpp__roster_save(srv, u, &ui);
-    }
+    if (!(ui.sub & IC_SUB_TO))
+        ic_xmpp__roster_change(srv, u, &ui, IC_ROSTER_OUT_SUBSCRIBE, NULL);
     ic_xmpp__roster_find(srv, c, u, &ci);
     if (!ours(srv, c)) { /* C's server decides */
         deliver_sub(srv, u, c, "subscribe");
     } else if (ci.sub & IC_SUB_FROM) { /* already approved: answer for C */
         deliver_sub(srv, c, u, "subscribed");
     } else if (account_exists(srv, c)) {
-        ci.pending_in = true;
-        ic_xmpp__roster_save(srv, c, &ci);
+        ic_xmpp__roster_change(srv, c, &ci, IC_ROSTER_IN_SUBSCRIBE, NULL);
         deliver_sub(srv, u, c, "subscribe");
     }
     ic_roster_item_free(&ui);
@@ -424,17 +411,13 @@ static void subscribed(struct ic_xmpp_server *srv, const char *u, const char *c)
     struct ic_roster_item ui, ci;
 
     ic_xmpp__roster_find(srv, u, c, &ui);
-    ui.sub = add_bit(ui.sub, IC_SUB_FROM);
-    ui.pending_in = false;
-    ic_xmpp__roster_save(srv, u, &ui);
+    ic_xmpp__roster_change(srv, u, &ui, IC_ROSTER_OUT_SUBSCRIBED, NULL);
     ic_xmpp__roster_find(srv, c, u, &ci);
     if (!ours(srv, c)) {
         deliver_sub(srv, u, c, "subscribed");
         share_presence(srv, u, c, NULL);
     } else if (account_exists(srv, c)) {
-        ci.sub = add_bit(ci.sub, IC_SUB_TO);
-        ci.ask = false;
-        ic_xmpp__roster_save(srv, c, &ci);
+        ic_xmpp__roster_change(srv, c, &ci, IC_ROSTER_IN_SUBSCRIBED, NULL);
         deliver_sub(srv, u, c, "subscribed");
         share_presence(srv, u, c, NULL);
     }
@@ -450,28 +433,22 @@ static void cancel(struct ic_xmpp_server *srv,
                    bool unsubscribe)
 {
     struct ic_roster_item ui, ci;
-    enum ic_sub ubit = unsubscribe ? IC_SUB_TO : IC_SUB_FROM;
-    enum ic_sub cbit = unsubscribe ? IC_SUB_FROM : IC_SUB_TO;
 
     ic_xmpp__roster_find(srv, u, c, &ui);
-    ui.sub = clear_bit(ui.sub, ubit);
-    if (unsubscribe)
-        ui.ask = false;
-    else
-        ui.pending_in = false;
-    ic_xmpp__roster_save(srv, u, &ui);
+    ic_xmpp__roster_change(srv, u, &ui,
+                           unsubscribe ? IC_ROSTER_OUT_UNSUBSCRIBE
+                                       : IC_ROSTER_OUT_UNSUBSCRIBED,
+                           NULL);
     ic_xmpp__roster_find(srv, c, u, &ci);
     if (!ours(srv, c)) {
         deliver_sub(srv, u, c, unsubscribe ? "unsubscribe" : "unsubscribed");
         if (!unsubscribe)
             withdraw_presence(srv, u, c);
     } else if (account_exists(srv, c)) {
-        ci.sub = clear_bit(ci.sub, cbit);
-        if (unsubscribe)
-            ci.pending_in = false;
-        else
-            ci.ask = false;
-        ic_xmpp__roster_save(srv, c, &ci);
+        ic_xmpp__roster_change(srv, c, &ci,
+                               unsubscribe ? IC_ROSTER_IN_UNSUBSCRIBE
+                                           : IC_ROSTER_IN_UNSUBSCRIBED,
+                               NULL);
         deliver_sub(srv, u, c, unsubscribe ? "unsubscribe" : "unsubscribed");
         if (unsubscribe)
             withdraw_presence(srv, c, u);
@@ -556,26 +533,18 @@ static void sub_in(struct ic_xmpp_server *srv,
             deliver_sub(srv, u, c, "subscribed");
             deliver = false;
         } else {
-            ui.pending_in = true;
-            ic_xmpp__roster_save(srv, u, &ui);
+            ic_xmpp__roster_change(srv, u, &ui, IC_ROSTER_IN_SUBSCRIBE, NULL);
         }
     } else if (strcmp(type, "subscribed") == 0) {
-        if (ui.ask || !(ui.sub & IC_SUB_TO)) {
-            ui.sub = add_bit(ui.sub, IC_SUB_TO);
-            ui.ask = false;
-            ic_xmpp__roster_save(srv, u, &ui);
-        } else {
+        if (ui.ask || !(ui.sub & IC_SUB_TO))
+            ic_xmpp__roster_change(srv, u, &ui, IC_ROSTER_IN_SUBSCRIBED, NULL);
+        else
             deliver = false;
-        }
     } else if (strcmp(type, "unsubscribe") == 0) {
-        ui.sub = clear_bit(ui.sub, IC_SUB_FROM);
-        ui.pending_in = false;
-        ic_xmpp__roster_save(srv, u, &ui);
+        ic_xmpp__roster_change(srv, u, &ui, IC_ROSTER_IN_UNSUBSCRIBE, NULL);
         withdraw_presence(srv, u, c);
     } else { /* unsubscribed */
-        ui.sub = clear_bit(ui.sub, IC_SUB_TO);
-        ui.ask = false;
-        ic_xmpp__roster_save(srv, u, &ui);
+        ic_xmpp__roster_change(srv, u, &ui, IC_ROSTER_IN_UNSUBSCRIBED, NULL);
     }
     ic_roster_item_free(&ui);
     if (deliver) {

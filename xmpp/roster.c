@@ -145,15 +145,86 @@ bool ic_xmpp__roster_push_routed(struct ic_xmpp_server *srv,
 }
 
 /* Stores ITEM for USER and pushes it. */
-int ic_xmpp__roster_save(struct ic_xmpp_server *srv,
-                         const char *user,
-                         const struct ic_roster_item *it)
+void ic_roster_apply(struct ic_roster_item *it,
+                     enum ic_roster_event ev,
+                     const struct ic_roster_item *fields)
 {
-    int rc = srv->ops.roster_put ? srv->ops.roster_put(srv->ops.data, user, it)
-                                 : IC_EINVAL;
+    unsigned sub = (unsigned)it->sub;
 
+    switch (ev) {
+    case IC_ROSTER_SET:
+        ic_free(it->name);
+        it->name = fields && fields->name ? ic_strdup(fields->name) : NULL;
+        for (size_t i = 0; i < it->ngroups; i++)
+            ic_free(it->groups[i]);
+        ic_free(it->groups);
+        it->groups = NULL;
+        it->ngroups = 0;
+        if (fields != NULL && fields->ngroups > 0) {
+            it->groups = ic_calloc(fields->ngroups, sizeof *it->groups);
+            for (size_t i = 0; i < fields->ngroups; i++)
+                it->groups[i] = ic_strdup(fields->groups[i]);
+            it->ngroups = fields->ngroups;
+        }
+        break;
+    case IC_ROSTER_REMOVE:
+        break;
+    case IC_ROSTER_OUT_SUBSCRIBE:
+        if (!(sub & IC_SUB_TO))
+            it->ask = true;
+        break;
+    case IC_ROSTER_IN_SUBSCRIBE:
+        if (!(sub & IC_SUB_FROM))
+            it->pending_in = true;
+        break;
+    case IC_ROSTER_OUT_SUBSCRIBED:
+        sub |= IC_SUB_FROM;
+        it->pending_in = false;
+        break;
+    case IC_ROSTER_IN_SUBSCRIBED:
+        sub |= IC_SUB_TO;
+        it->ask = false;
+        break;
+    case IC_ROSTER_OUT_UNSUBSCRIBE:
+        sub &= ~(unsigned)IC_SUB_TO;
+        it->ask = false;
+        break;
+    case IC_ROSTER_IN_UNSUBSCRIBE:
+        sub &= ~(unsigned)IC_SUB_FROM;
+        it->pending_in = false;
+        break;
+    case IC_ROSTER_OUT_UNSUBSCRIBED:
+        sub &= ~(unsigned)IC_SUB_FROM;
+        it->pending_in = false;
+        break;
+    case IC_ROSTER_IN_UNSUBSCRIBED:
+        sub &= ~(unsigned)IC_SUB_TO;
+        it->ask = false;
+        break;
+    }
+    it->sub = (enum ic_sub)(sub & 3);
+}
+
+int ic_xmpp__roster_change(struct ic_xmpp_server *srv,
+                           const char *user,
+                           struct ic_roster_item *it,
+                           enum ic_roster_event ev,
+                           const struct ic_roster_item *fields)
+{
+    int rc;
+
+    ic_roster_apply(it, ev, fields);
+    if (srv->ops.roster_event != NULL)
+        rc = srv->ops.roster_event(srv->ops.data, user, it->jid, ev, fields);
+    else if (ev == IC_ROSTER_REMOVE)
+        rc = srv->ops.roster_del
+                 ? srv->ops.roster_del(srv->ops.data, user, it->jid)
+                 : IC_EINVAL;
+    else
+        rc = srv->ops.roster_put ? srv->ops.roster_put(srv->ops.data, user, it)
+                                 : IC_EINVAL;
     if (rc == 0)
-        ic_xmpp__roster_push(srv, user, it, false);
+        ic_xmpp__roster_push(srv, user, it, ev == IC_ROSTER_REMOVE);
     return rc;
 }
 
@@ -222,6 +293,7 @@ static void roster_set(struct ic_xmpp__session *s, const struct ic_xml *st)
     struct ic_roster_item it;
     struct ic_jid j;
     char *bare;
+    int rc;
 
     if (x == NULL || ic_xml_next(x, "item", NS_ROSTER) != NULL ||
         ic_xml_attr(x, "jid") == NULL) {
@@ -238,11 +310,13 @@ static void roster_set(struct ic_xmpp__session *s, const struct ic_xml *st)
     ic_xmpp__roster_find(srv, s->bare, bare, &it);
     if (sub != NULL && strcmp(sub, "remove") == 0) {
         ic_xmpp__presence_cancel_all(s, &it);
-        if (srv->ops.roster_del(srv->ops.data, s->bare, bare) == 0)
-            ic_xmpp__roster_push(srv, s->bare, &it, true);
+        ic_xmpp__roster_change(srv, s->bare, &it, IC_ROSTER_REMOVE, NULL);
     } else {
-        take_item_fields(x, &it);
-        if (ic_xmpp__roster_save(srv, s->bare, &it) != 0) {
+        struct ic_roster_item fields = {0};
+        take_item_fields(x, &fields);
+        rc = ic_xmpp__roster_change(srv, s->bare, &it, IC_ROSTER_SET, &fields);
+        ic_roster_item_free(&fields);
+        if (rc != 0) {
             fail(s, st, "wait", "internal-server-error");
             goto out;
         }

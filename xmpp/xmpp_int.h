@@ -309,9 +309,14 @@ void ic_xmpp__roster_push(struct ic_xmpp_server *srv,
                           const char *user,
                           const struct ic_roster_item *it,
                           bool removed);
-int ic_xmpp__roster_save(struct ic_xmpp_server *srv,
-                         const char *user,
-                         const struct ic_roster_item *it);
+/* USER's item IT changes by EV (ic_roster_apply; FIELDS for SET): stored
+ * through ops (roster_event, else whole items), then pushed to USER's
+ * sessions. */
+int ic_xmpp__roster_change(struct ic_xmpp_server *srv,
+                           const char *user,
+                           struct ic_roster_item *it,
+                           enum ic_roster_event ev,
+                           const struct ic_roster_item *fields);
 /* Before removing a roster item: cancel subscriptions both ways. */
 void ic_xmpp__presence_cancel_all(struct ic_xmpp__session *s,
                                   const struct ic_roster_item *it);

@@ -127,6 +127,9 @@ static void assert_op_equal(const struct ic_raft_op *a,
             assert_int_equal(a->rdf.replace, b->rdf.replace);
         }
         break;
+    case IC_RAFT_OP_KV_UPDATE:
+        assert_int_equal(a->kv.update, b->kv.update);
+        /* fall through */
     case IC_RAFT_OP_KV_PUT:
         assert_int_equal(a->kv.val.len, b->kv.val.len);
         assert_memory_equal(a->kv.val.data, b->kv.val.data, a->kv.val.len);
@@ -145,6 +148,42 @@ static void assert_op_equal(const struct ic_raft_op *a,
         assert_int_equal(a->lease.action, b->lease.action);
         break;
     }
+}
+
+/* KV_UPDATE: the update id travels (right after the key); id 0 is
+ * refused both ways. */
+static void test_kv_update(void **state)
+{
+    struct ic_raft_op op = {0};
+    struct ic_raft_cmd c = {0}, *d;
+    unsigned char *buf;
+    size_t len, at;
+
+    (void)state;
+    op.type = IC_RAFT_OP_KV_UPDATE;
+    op.kv.db = IC_KV_ROSTERS;
+    op.kv.key = (struct ic_kv){"alice", 5};
+    op.kv.val = (struct ic_kv){"{\"e\":1}", 7};
+    op.kv.update = 7;
+    c.client = 3;
+    c.seq = 4;
+    c.n_ops = 1;
+    c.ops = &op;
+    buf = encode(&c, &len);
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), 0);
+    assert_int_equal(d->n_ops, 1);
+    assert_op_equal(&op, &d->ops[0]);
+    ic_raft_cmd_free(d);
+    for (at = 0; at + 5 < len && memcmp(buf + at, "alice", 5) != 0; at++)
+        ;
+    assert_true(at + 5 < len);
+    at += 5;
+    assert_int_equal(buf[at], 7);
+    buf[at] = 0;
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), IC_ECORRUPT);
+    ic_free(buf);
+    op.kv.update = 0;
+    assert_int_not_equal(ic_raft_cmd_size(&c, &len), 0);
 }
 
 static void test_round_trip(void **state)
@@ -702,6 +741,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_kv_update),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_encode_checks),
         cmocka_unit_test(test_decode_truncated_trailing),
