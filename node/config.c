@@ -64,6 +64,7 @@ const struct key ic_node__config_keys[] = {
     {"tls", "min_version", K_TLSVER, F(tls.min_version), 0, 0, false},
     {"s2s", "address", K_ADDR, F(s2s.address), 0, 0, false},
     {"s2s", "port", K_PORT, F(s2s.port), 0, 65535, false},
+    {"s2s", "tls_port", K_PORT, F(s2s.tls_port), 0, 65535, false},
     {"s2s", "dialback", K_BOOL, F(s2s.dialback), 0, 0, false},
     {"s2s", "secret", K_SECRET, F(s2s.secret), 0, 0, false},
     {"s2s", "peers", K_ROUTES, F(s2s.routes), 0, 0, false},

@@ -168,6 +168,7 @@ static int write_config(const struct ic_dev_opts *o,
     c.c2s.port = (uint16_t)port;
     c.c2s.tls_port = (uint16_t)(port + 1);
     c.s2s.port = (uint16_t)(port + 2);
+    c.s2s.tls_port = (uint16_t)(port + 5);
     c.s2s.dialback = true;
     c.s2s.secret = s2s_secret(dir);
     s2s_routes(o, &c);

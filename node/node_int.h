@@ -77,6 +77,7 @@ struct ic_node_config {
     struct {
         char *address;
         uint16_t port;
+        uint16_t tls_port; /* direct TLS (XEP-0368); 0: none */
         bool dialback;
         char *secret; /* required when dialback */
         struct ic_node_s2s_route *routes;

@@ -135,6 +135,7 @@ static void xmpp_config(struct node *n, struct ic_xmpp_config *x)
     x->login_throttle = c->c2s.login_throttle ? c->c2s.login_throttle : 1000000;
     x->s2s_address = c->s2s.address;
     x->s2s_port = c->s2s.port;
+    x->s2s_tls_port = c->s2s.tls_port;
     x->s2s_dialback = c->s2s.dialback;
     x->s2s_secret = c->s2s.secret;
     x->s2s_dns = c->s2s.dns;

@@ -406,6 +406,7 @@ struct ic_xmpp_config {
     /* S2S (RFC 6120, XEP-0178, XEP-0220); s2s_port 0: no federation. */
     const char *s2s_address;
     int s2s_port;
+    int s2s_tls_port;       /* direct TLS (XEP-0368), 0 for none */
     bool s2s_dialback;      /* XEP-0220 where a certificate does not do */
     const char *s2s_secret; /* dialback keys; the same on every node */
     const struct ic_xmpp_s2s_route *s2s_routes;

@@ -401,7 +401,34 @@ static void on_connection(uv_stream_t *l, int status)
     struct ic_xmpp__s2s *s = l->data;
 
     if (status == 0 && !s->shutting_down)
-        ic_xmpp__s2s_in_accept(s);
+        ic_xmpp__s2s_in_accept(s, l == (uv_stream_t *)&s->listener_tls);
+}
+
+static int listen_s2s(
+    struct ic_xmpp__s2s *s, uv_tcp_t *t, int port, char *why, size_t why_len)
+{
+    struct ic_xmpp_server *srv = s->srv;
+    const char *addr = srv->cfg.s2s_address;
+    struct sockaddr_storage ss;
+    int rc;
+
+    if (uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss) != 0) {
+        snprintf(why, why_len, "bad S2S address '%s'", addr);
+        return IC_EINVAL;
+    }
+    uv_tcp_init(srv->loop, t);
+    t->data = s;
+    srv->listeners_open++;
+    rc = uv_tcp_bind(t, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)t, 511, on_connection);
+    if (rc != 0) {
+        snprintf(why, why_len, "listen on %s:%d (S2S): %s", addr, port,
+                 uv_strerror(rc));
+        return IC_EIO;
+    }
+    return 0;
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -415,7 +442,6 @@ int ic_xmpp__s2s_start(struct ic_xmpp_server *srv, char *why, size_t why_len)
 {
     const struct ic_xmpp_config *cfg = &srv->cfg;
     struct ic_tls_ctx_opts o = {0};
-    struct sockaddr_storage ss;
     struct ic_xmpp__s2s *s;
     unsigned char h[32];
     int rc;
@@ -446,35 +472,25 @@ int ic_xmpp__s2s_start(struct ic_xmpp_server *srv, char *why, size_t why_len)
     o.request_client_cert = true;
     o.system_ca = true;
     rc = ic_tls_ctx_new_server(&o, &s->tls_server, why, why_len);
-    if (rc != 0)
-        return rc;
+    o.alpn = "xmpp-server";
+    if (rc == 0)
+        rc = ic_tls_ctx_new_server(&o, &s->tls_server_direct, why, why_len);
     o.verify_late = true;
-    rc = ic_tls_ctx_new_client(&o, &s->tls_client, why, why_len);
+    if (rc == 0)
+        rc = ic_tls_ctx_new_client(&o, &s->tls_client_direct, why, why_len);
+    o.alpn = NULL;
+    if (rc == 0)
+        rc = ic_tls_ctx_new_client(&o, &s->tls_client, why, why_len);
     if (rc != 0)
         return rc;
-    if (uv_ip4_addr(cfg->s2s_address, cfg->s2s_port,
-                    (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(cfg->s2s_address, cfg->s2s_port,
-                    (struct sockaddr_in6 *)&ss) != 0) {
-        snprintf(why, why_len, "bad S2S address '%s'", cfg->s2s_address);
-        return IC_EINVAL;
-    }
     uv_timer_init(srv->loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     srv->listeners_open++;
-    uv_tcp_init(srv->loop, &s->listener);
-    s->listener.data = s;
-    srv->listeners_open++;
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
-    if (rc != 0) {
-        snprintf(why, why_len, "listen on %s:%d (S2S): %s", cfg->s2s_address,
-                 cfg->s2s_port, uv_strerror(rc));
-        return IC_EIO;
-    }
-    return 0;
+    rc = listen_s2s(s, &s->listener, cfg->s2s_port, why, why_len);
+    if (rc == 0 && cfg->s2s_tls_port > 0)
+        rc = listen_s2s(s, &s->listener_tls, cfg->s2s_tls_port, why, why_len);
+    return rc;
 }
 
 void ic_xmpp__s2s_shutdown(struct ic_xmpp_server *srv)
@@ -498,6 +514,9 @@ void ic_xmpp__s2s_shutdown(struct ic_xmpp_server *srv)
     }
     if (s->listener.data != NULL && !uv_is_closing((uv_handle_t *)&s->listener))
         uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    if (s->listener_tls.data != NULL &&
+        !uv_is_closing((uv_handle_t *)&s->listener_tls))
+        uv_close((uv_handle_t *)&s->listener_tls, on_handle_closed);
     if (s->sweep.data != NULL && !uv_is_closing((uv_handle_t *)&s->sweep))
         uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
 }
@@ -531,6 +550,8 @@ void ic_xmpp__s2s_free(struct ic_xmpp_server *srv)
     }
     ic_tls_ctx_free(s->tls_server);
     ic_tls_ctx_free(s->tls_client);
+    ic_tls_ctx_free(s->tls_server_direct);
+    ic_tls_ctx_free(s->tls_client_direct);
     OPENSSL_cleanse(s->db_secret, sizeof s->db_secret);
     ic_free(s);
     srv->s2s = NULL;

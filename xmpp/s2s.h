@@ -71,6 +71,7 @@ struct s2s_stream {
     struct ic_buf authed;
     bool tls_verified;       /* the peer's certificate names its domain */
     bool header_sent;        /* our header is out on the current stream */
+    bool direct_tls;         /* TLS from the first byte (XEP-0368) */
     uint64_t started;        /* ms */
     uint64_t last_used;      /* ms: the last stanza either way */
     struct s2s_stream *next; /* every stream of the server */
@@ -80,6 +81,7 @@ struct s2s_stream {
 struct s2s_target {
     char *host;
     int port;
+    bool direct_tls; /* XEP-0368: TLS from the first byte */
 };
 
 /* The outgoing side of one (local, remote) domain pair. */
@@ -112,8 +114,11 @@ struct s2s_verify {
 struct ic_xmpp__s2s {
     struct ic_xmpp_server *srv;
     uv_tcp_t listener;
+    uv_tcp_t listener_tls; /* direct TLS ([s2s] tls_port), if any */
     uv_timer_t sweep;
     struct ic_tls_ctx *tls_server, *tls_client;
+    /* the same with ALPN "xmpp-server", for direct TLS (XEP-0368) */
+    struct ic_tls_ctx *tls_server_direct, *tls_client_direct;
     struct s2s_stream *streams;
     struct s2s_peer *peers;
     char db_secret[65]; /* hex SHA-256 of the configured secret (XEP-0185) */
@@ -169,13 +174,16 @@ void ic_xmpp__s2s_out_connect(struct s2s_peer *p);
  * need be); the answer comes back to ic_xmpp__s2s_in_verdict. */
 void ic_xmpp__s2s_out_verify(struct s2s_peer *p, struct s2s_verify *v);
 
-/* s2s_in.c */
-void ic_xmpp__s2s_in_accept(struct ic_xmpp__s2s *s);
+/* s2s_in.c: a connection on the S2S port, or (DIRECT_TLS) on the direct
+ * TLS port. */
+void ic_xmpp__s2s_in_accept(struct ic_xmpp__s2s *s, bool direct_tls);
 
-/* s2s_dns.c: DOMAIN's S2S targets (SRV _xmpp-server._tcp in priority and
- * weight order; DOMAIN:5269 when there is no record), looked up on a
- * worker thread with c-ares. CB runs on the loop with RC 0 and the
- * targets (taken), or an IC_E* code (no service: IC_ENOTFOUND). */
+/* s2s_dns.c: DOMAIN's S2S targets, one per address (SRV
+ * _xmpps-server._tcp and _xmpp-server._tcp in preference order;
+ * DOMAIN:5269 when there is no record), looked up on a worker thread with
+ * c-ares (and DNS_SERVER, when given, for the addresses too). CB runs on
+ * the loop with RC 0 and the targets (taken), or an IC_E* code (no
+ * service: IC_ENOTFOUND). */
 typedef void (*ic_xmpp__s2s_dns_cb)(void *arg,
                                     int rc,
                                     struct s2s_target *t,

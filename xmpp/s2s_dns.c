@@ -1,15 +1,25 @@
 /*
- * s2s_dns.c - where another domain's S2S service is (RFC 6120 3.2): DNS SRV
- * records _xmpp-server._tcp.DOMAIN, asked with c-ares on a libuv worker
- * thread so the loop never waits; the records in priority order, heavier
- * weights first within one priority (a fixed order rather than RFC 2782's
- * weighted draw, so every node of the cluster tries the same target first);
- * DOMAIN:5269 when the domain has no such record; nothing when its record
- * says "." (no service).
+ * s2s_dns.c - where another domain's S2S service is (RFC 6120 3.2, XEP-0368),
+ * looked up on a libuv worker thread so the loop never waits:
+ *
+ *   1. SRV _xmpps-server._tcp.DOMAIN (direct TLS) and _xmpp-server._tcp.DOMAIN
+ *      (STARTTLS) with c-ares; the records of both in priority order, direct
+ *      TLS first within one priority, then heavier weights first (a fixed
+ *      order rather than RFC 2782's weighted draw, so every node of the
+ *      cluster tries the same target first); a lone "." means no service;
+ *   2. no record at all: DOMAIN itself on port 5269, STARTTLS;
+ *   3. every target's addresses (IPv4 and IPv6), each one a target of its
+ *      own so a dead address falls through to the next: with c-ares and
+ *      the configured server when there is one ([s2s] dns: a private DNS
+ *      answers for the targets too), else with getaddrinfo (the system's
+ *      resolver, /etc/hosts included).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <netdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
@@ -21,6 +31,7 @@
 #define DNS_TIMEOUT_MS 3000
 #define DNS_TRIES 2
 #define DEFAULT_PORT 5269
+#define TARGETS_MAX 32
 
 struct lookup {
     uv_work_t work;
@@ -31,7 +42,29 @@ struct lookup {
     int rc;
     struct s2s_target *t;
     size_t n;
+    char why[256];
+};
+
+/* One SRV record, either kind. */
+struct srv {
+    char *host;
+    int port;
+    unsigned priority, weight;
+    bool direct_tls;
+};
+
+struct srv_answers {
+    struct srv v[TARGETS_MAX];
+    size_t n;
+    int answered; /* queries that came back */
+    bool refused; /* a "." record: no service */
+    bool failed;  /* a query failed (not "no such record") */
     char why[128];
+};
+
+struct srv_query {
+    struct srv_answers *a;
+    bool direct_tls;
 };
 
 static int library_rc;
@@ -40,64 +73,157 @@ static void library_init(void)
     library_rc = ares_library_init(ARES_LIB_INIT_ALL);
 }
 
-static int by_priority(const void *a, const void *b)
+static void wait_for(ares_channel ch)
 {
-    const struct ares_srv_reply *x = *(const struct ares_srv_reply *const *)a;
-    const struct ares_srv_reply *y = *(const struct ares_srv_reply *const *)b;
+    for (;;) {
+        fd_set r, w;
+        struct timeval tv, *tvp;
+        int nfds;
 
-    if (x->priority != y->priority)
-        return x->priority < y->priority ? -1 : 1;
-    return x->weight > y->weight ? -1 : x->weight < y->weight ? 1 : 0;
+        FD_ZERO(&r);
+        FD_ZERO(&w);
+        nfds = ares_fds(ch, &r, &w);
+        if (nfds == 0)
+            break;
+        tvp = ares_timeout(ch, NULL, &tv);
+        select(nfds, &r, &w, NULL, tvp);
+        ares_process(ch, &r, &w);
+    }
+}
+
+/* ---- SRV ---------------------------------------------------------------- */
+
+static void
+on_srv(void *arg, int status, int timeouts, unsigned char *ab, int alen)
+{
+    struct srv_query *q = arg;
+    struct srv_answers *a = q->a;
+    struct ares_srv_reply *reply = NULL;
+
+    (void)timeouts;
+    a->answered++;
+    if (status == ARES_ENOTFOUND || status == ARES_ENODATA)
+        return;
+    if (status != ARES_SUCCESS ||
+        ares_parse_srv_reply(ab, alen, &reply) != ARES_SUCCESS) {
+        a->failed = true;
+        snprintf(a->why, sizeof a->why, "SRV: %s",
+                 status != ARES_SUCCESS ? ares_strerror(status) : "bad answer");
+        return;
+    }
+    for (struct ares_srv_reply *r = reply; r != NULL; r = r->next) {
+        if (strcmp(r->host, ".") == 0 || r->host[0] == '\0') {
+            a->refused = true;
+            continue;
+        }
+        if (a->n == TARGETS_MAX)
+            break;
+        a->v[a->n++] = (struct srv){ic_strdup(r->host), r->port, r->priority,
+                                    r->weight, q->direct_tls};
+    }
+    ares_free_data(reply);
+}
+
+static int by_preference(const void *x, const void *y)
+{
+    const struct srv *a = x, *b = y;
+
+    if (a->priority != b->priority)
+        return a->priority < b->priority ? -1 : 1;
+    if (a->direct_tls != b->direct_tls)
+        return a->direct_tls ? -1 : 1;
+    return a->weight > b->weight ? -1 : a->weight < b->weight ? 1 : 0;
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+struct addrs {
+    char v[TARGETS_MAX][INET6_ADDRSTRLEN];
+    size_t n;
+};
+
+static void add_addr(struct addrs *out, const struct sockaddr *sa)
+{
+    const void *p =
+        sa->sa_family == AF_INET6
+            ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+            : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+    if (out->n < TARGETS_MAX &&
+        inet_ntop(sa->sa_family, p, out->v[out->n], INET6_ADDRSTRLEN))
+        out->n++;
 }
 
 static void
-on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
-    struct lookup *l = arg;
-    struct ares_srv_reply *srv = NULL, **v;
-    size_t n = 0;
+    struct addrs *out = arg;
 
     (void)timeouts;
-    if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
-        l->rc = IC_EEND; /* no record: the domain itself */
-        return;
-    }
-    if (status != ARES_SUCCESS) {
-        l->rc = IC_EIO;
-        strncpy(l->why, ares_strerror(status), sizeof l->why - 1);
-        return;
-    }
-    if (ares_parse_srv_reply(abuf, alen, &srv) != ARES_SUCCESS) {
-        l->rc = IC_EIO;
-        strncpy(l->why, "bad SRV answer", sizeof l->why - 1);
-        return;
-    }
-    for (struct ares_srv_reply *r = srv; r != NULL; r = r->next)
-        n++;
-    v = ic_calloc(n ? n : 1, sizeof *v);
-    n = 0;
-    for (struct ares_srv_reply *r = srv; r != NULL; r = r->next)
-        v[n++] = r;
-    qsort(v, n, sizeof *v, by_priority);
-    l->t = ic_calloc(n ? n : 1, sizeof *l->t);
-    for (size_t i = 0; i < n; i++) {
-        /* "." alone: the service is decidedly not available */
-        if (strcmp(v[i]->host, ".") == 0 || v[i]->host[0] == '\0')
-            continue;
-        l->t[l->n].host = ic_strdup(v[i]->host);
-        l->t[l->n].port = v[i]->port;
-        l->n++;
-    }
-    l->rc = l->n > 0 ? 0 : IC_ENOTFOUND;
-    ic_free(v);
-    ares_free_data(srv);
+    if (status == ARES_SUCCESS && res != NULL)
+        for (struct ares_addrinfo_node *n = res->nodes; n != NULL;
+             n = n->ai_next)
+            add_addr(out, n->ai_addr);
+    if (res != NULL)
+        ares_freeaddrinfo(res);
 }
 
-/* On the worker thread: one query, waited for with select(). */
+/* HOST's addresses: an IP literal as is, else c-ares (CH, with the
+ * configured server) or, CH NULL, the system's getaddrinfo. */
+static void addresses(ares_channel ch, const char *host, struct addrs *out)
+{
+    unsigned char buf[16];
+
+    out->n = 0;
+    if (inet_pton(AF_INET, host, buf) == 1 ||
+        inet_pton(AF_INET6, host, buf) == 1) {
+        snprintf(out->v[0], INET6_ADDRSTRLEN, "%s", host);
+        out->n = 1;
+    } else if (ch != NULL) {
+        struct ares_addrinfo_hints h = {0};
+        h.ai_family = AF_UNSPEC;
+        ares_getaddrinfo(ch, host, NULL, &h, on_addrinfo, out);
+        wait_for(ch);
+    } else {
+        struct addrinfo h = {0}, *res = NULL;
+        h.ai_family = AF_UNSPEC;
+        h.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(host, NULL, &h, &res) == 0)
+            for (struct addrinfo *a = res; a != NULL; a = a->ai_next)
+                add_addr(out, a->ai_addr);
+        if (res != NULL)
+            freeaddrinfo(res);
+    }
+}
+
+/* ---- the lookup, on the worker thread ----------------------------------- */
+
+static void add_targets(struct lookup *l,
+                        ares_channel ch,
+                        const char *host,
+                        int port,
+                        bool direct_tls)
+{
+    struct addrs a;
+
+    addresses(ch, host, &a);
+    for (size_t i = 0; i < a.n && l->n < TARGETS_MAX; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < l->n && !dup; j++)
+            dup = strcmp(l->t[j].host, a.v[i]) == 0 && l->t[j].port == port &&
+                  l->t[j].direct_tls == direct_tls;
+        if (!dup)
+            l->t[l->n++] =
+                (struct s2s_target){ic_strdup(a.v[i]), port, direct_tls};
+    }
+}
+
 static void run(uv_work_t *w)
 {
     struct lookup *l = w->data;
     struct ares_options o = {0};
+    struct srv_answers a = {0};
+    struct srv_query q_tls = {&a, true}, q_plain = {&a, false};
     ares_channel ch;
     char name[300];
 
@@ -106,31 +232,41 @@ static void run(uv_work_t *w)
     o.tries = DNS_TRIES;
     if (ares_init_options(&ch, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) !=
         ARES_SUCCESS) {
-        strncpy(l->why, "c-ares cannot start", sizeof l->why - 1);
+        snprintf(l->why, sizeof l->why, "c-ares cannot start");
         return;
     }
     if (l->server != NULL &&
         ares_set_servers_ports_csv(ch, l->server) != ARES_SUCCESS) {
-        strncpy(l->why, "bad DNS server", sizeof l->why - 1);
+        snprintf(l->why, sizeof l->why, "bad DNS server %s", l->server);
         ares_destroy(ch);
         return;
     }
+    snprintf(name, sizeof name, "_xmpps-server._tcp.%s", l->domain);
+    ares_query(ch, name, ns_c_in, ns_t_srv, on_srv, &q_tls);
     snprintf(name, sizeof name, "_xmpp-server._tcp.%s", l->domain);
-    ares_query(ch, name, ns_c_in, ns_t_srv, on_answer, l);
-    for (;;) {
-        fd_set r, wr;
-        struct timeval tv, *tvp;
-        int nfds;
-
-        FD_ZERO(&r);
-        FD_ZERO(&wr);
-        nfds = ares_fds(ch, &r, &wr);
-        if (nfds == 0)
-            break;
-        tvp = ares_timeout(ch, NULL, &tv);
-        select(nfds, &r, &wr, NULL, tvp);
-        ares_process(ch, &r, &wr);
+    ares_query(ch, name, ns_c_in, ns_t_srv, on_srv, &q_plain);
+    wait_for(ch);
+    l->t = ic_calloc(TARGETS_MAX, sizeof *l->t);
+    if (a.n > 0) {
+        qsort(a.v, a.n, sizeof *a.v, by_preference);
+        for (size_t i = 0; i < a.n; i++)
+            add_targets(l, l->server ? ch : NULL, a.v[i].host, a.v[i].port,
+                        a.v[i].direct_tls);
+    } else if (!a.refused) {
+        /* no record (or no answer): the domain itself, port 5269 */
+        if (a.failed)
+            snprintf(l->why, sizeof l->why, "%s; ", a.why);
+        add_targets(l, l->server ? ch : NULL, l->domain, DEFAULT_PORT, false);
     }
+    for (size_t i = 0; i < a.n; i++)
+        ic_free(a.v[i].host);
+    if (l->n > 0)
+        l->rc = 0;
+    else if (a.refused)
+        l->rc = IC_ENOTFOUND; /* "." */
+    else
+        snprintf(l->why + strlen(l->why), sizeof l->why - strlen(l->why),
+                 "no address for %s", l->domain);
     ares_destroy(ch);
 }
 
@@ -140,19 +276,9 @@ static void done(uv_work_t *w, int status)
     struct lookup *l = w->data;
 
     (void)status;
-    if (l->rc == IC_EEND || (l->rc == IC_EIO && l->n == 0)) {
-        /* no SRV record (or no answer): the domain itself, port 5269 */
-        if (l->rc == IC_EIO)
-            IC_LOG(IC_LOG_INFO, "s2s", "SRV lookup for %s: %s; trying %s:%d",
-                   l->domain, l->why, l->domain, DEFAULT_PORT);
-        ic_free(l->t);
-        l->t = ic_calloc(1, sizeof *l->t);
-        l->t[0].host = ic_strdup(l->domain);
-        l->t[0].port = DEFAULT_PORT;
-        l->n = 1;
-        l->rc = 0;
-    }
     if (l->rc != 0) {
+        IC_LOG(IC_LOG_INFO, "s2s", "%s: %s", l->domain,
+               l->why[0] ? l->why : "no S2S service (SRV target '.')");
         ic_free(l->t);
         l->t = NULL;
         l->n = 0;

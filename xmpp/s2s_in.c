@@ -243,8 +243,8 @@ void ic_xmpp__s2s_in_verdict(struct s2s_stream *st,
     if (st->state == S2S_FEATURES_AUTH) {
         raise_limits(st);
         move(st, S2S_UP);
-        IC_LOG(IC_LOG_INFO, "s2s", "%s <- %s up (%s, dialback)", st->local,
-               domain, st->sock.peer);
+        IC_LOG(IC_LOG_INFO, "s2s", "%s <- %s up (%s, dialback%s)", st->local,
+               domain, st->sock.peer, st->direct_tls ? ", direct TLS" : "");
     }
 }
 
@@ -355,8 +355,8 @@ static void on_open(void *data, struct ic_xml *header)
         raise_limits(st);
         move(st, S2S_UP);
         ic_xmpp__sock_send_str(&st->sock, "<stream:features/>");
-        IC_LOG(IC_LOG_INFO, "s2s", "%s <- %s up (%s, certificate)", st->local,
-               st->remote, st->sock.peer);
+        IC_LOG(IC_LOG_INFO, "s2s", "%s <- %s up (%s, certificate%s)", st->local,
+               st->remote, st->sock.peer, st->direct_tls ? ", direct TLS" : "");
         break;
     default:
         fail(st, "invalid-xml", "unexpected stream header");
@@ -406,7 +406,7 @@ static void on_closed(void *owner)
 static const struct ic_xmpp__sock_ops sock_ops = {on_connected, on_tls_ready,
                                                   on_down, on_closed};
 
-void ic_xmpp__s2s_in_accept(struct ic_xmpp__s2s *s)
+void ic_xmpp__s2s_in_accept(struct ic_xmpp__s2s *s, bool direct_tls)
 {
     struct ic_xmpp_server *srv = s->srv;
     struct ic_xml_limits lim = {srv->cfg.max_stanza_preauth, 32, 1024, 32};
@@ -414,11 +414,17 @@ void ic_xmpp__s2s_in_accept(struct ic_xmpp__s2s *s)
         on_open, on_stanza, on_stream_close, on_parse_error};
     struct s2s_stream *st = ic_calloc(1, sizeof *st);
 
-    st->state = S2S_HEADER;
+    /* direct TLS: the handshake first, then the header (XEP-0368) */
+    st->state = direct_tls ? S2S_TLS : S2S_HEADER;
+    st->direct_tls = direct_tls;
     st->local = ic_strdup(srv->domain);
     ic_xmpp__s2s_stream_add(s, st);
-    if (ic_xmpp__sock_accept(&st->sock, (uv_stream_t *)&s->listener,
-                             ic_xml_stream_new(&cbs, st, &lim), &sock_ops,
-                             st) != 0)
+    if (ic_xmpp__sock_accept(
+            &st->sock,
+            (uv_stream_t *)(direct_tls ? &s->listener_tls : &s->listener),
+            ic_xml_stream_new(&cbs, st, &lim), &sock_ops, st) != 0)
         st->state = S2S_CLOSING; /* on_closed follows */
+    else if (direct_tls &&
+             ic_xmpp__sock_start_tls(&st->sock, s->tls_server_direct, NULL))
+        fail(st, NULL, "TLS cannot start");
 }

@@ -21,6 +21,7 @@ static const struct {
     const char *event;
 } moves[] = {
     {S2S_CONNECTING, S2S_FEATURES_TLS, "TCP up, header sent"},
+    {S2S_CONNECTING, S2S_TLS, "TCP up, direct TLS (XEP-0368)"},
     {S2S_FEATURES_TLS, S2S_STARTTLS, "<starttls/> sent"},
     {S2S_STARTTLS, S2S_TLS, "<proceed/>"},
     {S2S_TLS, S2S_FEATURES_AUTH, "TLS up, header sent"},
@@ -215,8 +216,8 @@ static void on_features(struct s2s_stream *st, const struct ic_xml *x)
         break;
     case S2S_FEATURES_UP:
         move(st, S2S_UP);
-        IC_LOG(IC_LOG_INFO, "s2s", "%s -> %s up (%s, certificate)", st->local,
-               st->remote, st->sock.peer);
+        IC_LOG(IC_LOG_INFO, "s2s", "%s -> %s up (%s, certificate%s)", st->local,
+               st->remote, st->sock.peer, st->direct_tls ? ", direct TLS" : "");
         ic_xmpp__s2s_peer_up(st->peer);
         break;
     default:
@@ -256,8 +257,8 @@ static void on_db(struct s2s_stream *st, const struct ic_xml *x)
         return;
     }
     move(st, S2S_UP);
-    IC_LOG(IC_LOG_INFO, "s2s", "%s -> %s up (%s, dialback)", st->local,
-           st->remote, st->sock.peer);
+    IC_LOG(IC_LOG_INFO, "s2s", "%s -> %s up (%s, dialback%s)", st->local,
+           st->remote, st->sock.peer, st->direct_tls ? ", direct TLS" : "");
     ic_xmpp__s2s_peer_up(st->peer);
 }
 
@@ -344,6 +345,13 @@ static void on_connected(void *owner)
 {
     struct s2s_stream *st = owner;
 
+    if (st->direct_tls) {
+        move(st, S2S_TLS);
+        if (ic_xmpp__sock_start_tls(&st->sock, st->s2s->tls_client_direct,
+                                    st->remote) != 0)
+            fail(st, NULL, "TLS cannot start");
+        return;
+    }
     move(st, S2S_FEATURES_TLS);
     ic_xmpp__s2s_send_header(st, false);
 }
@@ -485,10 +493,11 @@ void ic_xmpp__s2s_out_connect(struct s2s_peer *p)
     st->state = S2S_CONNECTING;
     st->local = ic_strdup(p->local);
     st->remote = ic_strdup(p->remote);
+    st->direct_tls = t->direct_tls;
     p->out = st;
     ic_xmpp__s2s_stream_add(s, st);
-    IC_LOG(IC_LOG_DEBUG, "s2s", "%s -> %s: connecting to %s:%d", p->local,
-           p->remote, t->host, t->port);
+    IC_LOG(IC_LOG_DEBUG, "s2s", "%s -> %s: connecting to %s:%d%s", p->local,
+           p->remote, t->host, t->port, t->direct_tls ? " (direct TLS)" : "");
     ic_xmpp__sock_connect(&st->sock, srv->loop, t->host, t->port,
                           ic_xml_stream_new(&cbs, st, &lim), &sock_ops, st);
 }

@@ -15,10 +15,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+import dns_responder  # noqa: E402
 from harness import q, run, is_presence, is_message, roster_push_item  # noqa
 
-ROOT = EXCH = None
+ROOT = EXCH = TLSX = DNS = None
 EXCH_DOMAIN = 'exch.example'
+TLS_DOMAIN = 'tls.example'  # found only by _xmpps-server SRV (direct TLS)
 
 
 def closed_port():
@@ -31,24 +33,39 @@ def closed_port():
 
 
 def setUpModule():
-    global ROOT, EXCH
-    root_port = H.pick_base_port(20)
-    exch_port = H.pick_base_port(10)
-    while abs(exch_port - root_port) < 20:
-        exch_port = H.pick_base_port(10)
+    global ROOT, EXCH, TLSX, DNS
+    ports = []
+    while len(ports) < 3:
+        p = H.pick_base_port(20)
+        if all(abs(p - o) >= 20 for o in ports):
+            ports.append(p)
+    root_port, exch_port, tls_port = ports
+    # tls.example: only an _xmpps-server record, to its direct-TLS port
+    # (P + 5), under a target name the root resolves with the same DNS
+    DNS = dns_responder.DnsResponder().start()
+    DNS.add_srv('_xmpps-server._tcp.' + TLS_DOMAIN, 'xmpps.' + TLS_DOMAIN,
+                tls_port + 5)
+    DNS.add_a('xmpps.' + TLS_DOMAIN, '127.0.0.1')
     ROOT = H.Cluster(nodes=2, base_port=root_port, args=[
         '--s2s-peer', '%s=127.0.0.1:%d' % (EXCH_DOMAIN, exch_port + 2),
-        '--s2s-peer', 'nowhere.example=127.0.0.1:%d' % closed_port()])
+        '--s2s-peer', 'nowhere.example=127.0.0.1:%d' % closed_port(),
+        '--s2s-dns', DNS.address])
     EXCH = H.Cluster(nodes=1, base_port=exch_port, args=[
         '--domain', EXCH_DOMAIN, '--role', 'exchange', '--no-sample',
         '--s2s-peer', 'intercloudexchg.test=127.0.0.1:%d' % (root_port + 2)])
+    TLSX = H.Cluster(nodes=1, base_port=tls_port, args=[
+        '--domain', TLS_DOMAIN, '--no-sample',
+        '--s2s-peer', 'intercloudexchg.test=127.0.0.1:%d' % (root_port + 2)])
     ROOT.start()
     EXCH.start()
+    TLSX.start()
 
 
 def tearDownModule():
     H.close_all_clients()
-    for c in (ROOT, EXCH):
+    if DNS is not None:
+        DNS.stop()
+    for c in (ROOT, EXCH, TLSX):
         if c is not None:
             rc, gone = c.stop()
             if rc != 0 or not gone:
@@ -197,6 +214,41 @@ class Federation(unittest.TestCase):
         run(H.disconnect(self.c2))
         expect(self.c1, lambda x: is_presence(x, 'unavailable', full2), m1,
                'unavailable')
+
+
+def node_logs(cluster):
+    text = ''
+    for i in range(cluster.nodes):
+        with open(os.path.join(cluster.dir, 'node%d.log' % (i + 1)),
+                  errors='replace') as f:
+            text += f.read()
+    return text
+
+
+class DirectTls(unittest.TestCase):
+    """A domain with only an _xmpps-server SRV record is reached with TLS
+    from the first byte (XEP-0368), its target resolved through the same
+    configured DNS server."""
+
+    def test_message_over_direct_tls(self):
+        a = run(H.connect(ROOT, 'cloud4', resource='d'), 30)
+        b = run(H.connect(TLSX, 'cloud4', resource='d'), 30)
+        try:
+            m = b.mark()
+            a.send_message(mto=TLSX.jid('cloud4'), mbody='first byte TLS')
+            expect(b, lambda x: is_message(x, a.boundjid.full,
+                                           'first byte TLS'), m, 'message')
+        finally:
+            run(H.disconnect(a))
+            run(H.disconnect(b))
+        self.assertTrue(DNS.asked('_xmpps-server._tcp.' + TLS_DOMAIN, 'SRV'))
+        self.assertTrue(DNS.asked('_xmpp-server._tcp.' + TLS_DOMAIN, 'SRV'))
+        self.assertTrue(DNS.asked('xmpps.' + TLS_DOMAIN, 'A'),
+                        'the SRV target resolved with the configured DNS')
+        self.assertIn('-> %s up (127.0.0.1, dialback, direct TLS)'
+                      % TLS_DOMAIN, node_logs(ROOT))
+        self.assertIn('<- intercloudexchg.test up (127.0.0.1, dialback, '
+                      'direct TLS)', node_logs(TLSX))
 
 
 class Failures(unittest.TestCase):
