@@ -251,6 +251,17 @@ void ic_xmpp_server_deliver_routed(struct ic_xmpp_server *srv,
     char *bare = NULL;
     bool ok = false;
 
+    if (st->name != NULL && st->ns != NULL &&
+        strcmp(st->ns, IC_NS_BOUND) == 0 && strcmp(st->name, "bound") == 0) {
+        const char *jid = ic_xml_attr(st, "jid");
+        const char *at = ic_xml_attr(st, "at");
+        const char *nonce = ic_xml_attr(st, "nonce");
+        if (jid != NULL && at != NULL && nonce != NULL)
+            ic_xmpp__session_claimed(srv, jid, strtoull(at, NULL, 10),
+                                     strtoull(nonce, NULL, 10));
+        ic_xml_free(st);
+        return;
+    }
     if (st->name == NULL ||
         (strcmp(st->name, "message") != 0 && strcmp(st->name, "iq") != 0 &&
          strcmp(st->name, "presence") != 0)) {

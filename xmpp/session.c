@@ -1,11 +1,16 @@
 /*
  * session.c - bound resources (RFC 6120 section 7): binding with a
  * server-generated or requested resource, conflicts (the newer session
- * wins; the older stream ends with <conflict/>), and the end of a session.
+ * wins; the older stream ends with <conflict/>), also across the nodes of
+ * a cluster (each bind is announced to the other nodes, which end an older
+ * session of the same full JID), and the end of a session.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -57,6 +62,28 @@ void ic_xmpp__session_end(struct ic_xmpp__session *s)
     ic_free(s);
 }
 
+/* Tells the other nodes (if any) that S is bound here, and when. */
+static void announce(struct ic_xmpp_server *srv, struct ic_xmpp__session *s)
+{
+    struct timespec ts;
+    struct ic_xml *x;
+    char n[24];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->bound_at = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    RAND_bytes((unsigned char *)&s->nonce, sizeof s->nonce);
+    if (srv->ops.route_remote == NULL)
+        return;
+    x = ic_xml_new("bound", IC_NS_BOUND);
+    ic_xml_set_attr(x, "jid", s->full);
+    snprintf(n, sizeof n, "%" PRIu64, s->bound_at);
+    ic_xml_set_attr(x, "at", n);
+    snprintf(n, sizeof n, "%" PRIu64, s->nonce);
+    ic_xml_set_attr(x, "nonce", n);
+    srv->ops.route_remote(srv->ops.data, 0, x, NULL);
+    ic_xml_free(x);
+}
+
 int ic_xmpp__session_bind(struct ic_xmpp__conn *c,
                           const char *resource,
                           struct ic_xmpp__session **out)
@@ -92,5 +119,23 @@ int ic_xmpp__session_bind(struct ic_xmpp__conn *c,
     srv->stats.sessions++;
     c->session = s;
     *out = s;
+    announce(srv, s);
     return 0;
+}
+
+void ic_xmpp__session_claimed(struct ic_xmpp_server *srv,
+                              const char *full,
+                              uint64_t bound_at,
+                              uint64_t nonce)
+{
+    struct ic_xmpp__session *s = ic_map_get(&srv->sessions, full);
+    struct ic_xmpp__conn *c;
+
+    if (s == NULL || s->bound_at > bound_at ||
+        (s->bound_at == bound_at && s->nonce >= nonce))
+        return; /* ours is the newer one: the other node ends its own */
+    c = s->conn;
+    IC_LOG(IC_LOG_INFO, "c2s", "%s: bound again on another node", full);
+    ic_xmpp__session_end(s);
+    ic_xmpp__conn_fail(c, IC_SE_CONFLICT, "replaced by a new session");
 }

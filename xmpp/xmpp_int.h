@@ -76,6 +76,9 @@ struct ic_xmpp__session {
     /* JIDs given directed available presence that are not subscribers:
      * they get unavailable when the session goes (RFC 6121 4.6.3). */
     struct ic_xmpp__directed *directed;
+    /* when it was bound (wall clock, ms) and a random tie-break: of two
+     * sessions of one full JID on two nodes the later one stays */
+    uint64_t bound_at, nonce;
 };
 
 /* A session on another node of the cluster (remote.c). */
@@ -196,6 +199,13 @@ int ic_xmpp__session_bind(struct ic_xmpp__conn *c,
                           const char *resource,
                           struct ic_xmpp__session **out);
 void ic_xmpp__session_end(struct ic_xmpp__session *s);
+/* Another node bound full JID FULL at BOUND_AT (with NONCE): our session
+ * of it, if older, ends with <conflict/>. */
+void ic_xmpp__session_claimed(struct ic_xmpp_server *srv,
+                              const char *full,
+                              uint64_t bound_at,
+                              uint64_t nonce);
+#define IC_NS_BOUND "urn:icroot:bound:0"
 
 /* route.c: a stanza (taken) from a bound session; 'from' is stamped. */
 void ic_xmpp__route(struct ic_xmpp_server *srv,

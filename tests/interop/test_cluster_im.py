@@ -126,6 +126,22 @@ class AcrossNodes(unittest.TestCase):
         err = expect(self.c1, lambda x: x.get('id') == 'gone1', m1)
         self.assertEqual(err.get('type'), 'error')
 
+    def test_5b_same_full_jid_on_two_nodes(self):
+        """RFC 6120 7.7.2.2 across nodes: the later bind wins, the session
+        on the other node ends with <conflict/>."""
+        first = run(H.connect(C, 'cloud4', resource='twice', node=0), 30)
+        gone = first.disconnected
+        second = run(H.connect(C, 'cloud4', resource='twice', node=1), 30)
+        self.assertEqual(second.boundjid.full, C.jid('cloud4') + '/twice')
+        err = run(first.expect(lambda x: x.tag == H.q(H.NS_STREAM, 'error'),
+                               8, what='stream error'), 15)
+        self.assertEqual(H.stream_error_of(err)[0], 'conflict')
+        run(H.asyncio.wait_for(H.asyncio.shield(gone), 8), 15)
+        r = run(second.iq("<iq xmlns='jabber:client' type='get' to='%s'>"
+                          "<ping xmlns='urn:xmpp:ping'/></iq>" % C.domain))
+        self.assertEqual(r.get('type'), 'result')
+        run(H.disconnect(second))
+
     def test_6_a_dead_node_s_presence_is_revoked(self):
         # cloud3 on node 3 and cloud1 subscribe to each other; node 3 is
         # then killed (SIGKILL): the leader revokes node 3's lease after
