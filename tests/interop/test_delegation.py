@@ -34,10 +34,12 @@ ROOT_DOMAIN = 'intercloudexchg.test'
 EXCH_DOMAIN = 'exch.example'
 EXCH_JID = 'service.' + EXCH_DOMAIN
 ROOT_JID = 'service.' + ROOT_DOMAIN
+SUB_DOMAIN = 'sub.example'
+SUB_JID = 'service.' + SUB_DOMAIN
 TTL = 3  # seconds: short, so the cache test sees it expire
 SCOPE = ('tierCountries', 'JAPAN')
 QUERY = [SCOPE]
-ROOT = EXCH = None
+ROOT = EXCH = SUB = None
 SESS = {}
 
 
@@ -50,26 +52,32 @@ def s2s_supported(icroot):
     return b'--s2s-peer' in p.stdout + p.stderr
 
 
-def two_ranges():
-    """Base ports for the root (3 nodes) and the exchange (1 node):
-    free, disjoint, below the ephemeral range."""
+def port_ranges(sizes):
+    """Base ports for clusters of SIZES ports each: free, disjoint, below
+    the ephemeral range."""
     for _ in range(50):
-        r = H.pick_base_port(30)
-        e = H.pick_base_port(10)
-        if e + 10 <= r or e >= r + 30:
-            return r, e
-    raise RuntimeError('no two free port ranges')
+        got = [H.pick_base_port(n) for n in sizes]
+        spans = sorted(zip(got, sizes))
+        if all(a + n <= b for (a, n), (b, _m) in zip(spans, spans[1:])):
+            return got
+    raise RuntimeError('no free port ranges')
 
 
 def setUpModule():
-    global ROOT, EXCH
-    rp, ep = two_ranges()
+    global ROOT, EXCH, SUB
+    rp, ep, sp = port_ranges([30, 10, 10])
     root_s2s = '127.0.0.1:%d' % (rp + 2)
     exch_s2s = '127.0.0.1:%d' % (ep + 2)
+    sub_s2s = '127.0.0.1:%d' % (sp + 2)
+    # a sub-exchange under the exchange: root -> exchange -> sub-exchange
+    SUB = H.Cluster(nodes=1, base_port=sp, args=[
+        '--role', 'exchange', '--domain', SUB_DOMAIN, '--no-sample',
+        '--s2s-peer', '%s=%s' % (EXCH_DOMAIN, exch_s2s)]).start(timeout=90)
     EXCH = H.Cluster(nodes=1, base_port=ep, args=[
         '--role', 'exchange', '--domain', EXCH_DOMAIN, '--no-sample',
         '--s2s-peer', '%s=%s' % (ROOT_DOMAIN, root_s2s),
-        '--s2s-peer', '%s=%s' % (ROOT_JID, root_s2s)]).start(timeout=90)
+        '--s2s-peer', '%s=%s' % (ROOT_JID, root_s2s),
+        '--s2s-peer', '%s=%s' % (SUB_DOMAIN, sub_s2s)]).start(timeout=90)
     ROOT = H.Cluster(nodes=3, base_port=rp, args=[
         '--s2s-peer', '%s=%s' % (EXCH_DOMAIN, exch_s2s),
         '--s2s-peer', '%s=%s' % (EXCH_JID, exch_s2s)]).start(timeout=90)
@@ -96,7 +104,7 @@ def tearDownModule():
     if rerun is not None and rerun.poll() is None:
         rerun.kill()
         rerun.wait(10)
-    for c in (ROOT, EXCH):
+    for c in (ROOT, EXCH, SUB):
         if c is not None and c.proc is not None:
             c.stop()
 
@@ -168,6 +176,7 @@ class Delegation(unittest.TestCase):
     def test_delegation(self):
         local = self.step_referral()
         self.step_recursive(local)
+        self.step_hierarchy(local)
         self.step_cache(local)
         self.step_loop(local)
         self.step_pinned_certificate(local)
@@ -207,6 +216,26 @@ class Delegation(unittest.TestCase):
         self.assertEqual(names, sorted(local + ['cloud4@' + EXCH_DOMAIN]))
         self.assertEqual(refs, [])
         self.assertFalse(partial)
+
+    def step_hierarchy(self, local):
+        """The exchange delegates a narrower scope to a sub-exchange: a
+        recursive query at the root inside both scopes is resolved two
+        levels down, and the sub-exchange's clouds keep the name the
+        exchange gave them."""
+        narrower = ('replicationFactor', '7')
+        publish(SUB, 'cloud3', [SCOPE, narrower])
+        ok(cmd(EXCH, 'admin', 'add_delegation',
+               delegation_in(narrower[0], narrower[1], SUB_JID, TTL)))
+        names, refs, partial, _ = query(ROOT, [SCOPE, narrower],
+                                        recursive=True)
+        self.assertIn('cloud3@' + SUB_DOMAIN, names)
+        self.assertEqual((refs, partial), ([], False))
+        # without recursion the root only knows its own delegation
+        names, refs, partial, _ = query(ROOT, [SCOPE, narrower])
+        self.assertNotIn('cloud3@' + SUB_DOMAIN, names)
+        self.assertEqual(refs, [(EXCH_JID, TTL)])
+        ok(cmd(EXCH, 'admin', 'remove_delegation',
+               delegation_in(narrower[0], narrower[1])))
 
     def step_cache(self, local):
         before = sorted(local + ['cloud4@' + EXCH_DOMAIN])
