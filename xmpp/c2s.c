@@ -22,10 +22,7 @@ static const char *const state_names[C2S__COUNT] = {
 };
 
 /* The allowed moves, each with the event that makes it. */
-static const struct {
-    enum ic_c2s_state from, to;
-    const char *event;
-} moves[] = {
+static const struct ic_xmpp__move moves[] = {
     {C2S_CONNECTED, C2S_FEATURES_TLS, "stream header"},
     {C2S_FEATURES_TLS, C2S_TLS_HANDSHAKE, "<starttls/>"},
     {C2S_TLS_HANDSHAKE, C2S_TLS_STREAM, "TLS established"},
@@ -45,10 +42,7 @@ const char *ic_xmpp__c2s_state_name(enum ic_c2s_state s)
 
 bool ic_xmpp__c2s_allowed(enum ic_c2s_state from, enum ic_c2s_state to)
 {
-    for (size_t i = 0; i < IC_ARRAY_LEN(moves); i++)
-        if (moves[i].from == from && moves[i].to == to)
-            return true;
-    return false;
+    return ic_xmpp__move_ok(moves, IC_ARRAY_LEN(moves), (int)from, (int)to);
 }
 
 void ic_xmpp__c2s_move(struct ic_xmpp__conn *c, enum ic_c2s_state to)

@@ -41,10 +41,7 @@ static const char *const state_names[CL__COUNT] = {
     "sasl",       "features-bind", "binding",  "ready",
 };
 
-static const struct {
-    enum cl_state from, to;
-    const char *event;
-} moves[] = {
+static const struct ic_xmpp__move moves[] = {
     {CL_CONNECTING, CL_FEATURES_TLS, "TCP up, header sent"},
     {CL_CONNECTING, CL_TLS_HANDSHAKE, "TCP up, direct TLS"},
     {CL_FEATURES_TLS, CL_STARTTLS, "<starttls/> sent"},
@@ -87,10 +84,10 @@ static void fail(struct ic_xmpp_client *c, int err, const char *fmt, ...)
 
 static void move(struct ic_xmpp_client *c, enum cl_state to)
 {
-    bool ok = false;
+    bool ok =
+        ic_xmpp__move_ok(moves, IC_ARRAY_LEN(moves), (int)c->state, (int)to);
 
-    for (size_t i = 0; i < IC_ARRAY_LEN(moves) && !ok; i++)
-        ok = moves[i].from == c->state && moves[i].to == to;
+    (void)ok; /* without assertions (NDEBUG) */
     assert(ok && "client: move not in the transition table");
     IC_LOG(IC_LOG_DEBUG, "client", "%s -> %s", state_names[c->state],
            state_names[to]);

@@ -50,10 +50,7 @@ enum lk_state {
 static const char *const state_names[LK__COUNT] = {"connecting", "tls",
                                                    "header", "up", "closing"};
 
-static const struct {
-    enum lk_state from, to;
-    const char *event;
-} moves[] = {
+static const struct ic_xmpp__move moves[] = {
     {LK_CONNECTING, LK_TLS, "TCP up (outgoing)"},
     {LK_TLS, LK_HEADER, "TLS up, certificate checked"},
     {LK_HEADER, LK_UP, "header checked"},
@@ -109,10 +106,10 @@ static void maybe_shut(struct ic_xmpp_links *l);
 
 static void move(struct link *k, enum lk_state to)
 {
-    bool ok = false;
+    bool ok =
+        ic_xmpp__move_ok(moves, IC_ARRAY_LEN(moves), (int)k->state, (int)to);
 
-    for (size_t i = 0; i < IC_ARRAY_LEN(moves) && !ok; i++)
-        ok = moves[i].from == k->state && moves[i].to == to;
+    (void)ok; /* without assertions (NDEBUG) */
     assert(ok && "link: move not in the transition table");
     IC_LOG(IC_LOG_DEBUG, "link", "node %u %s: %s -> %s", k->remote,
            k->peer ? "out" : "in", state_names[k->state], state_names[to]);

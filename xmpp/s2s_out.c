@@ -16,10 +16,7 @@
 
 #include "s2s.h"
 
-static const struct {
-    enum s2s_state from, to;
-    const char *event;
-} moves[] = {
+static const struct ic_xmpp__move moves[] = {
     {S2S_CONNECTING, S2S_FEATURES_TLS, "TCP up, header sent"},
     {S2S_CONNECTING, S2S_TLS, "TCP up, direct TLS (XEP-0368)"},
     {S2S_FEATURES_TLS, S2S_STARTTLS, "<starttls/> sent"},
@@ -34,10 +31,10 @@ static const struct {
 
 static void move(struct s2s_stream *st, enum s2s_state to)
 {
-    bool ok = false;
+    bool ok =
+        ic_xmpp__move_ok(moves, IC_ARRAY_LEN(moves), (int)st->state, (int)to);
 
-    for (size_t i = 0; i < IC_ARRAY_LEN(moves) && !ok; i++)
-        ok = moves[i].from == st->state && moves[i].to == to;
+    (void)ok; /* without assertions (NDEBUG) */
     assert(ok && "s2s out: move not in the transition table");
     IC_LOG(IC_LOG_DEBUG, "s2s", "%s -> %s: %s -> %s", st->local, st->remote,
            ic_xmpp__s2s_state_names[st->state], ic_xmpp__s2s_state_names[to]);

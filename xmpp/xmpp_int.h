@@ -30,6 +30,19 @@ enum ic_c2s_state {
 
 struct ic_xmpp__conn;
 
+/* One row of a stream's transition table: FROM -> TO when EVENT happens
+ * (the state enums of c2s.c, client.c, link.c, s2s_in.c, s2s_out.c). Every
+ * move a stream makes is one row of its file's table, checked. */
+struct ic_xmpp__move {
+    int from, to;
+    const char *event;
+};
+/* Whether FROM -> TO is one of the N rows of T. */
+bool ic_xmpp__move_ok(const struct ic_xmpp__move *t,
+                      size_t n,
+                      int from,
+                      int to);
+
 struct ic_xmpp__write {
     uv_write_t req;
     uv_buf_t buf;
