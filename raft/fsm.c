@@ -175,7 +175,10 @@ static bool business(int rc)
     }
 }
 
-static int run_load(struct ic_txn *t, const struct ic_raft_rdf *r, char *msg)
+static int run_load(struct ic_txn *t,
+                    const struct ic_raft_rdf *r,
+                    char *msg,
+                    uint64_t *quads)
 {
     struct ic_load_opts o = {0};
     struct ic_load_result res;
@@ -189,6 +192,8 @@ static int run_load(struct ic_txn *t, const struct ic_raft_rdf *r, char *msg)
     o.replace = r->replace;
     o.name = "text";
     rc = ic_store_load_buffer(t, r->text, r->text_len, &o, &res);
+    if (quads != NULL)
+        *quads = res.quads;
     if (rc != 0)
         snprintf(msg, 256, "%.255s",
                  res.error[0] != '\0' ? res.error : ic_strerror(rc));
@@ -203,22 +208,25 @@ static int run_op(struct ic_txn *t,
                   struct ic_raft__changes *ch)
 {
     struct ic_raft_rdf rdf;
+    uint64_t quads = 0;
     int rc;
 
     switch (op->type) {
     case IC_RAFT_OP_GRAPH_REPLACE:
-        rc = ic_store_graph_clear(t, op->rdf.graph);
-        if (rc != 0)
-            break;
+        /* only what differs is written (the loader's replace); an empty
+         * text empties the graph */
         rdf = op->rdf;
         rdf.graphs = IC_LOAD_ONE_GRAPH;
-        rdf.replace = false;
-        return run_load(t, &rdf, msg);
+        rdf.replace = true;
+        rc = run_load(t, &rdf, msg, &quads);
+        if (rc == 0 && quads == 0)
+            rc = ic_store_graph_clear(t, op->rdf.graph);
+        return rc;
     case IC_RAFT_OP_GRAPH_CLEAR:
         rc = ic_store_graph_clear(t, op->rdf.graph);
         break;
     case IC_RAFT_OP_RDF_LOAD:
-        return run_load(t, &op->rdf, msg);
+        return run_load(t, &op->rdf, msg, NULL);
     case IC_RAFT_OP_KV_PUT:
         rc = ic_store_kv_put(t, op->kv.db, op->kv.key, op->kv.val);
         break;

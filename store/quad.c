@@ -266,6 +266,72 @@ int ic_store__graph_clear_id(struct ic_txn *t, uint64_t g)
     return rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
 }
 
+static int cmp_spo(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+
+    for (int i = 0; i < 3; i++)
+        if (x[i] != y[i])
+            return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+
+int ic_store__graph_replace_id(
+    struct ic_txn *t, uint64_t g, uint64_t (*q)[4], size_t n, size_t *n_add)
+{
+    struct ic_store__ids subj = {0}, po = {0}, old = {0};
+    MDB_cursor *osp = NULL;
+    size_t i = 0, j = 0, keep = 0;
+    int rc;
+
+    /* what G holds now, as (s, p, o) triples */
+    rc = ic_store__dup_ids(t, DBI_GS, g, 1, &subj);
+    if (rc == 0)
+        rc = ic_store__mdb_err(
+            mdb_cursor_open(t->txn, t->st->dbi[DBI_OSP], &osp));
+    for (size_t a = 0; a < subj.n && rc == 0; a++) {
+        po.n = 0;
+        rc = ic_store__dup_ids(t, DBI_SPO, subj.v[a], 2, &po);
+        for (size_t b = 0; b + 1 < po.n && rc == 0; b += 2) {
+            const uint64_t x[4] = {subj.v[a], po.v[b], po.v[b + 1], g};
+            bool yes;
+            rc = ic_store__quad_exists(osp, x, &yes);
+            if (rc != 0 || !yes)
+                continue;
+            if (old.n + 3 > old.cap) {
+                old.cap = old.cap ? old.cap * 2 : 96;
+                old.v = ic_realloc(old.v, old.cap * sizeof *old.v);
+            }
+            memcpy(old.v + old.n, x, 3 * sizeof *x);
+            old.n += 3;
+        }
+    }
+    if (osp != NULL)
+        mdb_cursor_close(osp);
+    ic_free(subj.v);
+    ic_free(po.v);
+    /* both sides in (s, p, o) order; Q's duplicates dropped */
+    qsort(old.v, old.n / 3, 3 * sizeof *old.v, cmp_spo);
+    qsort(q, n, sizeof *q, cmp_spo);
+    while (rc == 0 && (i < old.n || j < n)) {
+        int c = i >= old.n ? 1 : j >= n ? -1 : cmp_spo(old.v + i, q[j]);
+        if (c < 0) { /* held, no longer wanted */
+            const uint64_t x[4] = {old.v[i], old.v[i + 1], old.v[i + 2], g};
+            rc = ic_store_quad_remove_ids(t, x);
+            i += 3;
+            continue;
+        }
+        if (c > 0 && (keep == 0 || cmp_spo(q[keep - 1], q[j]) != 0))
+            memmove(q[keep++], q[j], sizeof *q); /* wanted, not held */
+        if (c == 0)
+            i += 3;
+        j++;
+    }
+    ic_free(old.v);
+    *n_add = keep;
+    return rc;
+}
+
 int ic_store_graph_clear(struct ic_txn *t, const char *graph_iri)
 {
     struct ic_term g = ic_term_iri(graph_iri);

@@ -265,11 +265,42 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Clears (when asked) every graph the input wrote, then inserts. */
+static int cmp_graph(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+
+    return x[3] < y[3] ? -1 : x[3] > y[3];
+}
+
+/* Replace: every graph the input writes becomes what the input says of
+ * it, touching only the quads that differ (a cloud that republishes its
+ * description with one value changed rewrites one quad, not all); L's
+ * quads become those to add, *N_ADD of them. */
+static int replace_graphs(struct loader *l, size_t *n_add)
+{
+    size_t out = 0;
+    int rc = 0;
+
+    qsort(l->q, l->n, sizeof *l->q, cmp_graph);
+    for (size_t i = 0; i < l->n && rc == 0;) {
+        size_t j = i, add = 0;
+        while (j < l->n && l->q[j][3] == l->q[i][3])
+            j++;
+        rc = ic_store__graph_replace_id(l->txn, l->q[i][3], l->q + i, j - i,
+                                        &add);
+        memmove(l->q + out, l->q + i, add * sizeof *l->q);
+        out += add;
+        i = j;
+    }
+    *n_add = out;
+    return rc;
+}
+
+/* Replaces (when asked) every graph the input wrote, or inserts. */
 static int finish(struct loader *l, struct ic_load_result *res)
 {
     uint64_t *gs = ic_malloc((l->n + 1) * sizeof *gs);
-    size_t ng = 0;
+    size_t ng = 0, n_add = l->n;
     int rc = 0;
 
     for (size_t i = 0; i < l->n; i++)
@@ -278,11 +309,11 @@ static int finish(struct loader *l, struct ic_load_result *res)
     for (size_t i = 0; i < l->n; i++)
         if (i == 0 || gs[i] != gs[i - 1])
             gs[ng++] = gs[i];
-    for (size_t i = 0; l->opts->replace && i < ng && rc == 0; i++)
-        rc = ic_store__graph_clear_id(l->txn, gs[i]);
     ic_free(gs);
+    if (l->opts->replace)
+        rc = replace_graphs(l, &n_add);
     if (rc == 0)
-        rc = ic_store__quads_add_bulk(l->txn, l->q, l->n);
+        rc = ic_store__quads_add_bulk(l->txn, l->q, n_add);
     if (rc != 0) {
         fail(l, rc, "%s: %s", l->name, ic_strerror(rc));
         return rc;

@@ -157,6 +157,12 @@ int ic_store__dup_ids(struct ic_txn *txn,
                       size_t width,
                       struct ic_store__ids *out);
 int ic_store__graph_clear_id(struct ic_txn *txn, uint64_t g);
+/* Makes graph G hold exactly the N quads of Q (all in G), touching only
+ * what differs: the quads G holds and Q lacks are removed here; Q is left
+ * with the *N_ADD quads G lacks (sorted, without duplicates), for the
+ * caller to add. Q is reordered. */
+int ic_store__graph_replace_id(
+    struct ic_txn *txn, uint64_t g, uint64_t (*q)[4], size_t n, size_t *n_add);
 
 /* bulk.c */
 /* Inserts N entries, given as quadruples read in order O, into DBI. Q is
