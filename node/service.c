@@ -27,6 +27,9 @@
 #include "delegation.h"
 #include "service.h"
 
+/* Where a publish is tried before it goes through Raft (publish_dry_run). */
+#define DRY_RUN_GRAPH "urn:icroot:graph:dry-run"
+
 /* The first element named NAME in namespace NS inside the command's
  * <iodata type='input'><in>, or NULL. */
 const struct ic_xml *
@@ -332,9 +335,9 @@ static int add_iri_quad(
 }
 
 /* The statements every published description has: the cloud's type and
- * its JID. */
-static int
-add_identity(struct ic_txn *t, const char *iri, const char *jid, uint64_t *s)
+ * its JID, into graph G. */
+static int add_identity(
+    struct ic_txn *t, const char *iri, const char *jid, uint64_t g, uint64_t *s)
 {
     struct ic_term st = ic_term_iri(iri),
                    cl = ic_term_iri("http://www.csp/resOntology#Cloud");
@@ -347,9 +350,9 @@ add_identity(struct ic_txn *t, const char *iri, const char *jid, uint64_t *s)
     if (rc == 0)
         rc = ic_store_term_id(t, &jl, true, &j);
     if (rc == 0)
-        rc = add_iri_quad(t, *s, IC_RDF "type", c, *s);
+        rc = add_iri_quad(t, *s, IC_RDF "type", c, g);
     if (rc == 0)
-        rc = add_iri_quad(t, *s, "http://www.csp/resOntology#jid", j, *s);
+        rc = add_iri_quad(t, *s, "http://www.csp/resOntology#jid", j, g);
     return rc;
 }
 
@@ -357,6 +360,7 @@ add_identity(struct ic_txn *t, const char *iri, const char *jid, uint64_t *s)
 static int publish_pairs(struct ic_txn *t,
                          const struct ic_xml *res,
                          uint64_t s,
+                         uint64_t g,
                          char *err,
                          size_t err_len)
 {
@@ -380,7 +384,7 @@ static int publish_pairs(struct ic_txn *t,
         vt = ic_xml_text(v);
         rc = ic_store_attr_terms(t, at, vt, &p, &out, err, err_len);
         for (size_t i = 0; rc == 0 && i < out.n; i++) {
-            uint64_t q[4] = {s, p, out.ids[i], s};
+            uint64_t q[4] = {s, p, out.ids[i], g};
             rc = ic_store_quad_add_ids(t, q);
         }
         ic_free(at);
@@ -418,7 +422,7 @@ static int own_statements_only(
 static int publish_turtle(struct ic_txn *t,
                           const struct ic_xml *ttl,
                           const char *iri,
-                          uint64_t *s,
+                          uint64_t g,
                           char *err,
                           size_t err_len)
 {
@@ -428,7 +432,7 @@ static int publish_turtle(struct ic_txn *t,
     int rc;
 
     o.syntax = IC_RDF_TURTLE;
-    o.graph = iri;
+    o.graph = DRY_RUN_GRAPH;
     o.graphs = IC_LOAD_ONE_GRAPH;
     o.base_uri = iri;
     o.name = "turtle";
@@ -438,7 +442,7 @@ static int publish_turtle(struct ic_txn *t,
         snprintf(err, err_len, "%s", res.error);
         return rc;
     }
-    return own_statements_only(t, *s, iri, err, err_len);
+    return own_statements_only(t, g, iri, err, err_len);
 }
 
 /* The graph IRI as N-Triples, read in T. */
@@ -532,21 +536,24 @@ static int publish_dry_run(struct ic_node_service *svc,
                            size_t err_len)
 {
     char *iri = cloud_iri(svc, cloud), jid[1100];
+    struct ic_term scratch = ic_term_iri(DRY_RUN_GRAPH);
     struct ic_txn *t = NULL;
-    uint64_t s;
+    uint64_t s, g;
     int rc;
 
     snprintf(jid, sizeof jid, "%s@%s", cloud, svc->domain);
+    /* into a graph no transaction ever commits: always empty, nothing to
+     * clear first; the transaction is aborted */
     rc = ic_store_txn_begin(svc->st, true, &t);
     if (rc == 0)
-        rc = ic_store_graph_clear(t, iri);
+        rc = ic_store_term_id(t, &scratch, true, &g);
     if (rc == 0)
-        rc = add_identity(t, iri, jid, &s);
+        rc = add_identity(t, iri, jid, g, &s);
     if (rc == 0)
-        rc = pairs ? publish_pairs(t, pairs, s, err, err_len)
-                   : publish_turtle(t, ttl, iri, &s, err, err_len);
+        rc = pairs ? publish_pairs(t, pairs, s, g, err, err_len)
+                   : publish_turtle(t, ttl, iri, g, err, err_len);
     if (rc == 0)
-        rc = graph_ntriples(t, iri, nt);
+        rc = graph_ntriples(t, DRY_RUN_GRAPH, nt);
     if (t != NULL)
         ic_store_txn_abort(t);
     ic_free(iri);
