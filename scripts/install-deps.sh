@@ -12,7 +12,8 @@ PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
  lmdb-utils libserd-dev serdi libsord-dev libinih-dev libjansson-dev
  libcmocka-dev libidn-dev python3-slixmpp prosody lua-unbound util-linux
  iproute2
- etcd-server etcd-client"
+ etcd-server etcd-client
+ ansible-core"
 
 RAFT_MIN=0.22
 
