@@ -100,7 +100,7 @@ static size_t ttl_files(const char *dir, bool no_sample, char **names)
 /* The RDF_LOAD op of ontology file NAME: each cloud's statements in its
  * own graph, the rest in urn:icroot:graph:<name>. TEXT and GRAPH are the
  * caller's to free. */
-static int file_op(const struct ic_dev_opts *o,
+static int file_op(const struct ic_seed_opts *o,
                    const char *name,
                    struct ic_raft_op *op,
                    char **text,
@@ -160,37 +160,28 @@ static int write_cmd(const char *path, const struct ic_raft_cmd *cmd)
     return rc;
 }
 
-int ic_dev_make_seed(const struct ic_dev_opts *o,
-                     const char *dir,
-                     struct json_t *acc)
+int ic_node_make_seed(const struct ic_seed_opts *o)
 {
-    char path[4096], *names[MAX_FILES], *texts[MAX_FILES] = {0};
-    char *graphs[MAX_FILES] = {0};
-    size_t nf = 0, na = json_object_size(acc), n = 0;
+    char *names[MAX_FILES], *texts[MAX_FILES] = {0};
+    char *graphs[MAX_FILES] = {0}, *recs[IC_SEED_ACCOUNTS_MAX] = {0};
+    size_t nf = 0, n = 0;
     struct ic_raft_op *ops;
     struct ic_raft_cmd cmd = {0};
-    const char *user;
-    json_t *pw;
     int rc = 0;
 
-    snprintf(path, sizeof path, "%s/seed.cmd", dir);
-    if (access(path, R_OK) == 0)
-        return 0; /* made before: the cluster has it already */
+    if (o->n_accounts > IC_SEED_ACCOUNTS_MAX)
+        return IC_ELIMIT;
     nf = ttl_files(o->ontology, o->no_sample, names);
-    ops = ic_calloc(nf + na + 1, sizeof *ops);
+    ops = ic_calloc(nf + o->n_accounts + 1, sizeof *ops);
     for (size_t i = 0; rc == 0 && i < nf; i++)
         rc = file_op(o, names[i], &ops[n++], &texts[i], &graphs[i]);
-    json_object_foreach(acc, user, pw)
-    {
-        char *rec = NULL;
-        if (rc != 0)
-            break;
-        rc = ic_node_account_record(json_string_value(pw), 4096,
-                                    strcmp(user, "admin") == 0, &rec);
+    for (size_t i = 0; rc == 0 && i < o->n_accounts; i++) {
+        const struct ic_seed_account *a = &o->accounts[i];
+        rc = ic_node_account_record(a->password, 4096, a->admin, &recs[i]);
         ops[n].type = IC_RAFT_OP_KV_PUT;
         ops[n].kv.db = IC_KV_ACCOUNTS;
-        ops[n].kv.key = (struct ic_kv){user, strlen(user)};
-        ops[n].kv.val = (struct ic_kv){rec, rec ? strlen(rec) : 0};
+        ops[n].kv.key = (struct ic_kv){a->name, strlen(a->name)};
+        ops[n].kv.val = (struct ic_kv){recs[i], recs[i] ? strlen(recs[i]) : 0};
         n++;
     }
     cmd.client = SEED_CLIENT;
@@ -199,20 +190,48 @@ int ic_dev_make_seed(const struct ic_dev_opts *o,
     cmd.n_ops = n;
     cmd.ops = ops;
     if (rc == 0 && nf == 0) {
-        fprintf(stderr, "icroot dev: no .ttl file in %s\n", o->ontology);
+        fprintf(stderr, "icroot: no .ttl file in %s\n", o->ontology);
         rc = IC_ENOTFOUND;
     }
     if (rc == 0)
-        rc = write_cmd(path, &cmd);
+        rc = write_cmd(o->out, &cmd);
     if (rc != 0)
-        fprintf(stderr, "icroot dev: seed: %s\n", ic_strerror(rc));
+        fprintf(stderr, "icroot: seed %s: %s\n", o->out, ic_strerror(rc));
     for (size_t i = 0; i < nf; i++) {
         ic_free(names[i]);
         ic_free(texts[i]);
         ic_free(graphs[i]);
     }
-    for (size_t i = nf; i < n; i++)
-        free((char *)ops[i].kv.val.data);
+    for (size_t i = 0; i < o->n_accounts; i++)
+        free(recs[i]);
     ic_free(ops);
     return rc;
+}
+
+int ic_dev_make_seed(const struct ic_dev_opts *o,
+                     const char *dir,
+                     struct json_t *acc)
+{
+    struct ic_seed_account a[IC_SEED_ACCOUNTS_MAX];
+    struct ic_seed_opts so = {0};
+    char path[4096];
+    const char *user;
+    json_t *pw;
+
+    snprintf(path, sizeof path, "%s/seed.cmd", dir);
+    if (access(path, R_OK) == 0)
+        return 0; /* made before: the cluster has it already */
+    so.out = path;
+    so.ontology = o->ontology;
+    so.domain = o->domain;
+    so.no_sample = o->no_sample;
+    so.accounts = a;
+    json_object_foreach(acc, user, pw)
+    {
+        if (so.n_accounts == IC_SEED_ACCOUNTS_MAX)
+            break;
+        a[so.n_accounts++] = (struct ic_seed_account){
+            user, json_string_value(pw), strcmp(user, "admin") == 0};
+    }
+    return ic_node_make_seed(&so);
 }

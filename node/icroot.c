@@ -135,6 +135,118 @@ static int dev_main(int argc, char **argv)
     return ic_node_dev(&o);
 }
 
+/* The first line of PATH (a password file), or NULL. */
+static char *first_line(const char *path)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+
+    if (f == NULL)
+        return NULL;
+    if (fgets(buf, sizeof buf, f) != NULL) {
+        buf[strcspn(buf, "\r\n")] = '\0';
+        line = ic_strdup(buf);
+    }
+    fclose(f);
+    return line;
+}
+
+/* `icroot seed`: the seed a new cluster's nodes name in [cluster] seed
+ * (node/dev.h), for operators and the Ansible role. */
+static int seed_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"out", required_argument, NULL, 'O'},
+        {"domain", required_argument, NULL, 'D'},
+        {"ontology", required_argument, NULL, 'o'},
+        {"no-sample", no_argument, NULL, 'S'},
+        {"account", required_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct ic_seed_account acc[IC_SEED_ACCOUNTS_MAX];
+    char *owned[IC_SEED_ACCOUNTS_MAX * 2];
+    struct ic_seed_opts o = {.domain = "intercloudexchg.test",
+                             .ontology = IC_ONTOLOGY_DIR,
+                             .accounts = acc};
+    size_t n_owned = 0;
+    int opt, rc = 2;
+
+    if (getenv("ICROOT_ONTOLOGY") != NULL)
+        o.ontology = getenv("ICROOT_ONTOLOGY");
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        char *eq, *adm, *name, *pw;
+        switch (opt) {
+        case 'O':
+            o.out = optarg;
+            break;
+        case 'D':
+            o.domain = optarg;
+            break;
+        case 'o':
+            o.ontology = optarg;
+            break;
+        case 'S':
+            o.no_sample = true;
+            break;
+        case 'a':
+            eq = strchr(optarg, '=');
+            adm = strrchr(optarg, ':');
+            if (eq == NULL || o.n_accounts == IC_SEED_ACCOUNTS_MAX) {
+                fprintf(stderr,
+                        "icroot seed: --account NAME=PASSWORD_FILE"
+                        "[:admin] (at most %d)\n",
+                        IC_SEED_ACCOUNTS_MAX);
+                goto out;
+            }
+            if (adm != NULL && (adm < eq || strcmp(adm, ":admin") != 0))
+                adm = NULL;
+            {
+                char *raw = ic_strndup(optarg, (size_t)(eq - optarg));
+                name = ic_jid_nodeprep(raw);
+                ic_free(raw);
+            }
+            {
+                char *file = adm ? ic_strndup(eq + 1, (size_t)(adm - eq - 1))
+                                 : ic_strdup(eq + 1);
+                pw = first_line(file);
+                if (pw == NULL || pw[0] == '\0' || name == NULL) {
+                    fprintf(stderr, "icroot seed: %s: %s\n", optarg,
+                            name == NULL ? "not a valid account name"
+                                         : "cannot read a password from it");
+                    ic_free(file);
+                    ic_free(pw);
+                    ic_free(name);
+                    goto out;
+                }
+                ic_free(file);
+            }
+            owned[n_owned++] = name;
+            owned[n_owned++] = pw;
+            acc[o.n_accounts++] =
+                (struct ic_seed_account){name, pw, adm != NULL};
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        default:
+            usage(stderr);
+            goto out;
+        }
+    }
+    if (o.out == NULL) {
+        fprintf(stderr, "icroot seed: --out FILE is required\n");
+        goto out;
+    }
+    rc = ic_node_make_seed(&o) == 0 ? 0 : 1;
+out:
+    for (size_t i = 0; i < n_owned; i++)
+        ic_free(owned[i]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -145,6 +257,8 @@ int main(int argc, char **argv)
         return run_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "dev") == 0)
         return dev_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "seed") == 0)
+        return seed_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;
