@@ -240,9 +240,12 @@ static bool is_admin(void *data, const char *local)
     struct ic_scram_creds c;
     bool admin = false;
 
-    return ic_node_account_creds(ctx->st, local, IC_SCRAM_SHA256, &c, &admin) ==
-               0 &&
-           admin;
+    /* an account whose record says so, or one [accounts] admins names */
+    if (ic_node_account_creds(ctx->st, local, IC_SCRAM_SHA256, &c, &admin) != 0)
+        return false;
+    for (size_t i = 0; i < ctx->n_admins && !admin; i++)
+        admin = strcmp(ctx->admins[i], local) == 0;
+    return admin;
 }
 
 static bool route_remote(void *data,

@@ -75,6 +75,8 @@ struct ic_node_ctx {
     struct ic_node_cluster *cluster; /* NULL: rosters to the store */
     struct ic_node_presence *presence;
     struct json_t *rosters; /* local part -> roster being written */
+    char **admins;          /* [accounts] admins: local parts */
+    size_t n_admins;
 };
 
 /* The engine's ops table backed by CTX (accounts, rosters, presence,

@@ -838,6 +838,14 @@ static void check_across(struct load *ld)
     if (c->s2s.dialback && c->s2s.secret == NULL)
         problem(ld, line_of(ld, "s2s", "dialback"),
                 "dialback needs a secret in [s2s] (the same on every node)");
+    if (c->cluster.link_port != (unsigned)c->cluster.raft_port + 1) {
+        line = line_of(ld, "cluster", "link_port");
+        problem(ld, line ? line : line_of(ld, "cluster", "raft_port"),
+                "link_port (%u) must be raft_port + 1 (%u): the other nodes "
+                "find a node's links there",
+                (unsigned)c->cluster.link_port,
+                (unsigned)c->cluster.raft_port + 1);
+    }
     check_peers(ld);
 }
 

@@ -173,6 +173,8 @@ static int start(struct node *n)
         return rc;
     }
     n->ctx.st = n->st;
+    n->ctx.admins = n->cfg.accounts.admins;
+    n->ctx.n_admins = n->cfg.accounts.n_admins;
     n->ctx.cluster = n->cluster;
     n->ctx.presence = n->presence;
     n->ctx.rosters = json_object();

@@ -377,6 +377,9 @@ static void t_across_keys(void **state)
     refused(*state, MINIMAL "[cluster]\npeers = 1=127.0.0.1:15235\n",
             "F:9: peers gives this node (id 1) raft port 15235 but "
             "raft_port is 15225\n");
+    refused(*state, MINIMAL "[cluster]\nlink_port = 16000\n",
+            "F:9: link_port (16000) must be raft_port + 1 (15226): the other "
+            "nodes find a node's links there\n");
 }
 
 static void t_file_errors(void **state)
