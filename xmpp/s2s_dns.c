@@ -144,11 +144,14 @@ struct addrs {
 
 static void add_addr(struct addrs *out, const struct sockaddr *sa)
 {
-    const void *p =
-        sa->sa_family == AF_INET6
-            ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-            : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    struct sockaddr_storage ss; /* aligned for either family */
+    bool v6 = sa->sa_family == AF_INET6;
+    const void *p;
 
+    memcpy(&ss, sa,
+           v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    p = v6 ? (const void *)&((const struct sockaddr_in6 *)&ss)->sin6_addr
+           : (const void *)&((const struct sockaddr_in *)&ss)->sin_addr;
     if (out->n < TARGETS_MAX &&
         inet_ntop(sa->sa_family, p, out->v[out->n], INET6_ADDRSTRLEN))
         out->n++;
