@@ -311,8 +311,10 @@ int ic_store__graph_replace_id(
     ic_free(subj.v);
     ic_free(po.v);
     /* both sides in (s, p, o) order; Q's duplicates dropped */
-    qsort(old.v, old.n / 3, 3 * sizeof *old.v, cmp_spo);
-    qsort(q, n, sizeof *q, cmp_spo);
+    if (old.n > 0)
+        qsort(old.v, old.n / 3, 3 * sizeof *old.v, cmp_spo);
+    if (n > 0)
+        qsort(q, n, sizeof *q, cmp_spo);
     while (rc == 0 && (i < old.n || j < n)) {
         int c = i >= old.n ? 1 : j >= n ? -1 : cmp_spo(old.v + i, q[j]);
         if (c < 0) { /* held, no longer wanted */

@@ -281,7 +281,8 @@ static int replace_graphs(struct loader *l, size_t *n_add)
     size_t out = 0;
     int rc = 0;
 
-    qsort(l->q, l->n, sizeof *l->q, cmp_graph);
+    if (l->n > 0)
+        qsort(l->q, l->n, sizeof *l->q, cmp_graph);
     for (size_t i = 0; i < l->n && rc == 0;) {
         size_t j = i, add = 0;
         while (j < l->n && l->q[j][3] == l->q[i][3])
