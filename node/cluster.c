@@ -29,8 +29,9 @@
 #define DEFAULT_DEADLINE_MS 15000
 #define FORWARD_MS 3000    /* an answer from the leader within */
 #define RETRY_MS 50        /* pause before another attempt */
-#define APPLY_WAIT_MS 2000 /* wait for our own apply at most */
+#define APPLY_WAIT_MS 2000 /* polling our own apply fast for */
 #define APPLY_POLL_MS 2
+#define APPLY_SLOW_MS 50 /* then slower, until the write's deadline */
 #define SEED_DEADLINE_MS (24u * 3600u * 1000u)
 
 enum rq_state {
@@ -222,15 +223,40 @@ static void forward(struct req *r, uint64_t leader)
     uv_timer_start(&r->timer, on_forward_timeout, FORWARD_MS, 0);
 }
 
+/* Whether this node has applied every entry up to INDEX: raft's applied
+ * index, or just below the first entry its store holds (a full store,
+ * raft/fsm.c), which is where the store really is. */
+static bool applied_here(struct ic_node_cluster *c, uint64_t index)
+{
+    struct ic_raft_status s;
+
+    ic_node_cluster_status(c, &s);
+    return s.last_applied >= index;
+}
+
 static void on_apply_poll(uv_timer_t *t)
 {
     struct req *r = t->data;
-    struct ic_raft_status s;
+    uint64_t now = uv_now(r->c->loop);
 
-    ic_node_cluster_status(r->c, &s);
-    if (s.last_applied >= r->wait_index ||
-        uv_now(r->c->loop) >= r->apply_deadline)
+    if (applied_here(r->c, r->wait_index)) {
         finish(r, 0, &r->res);
+        return;
+    }
+    /* Never done before our store has the entry: the caller reads it here
+     * next (a linearizable read is a no-op write, then a local read). A
+     * store that cannot catch up in time (full, or far behind after a
+     * partition or restart) is "outcome unknown" at the deadline. */
+    if (now >= r->deadline) {
+        IC_LOG(IC_LOG_WARN, "cluster",
+               "write %llu: applied on the leader at %llu, not here in "
+               "time: gave up",
+               (unsigned long long)r->id, (unsigned long long)r->wait_index);
+        finish(r, IC_ETIMEDOUT, NULL);
+        return;
+    }
+    if (now >= r->apply_deadline && uv_timer_get_repeat(t) < APPLY_SLOW_MS)
+        uv_timer_start(t, on_apply_poll, APPLY_SLOW_MS, APPLY_SLOW_MS);
 }
 
 /* Applied on the leader at INDEX: done once our store has it too. */
@@ -238,6 +264,10 @@ static void await_apply(struct req *r, uint64_t index)
 {
     r->state = RQ_APPLYING;
     r->wait_index = index;
+    /* the deadline counts from the write's start, which may have passed
+     * while the leader was busy: leave at least a short wait */
+    if (r->deadline < uv_now(r->c->loop) + APPLY_WAIT_MS)
+        r->deadline = uv_now(r->c->loop) + APPLY_WAIT_MS;
     r->apply_deadline = uv_now(r->c->loop) + APPLY_WAIT_MS;
     uv_timer_start(&r->timer, on_apply_poll, 0, APPLY_POLL_MS);
 }

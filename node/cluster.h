@@ -13,7 +13,10 @@
  * ~38 ms on one write in six). The callback runs
  * once the command is applied on the leader and on this node (so a query
  * here sees it), or with IC_ETIMEDOUT when no leader took it in time (then
- * it may still be applied later: the caller says "outcome unknown").
+ * it may still be applied later: the caller says "outcome unknown"), also
+ * when the leader applied it but this node could not apply it in time (a
+ * full store, far behind after a partition or a restart): this node never
+ * answers success before its own store has the write.
  */
 #ifndef IC_NODE_CLUSTER_H
 #define IC_NODE_CLUSTER_H

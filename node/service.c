@@ -478,8 +478,8 @@ on_read_barrier(void *data, int rc, const struct ic_raft_result *res)
     ic_free(b);
     if (rc != 0)
         ic_adhoc_fail(copy.r, "wait", "internal-server-error",
-                      "no linearizable read: the cluster has no leader "
-                      "reachable now");
+                      "no linearizable read: no leader reachable, or this "
+                      "node could not catch up in time");
     else
         copy.then(copy.svc, copy.r);
 }
