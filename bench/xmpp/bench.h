@@ -81,7 +81,30 @@ struct bench_opts {
     bool no_cache;
     bool no_cert_cache; /* verify the server's chain on every login */
     bool verbose;
+    /* message across two servers (--to-domain): connection 2k is a sender
+     * on this server, 2k+1 its receiver on the --to-* server; --conns
+     * counts the pairs (conns holds 2 * pairs once parsed) */
+    const char *to_host;
+    int to_port;
+    const char *to_domain;
+    const char *to_ca;
+    const char *to_accounts_file;
+    int to_server_pid; /* report that server's CPU too */
+    bool cross;
+    /* query: recursive='true'; VARY distinct constraint sets in turn (the
+     * availability value 99.99 + k * 1e-7, k = 1..VARY, all matching the
+     * same clouds; 0: the seed paper's fixed query); the expected
+     * <cloudName>s, comma-separated (default cloud2,cloud5) */
+    bool recursive;
+    unsigned vary;
+    const char *expect;
 };
+
+/* --to-domain: connection IDX is a receiver on the --to-* server. */
+static inline bool bench_on_b(const struct bench_opts *o, unsigned idx)
+{
+    return o->cross && (idx & 1u) != 0;
+}
 
 /* Latency histogram: log-linear buckets of nanoseconds, about 3 %. */
 #define HIST_BUCKETS 1920
@@ -108,6 +131,10 @@ struct bench_run {
     struct bench_account *accounts;
     size_t n_accounts;
     SSL_CTX *tls;
+    SSL_CTX *to_tls;                   /* --to-ca (or tls) */
+    struct bench_account *to_accounts; /* --to-accounts (or accounts) */
+    size_t n_to_accounts;
+    atomic_uint query_seq; /* --vary: the next constraint set */
     char **jids;       /* bound full JID of each connection (by global index) */
     atomic_uint ready; /* workers whose connections are all up */
     atomic_int go;     /* traffic may start */
@@ -125,7 +152,7 @@ struct bench_stats {
     uint64_t errors;
     uint64_t conn_errors; /* connections that failed or were closed */
     uint64_t auth_failures;
-    uint64_t sent;
+    uint64_t sent; /* query: every query sent, measured or not */
     char first_error[160];
 };
 
@@ -185,6 +212,8 @@ struct bench_stanza {
     bool starttls, bind;
     bool mech_plain, mech_sha1, mech_sha256;
     unsigned cloudnames; /* <cloudName> elements seen */
+    unsigned referrals;  /* <referral> elements seen */
+    bool partial;        /* a <partial/> seen */
     size_t text_len;
     char text[1024]; /* character data inside, concatenated, cut short */
 };
@@ -196,6 +225,7 @@ struct bench_conn {
     struct bench_conn *next_dirty;
     unsigned idx; /* global index */
     struct bench_account *acct;
+    const char *domain; /* the server's domain (--domain or --to-domain) */
     enum bench_state state;
     bool closing, dirty, in_list, tls_up, restart, counted_up, stream_closed,
         failed;

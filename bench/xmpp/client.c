@@ -255,7 +255,7 @@ static void send_header(struct bench_conn *c)
                      "xmlns='jabber:client' "
                      "xmlns:stream='http://etherx.jabber.org/streams' "
                      "version='1.0'>",
-                     c->w->run->o->domain);
+                     c->domain);
 }
 
 static const char *local_name(const char *name)
@@ -324,6 +324,10 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
         c->mech_len = 0;
     } else if (strcmp(ln, "cloudName") == 0) {
         s->cloudnames++;
+    } else if (strcmp(ln, "referral") == 0) {
+        s->referrals++;
+    } else if (strcmp(ln, "partial") == 0) {
+        s->partial = true;
     }
 }
 
@@ -474,15 +478,16 @@ static void start_tls(struct bench_conn *c)
 {
     const struct bench_opts *o = c->w->run->o;
 
-    c->ssl = SSL_new(c->w->run->tls);
+    c->ssl =
+        SSL_new(bench_on_b(o, c->idx) ? c->w->run->to_tls : c->w->run->tls);
     if (c->ssl == NULL)
         abort();
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());
     BIO_set_mem_eof_return(c->rbio, -1);
     SSL_set_bio(c->ssl, c->rbio, c->wbio);
-    SSL_set_tlsext_host_name(c->ssl, o->domain);
-    SSL_set1_host(c->ssl, o->domain);
+    SSL_set_tlsext_host_name(c->ssl, c->domain);
+    SSL_set1_host(c->ssl, c->domain);
     SSL_set_connect_state(c->ssl);
     move(c, ST_TLS_HANDSHAKE);
     handshake(c);
@@ -811,13 +816,19 @@ void bench_conn_start(struct bench_worker *w, unsigned idx)
     const struct bench_opts *o = w->run->o;
     struct bench_conn *c = calloc(1, sizeof *c);
     struct sockaddr_in dst;
+    bool b = bench_on_b(o, idx);
     int fd, r;
 
     if (c == NULL)
         abort();
     c->w = w;
     c->idx = idx;
-    c->acct = &w->run->accounts[idx % w->run->n_accounts];
+    if (o->cross) /* pair k: accounts k on both servers */
+        c->acct = b ? &w->run->to_accounts[(idx / 2) % w->run->n_to_accounts]
+                    : &w->run->accounts[(idx / 2) % w->run->n_accounts];
+    else
+        c->acct = &w->run->accounts[idx % w->run->n_accounts];
+    c->domain = b ? o->to_domain : o->domain;
     c->t_start = bench_now_ns();
     c->tcp.data = c;
     c->creq.data = c;
@@ -825,7 +836,7 @@ void bench_conn_start(struct bench_worker *w, unsigned idx)
     w->conns[idx - w->first] = c;
     w->in_login++;
     w->open++;
-    uv_ip4_addr(o->host, o->port, &dst);
+    uv_ip4_addr(b ? o->to_host : o->host, b ? o->to_port : o->port, &dst);
     r = uv_tcp_init(&w->loop, &c->tcp);
     if (r < 0)
         abort();

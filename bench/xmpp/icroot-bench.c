@@ -77,7 +77,28 @@ static void usage(FILE *f)
         "  --label NAME        'server' field of the JSON line\n"
         "  --case NAME         'case' field of the JSON line (default: the\n"
         "                      scenario)\n"
-        "  --verbose           errors on stderr\n",
+        "  --verbose           errors on stderr\n"
+        "\n"
+        "Message across two servers (S2S; bench/s2s/s2s-bench.sh):\n"
+        "  --to-domain D       --conns N sender connections on the server\n"
+        "                      above each send to one of N receiver\n"
+        "                      connections on server D (latency: send\n"
+        "                      to receipt, one clock); the next message\n"
+        "                      leaves when the receiver got one\n"
+        "  --to-host ADDR      its address (default: --host)\n"
+        "  --to-port P         its C2S port (default 5222)\n"
+        "  --to-ca FILE        its CA file (default: --ca)\n"
+        "  --to-accounts FILE  its accounts (default: the same names and\n"
+        "                      password as on the first server)\n"
+        "  --to-server-pid PID report that server's CPU too\n"
+        "\n"
+        "Query options:\n"
+        "  --recursive         <constraints recursive='true'>\n"
+        "  --vary N            N distinct constraint sets in turn (the\n"
+        "                      availability 99.99 + k * 1e-7, k = 1..N,\n"
+        "                      same matches); 0: the fixed seed query\n"
+        "  --expect NAMES      the <cloudName>s an answer must have,\n"
+        "                      comma-separated (default cloud2,cloud5)\n",
         f);
 }
 
@@ -114,6 +135,15 @@ enum {
     OPT_CREATE,
     OPT_CASE,
     OPT_VERBOSE,
+    OPT_TO_HOST,
+    OPT_TO_PORT,
+    OPT_TO_DOMAIN,
+    OPT_TO_CA,
+    OPT_TO_ACCOUNTS,
+    OPT_TO_PID,
+    OPT_RECURSIVE,
+    OPT_VARY,
+    OPT_EXPECT,
 };
 
 static const struct option long_opts[] = {
@@ -149,6 +179,15 @@ static const struct option long_opts[] = {
     {"create-accounts", no_argument, NULL, OPT_CREATE},
     {"case", required_argument, NULL, OPT_CASE},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"to-host", required_argument, NULL, OPT_TO_HOST},
+    {"to-port", required_argument, NULL, OPT_TO_PORT},
+    {"to-domain", required_argument, NULL, OPT_TO_DOMAIN},
+    {"to-ca", required_argument, NULL, OPT_TO_CA},
+    {"to-accounts", required_argument, NULL, OPT_TO_ACCOUNTS},
+    {"to-server-pid", required_argument, NULL, OPT_TO_PID},
+    {"recursive", no_argument, NULL, OPT_RECURSIVE},
+    {"vary", required_argument, NULL, OPT_VARY},
+    {"expect", required_argument, NULL, OPT_EXPECT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -212,6 +251,7 @@ static void parse(int argc, char **argv, struct bench_opts *o)
         .settle = 2,
         .timeout = 300,
         .scenario = SC_PING,
+        .to_port = 5222,
     };
     while ((ch = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         switch (ch) {
@@ -312,6 +352,33 @@ static void parse(int argc, char **argv, struct bench_opts *o)
         case OPT_VERBOSE:
             o->verbose = true;
             break;
+        case OPT_TO_HOST:
+            o->to_host = optarg;
+            break;
+        case OPT_TO_PORT:
+            o->to_port = (int)num("to-port", optarg, 1, 65535);
+            break;
+        case OPT_TO_DOMAIN:
+            o->to_domain = optarg;
+            break;
+        case OPT_TO_CA:
+            o->to_ca = optarg;
+            break;
+        case OPT_TO_ACCOUNTS:
+            o->to_accounts_file = optarg;
+            break;
+        case OPT_TO_PID:
+            o->to_server_pid = (int)num("to-server-pid", optarg, 1, 1u << 30);
+            break;
+        case OPT_RECURSIVE:
+            o->recursive = true;
+            break;
+        case OPT_VARY:
+            o->vary = num("vary", optarg, 0, 89999);
+            break;
+        case OPT_EXPECT:
+            o->expect = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -323,6 +390,19 @@ static void parse(int argc, char **argv, struct bench_opts *o)
     if (optind < argc || o->domain == NULL || o->ca == NULL) {
         usage(stderr);
         exit(2);
+    }
+    if (o->to_domain != NULL) {
+        if (o->scenario != SC_MESSAGE) {
+            fputs("icroot-bench: --to-domain is for --scenario message\n",
+                  stderr);
+            exit(2);
+        }
+        o->cross = true;
+        o->conns *= 2; /* a sender and a receiver per pair */
+        if (o->to_host == NULL)
+            o->to_host = o->host;
+        if (o->to_ca == NULL)
+            o->to_ca = o->ca;
     }
 }
 
@@ -416,6 +496,21 @@ static int accounts(struct bench_run *r, struct bench_opts *o)
         fputs("icroot-bench: no accounts (--user-prefix or --accounts)\n",
               stderr);
         return -1;
+    }
+    r->to_accounts = r->accounts;
+    r->n_to_accounts = r->n_accounts;
+    if (o->cross && o->to_accounts_file != NULL) {
+        struct bench_run b = {0};
+
+        cap = 0;
+        if (load_accounts(&b, &cap, o->to_accounts_file, false) != 0)
+            return -1;
+        if (b.n_accounts == 0) {
+            fputs("icroot-bench: no accounts in --to-accounts\n", stderr);
+            return -1;
+        }
+        r->to_accounts = b.accounts;
+        r->n_to_accounts = b.n_accounts;
     }
     return 0;
 }
@@ -649,7 +744,7 @@ struct results {
     long gen_rss;     /* the generator's own RSS with every connection up */
     char tls_info[96];
     double ramp_s, ramp_cpu, ramp_server_cpu;
-    double window_s, cpu, server_cpu, host_busy;
+    double window_s, cpu, server_cpu, host_busy, to_server_cpu;
     long rss_before, rss_half, rss_after, rss_end;
     unsigned up_half;
     unsigned up_at_start, up_at_end;
@@ -685,6 +780,14 @@ static void print_json(const struct bench_opts *o, const struct results *x)
            "\"threads\":%u",
            bench_mech_name(o->mech), o->direct_tls ? "direct" : "starttls",
            o->conns, o->window, o->threads);
+    if (o->cross) {
+        printf(",\"pairs\":%u,\"to\":", o->conns / 2);
+        json_str(o->to_domain);
+    }
+    if (o->scenario == SC_QUERY && (o->recursive || o->vary))
+        printf(",\"recursive\":%s,\"vary\":%u,\"sent_total\":%llu",
+               o->recursive ? "true" : "false", o->vary,
+               (unsigned long long)st->sent);
     printf(",\"duration_s\":%.3f,\"ops\":%llu,\"rate\":%.1f", x->window_s,
            (unsigned long long)st->ops,
            x->window_s > 0 ? ops / x->window_s : 0.0);
@@ -708,12 +811,21 @@ static void print_json(const struct bench_opts *o, const struct results *x)
         if (ops > 0)
             printf(",\"server_cpu_us_per_op\":%.2f", x->server_cpu / ops * 1e6);
     }
+    if (x->to_server_cpu >= 0) {
+        printf(",\"to_server_cpu_s\":%.2f,\"to_server_cpu_share\":%.3f",
+               x->to_server_cpu,
+               x->window_s > 0 ? x->to_server_cpu / x->window_s : 0.0);
+        if (ops > 0)
+            printf(",\"to_server_cpu_us_per_op\":%.2f",
+                   x->to_server_cpu / ops * 1e6);
+    }
     if (x->host_busy >= 0 && x->window_s > 0)
-        printf(
-            ",\"host_busy_cores\":%.2f,\"other_cpu_cores\":%.2f",
-            x->host_busy / x->window_s,
-            (x->host_busy - x->cpu - (x->server_cpu > 0 ? x->server_cpu : 0)) /
-                x->window_s);
+        printf(",\"host_busy_cores\":%.2f,\"other_cpu_cores\":%.2f",
+               x->host_busy / x->window_s,
+               (x->host_busy - x->cpu -
+                (x->server_cpu > 0 ? x->server_cpu : 0) -
+                (x->to_server_cpu > 0 ? x->to_server_cpu : 0)) /
+                   x->window_s);
     printf(",\"conns_up\":%u,\"ramp_s\":%.2f", x->up_at_start, x->ramp_s);
     if (o->scenario == SC_IDLE) {
         printf(",\"ramp_logins_per_s\":%.1f,\"ramp_gen_cpu_s\":%.2f",
@@ -752,6 +864,7 @@ static void add_stats(struct bench_stats *into, const struct bench_stats *s)
     into->errors += s->errors;
     into->conn_errors += s->conn_errors;
     into->auth_failures += s->auth_failures;
+    into->sent += s->sent;
     if (into->first_error[0] == '\0')
         memcpy(into->first_error, s->first_error, sizeof s->first_error);
 }
@@ -806,7 +919,7 @@ static void conduct(struct bench_run *r, struct results *x, unsigned half)
     int pid = o->server_pid;
     uint64_t t0 = bench_now_ns(), t1;
     double c0 = bench_cpu_self(), s0 = bench_proc_cpu(pid), h0 = -1;
-    double pause = 0;
+    double pause = 0, to0 = -1;
 
     bool ok = half == 0 || half_way(r, x, half, t0, &pause);
 
@@ -835,6 +948,7 @@ static void conduct(struct bench_run *r, struct results *x, unsigned half)
     h0 = bench_host_busy();
     c0 = bench_cpu_self();
     s0 = bench_proc_cpu(pid);
+    to0 = bench_proc_cpu(o->to_server_pid);
     t1 = bench_now_ns();
     atomic_store(&r->measuring, 1);
     wait_s(r, o->duration);
@@ -842,6 +956,7 @@ static void conduct(struct bench_run *r, struct results *x, unsigned half)
     x->window_s = (double)(bench_now_ns() - t1) / 1e9;
     x->cpu = bench_cpu_self() - c0;
     x->server_cpu = s0 >= 0 ? bench_proc_cpu(pid) - s0 : -1;
+    x->to_server_cpu = to0 >= 0 ? bench_proc_cpu(o->to_server_pid) - to0 : -1;
     x->host_busy = h0 >= 0 ? bench_host_busy() - h0 : -1;
     x->up_at_end = atomic_load(&r->connected);
     x->rss_end = bench_proc_rss_kib(pid);
@@ -871,6 +986,8 @@ int main(int argc, char **argv)
     }
     if (o.threads > o.conns)
         o.threads = o.conns;
+    if (o.cross && o.threads > o.conns / 2)
+        o.threads = o.conns / 2;
     if (o.sources == 0)
         o.sources = o.scenario == SC_LOGIN ? 1 : (o.conns + 19999) / 20000;
     r.o = &o;
@@ -881,6 +998,10 @@ int main(int argc, char **argv)
     r.tls = tls_context(o.ca, !o.no_cert_cache);
     if (r.tls == NULL)
         return 1;
+    r.to_tls = r.tls;
+    if (o.cross && strcmp(o.to_ca, o.ca) != 0 &&
+        (r.to_tls = tls_context(o.to_ca, !o.no_cert_cache)) == NULL)
+        return 1;
     r.jids = calloc(o.conns, sizeof *r.jids);
     workers = calloc(o.threads, sizeof *workers);
     if (r.jids == NULL || workers == NULL)
@@ -888,7 +1009,10 @@ int main(int argc, char **argv)
     x.rss_before = bench_proc_rss_kib(o.server_pid);
     x.rss_after = x.rss_end = -1;
     x.host_busy = -1;
+    x.to_server_cpu = -1;
     per = o.conns / o.threads;
+    if (o.cross)
+        per &= ~1u; /* a pair's two connections in one worker */
     /* idle: a first stop at half way (see conduct) */
     atomic_store(&r.ramp_permille, o.scenario == SC_IDLE ? 500 : 1000);
     for (unsigned i = 0; i < o.threads; i++) {
@@ -930,9 +1054,20 @@ int main(int argc, char **argv)
         free(r.accounts[i].local);
         free(r.accounts[i].password);
     }
+    if (r.to_accounts != r.accounts) {
+        for (size_t i = 0; i < r.n_to_accounts; i++) {
+            bench_account_clear_cache(&r.to_accounts[i]);
+            uv_mutex_destroy(&r.to_accounts[i].lock);
+            free(r.to_accounts[i].local);
+            free(r.to_accounts[i].password);
+        }
+        free(r.to_accounts);
+    }
     free(r.accounts);
     free(r.jids);
     free(workers);
+    if (r.to_tls != r.tls)
+        SSL_CTX_free(r.to_tls);
     SSL_CTX_free(r.tls);
     X509_free(verified.leaf);
     return x.st.ops > 0 || o.scenario == SC_IDLE ? 0 : 1;
