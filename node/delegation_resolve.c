@@ -54,15 +54,32 @@ static void names_free(struct names *s)
 /* A cached answer of one exchange to one constraint set. */
 struct entry {
     char *key; /* exchange "\n" canonical constraint set */
+    uint64_t hash;
     struct names names;
     uint64_t stored_ms, expires_ms;
+    struct entry *next_in_bucket;
+    struct entry *older, *newer; /* by stored_ms: the oldest goes first */
+};
+
+#define CACHE_BUCKETS 2048 /* a power of two, twice IC_DELEG_CACHE_MAX */
+
+struct ask;
+
+/* A request to one exchange for one key, and every query waiting on it:
+ * concurrent misses of one key share one request. */
+struct inflight {
+    char *key;
+    struct ask *waiters;
+    struct inflight *next;
 };
 
 struct ic_deleg_resolver {
     struct ic_deleg_seam seam;
     char *domain;
-    struct entry *cache;
+    struct entry *buckets[CACHE_BUCKETS];
+    struct entry *oldest, *newest;
     size_t ncache;
+    struct inflight *inflight;
 };
 
 /* One query being resolved. */
@@ -81,8 +98,9 @@ struct job {
 /* One exchange asked. */
 struct ask {
     struct job *job;
-    size_t i;  /* in job->refs */
-    char *key; /* cache key */
+    size_t i;         /* in job->refs */
+    char *key;        /* cache key */
+    struct ask *next; /* waiting on the same request */
 };
 
 static uint64_t now_ms(struct ic_deleg_resolver *rs)
@@ -107,15 +125,18 @@ static void entry_free(struct entry *e)
 {
     ic_free(e->key);
     names_free(&e->names);
+    ic_free(e);
 }
 
 void ic_node__deleg_resolver_free(struct ic_deleg_resolver *rs)
 {
     if (rs == NULL)
         return;
-    for (size_t i = 0; i < rs->ncache; i++)
-        entry_free(&rs->cache[i]);
-    ic_free(rs->cache);
+    while (rs->oldest != NULL) {
+        struct entry *e = rs->oldest;
+        rs->oldest = e->newer;
+        entry_free(e);
+    }
     ic_free(rs->domain);
     ic_free(rs);
 }
@@ -125,43 +146,78 @@ size_t ic_node__deleg_cache_size(const struct ic_deleg_resolver *rs)
     return rs->ncache;
 }
 
-/* ---- the cache ----------------------------------------------------------- */
+/* ---- the cache: a hash table, and a list from the oldest entry --------- */
 
-static void cache_drop(struct ic_deleg_resolver *rs, size_t i)
+static uint64_t key_hash(const char *key)
 {
-    entry_free(&rs->cache[i]);
-    rs->cache[i] = rs->cache[--rs->ncache];
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+static struct entry **bucket_of(struct ic_deleg_resolver *rs, uint64_t h)
+{
+    return &rs->buckets[h & (CACHE_BUCKETS - 1)];
+}
+
+static void list_unlink(struct ic_deleg_resolver *rs, struct entry *e)
+{
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        rs->oldest = e->newer;
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        rs->newest = e->older;
+    e->older = e->newer = NULL;
+}
+
+static void list_append(struct ic_deleg_resolver *rs, struct entry *e)
+{
+    e->older = rs->newest;
+    e->newer = NULL;
+    if (rs->newest != NULL)
+        rs->newest->newer = e;
+    else
+        rs->oldest = e;
+    rs->newest = e;
+}
+
+static void cache_drop(struct ic_deleg_resolver *rs, struct entry *e)
+{
+    struct entry **pp = bucket_of(rs, e->hash);
+
+    while (*pp != e)
+        pp = &(*pp)->next_in_bucket;
+    *pp = e->next_in_bucket;
+    list_unlink(rs, e);
+    rs->ncache--;
+    entry_free(e);
+}
+
+static struct entry *
+cache_find(struct ic_deleg_resolver *rs, const char *key, uint64_t h)
+{
+    for (struct entry *e = *bucket_of(rs, h); e != NULL; e = e->next_in_bucket)
+        if (e->hash == h && strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
 }
 
 /* The fresh entry of KEY, or NULL; a stale one is dropped. */
 static struct entry *
 cache_get(struct ic_deleg_resolver *rs, const char *key, uint64_t now)
 {
-    for (size_t i = 0; i < rs->ncache; i++) {
-        if (strcmp(rs->cache[i].key, key) != 0)
-            continue;
-        if (now < rs->cache[i].expires_ms)
-            return &rs->cache[i];
-        cache_drop(rs, i);
-        return NULL;
+    struct entry *e = cache_find(rs, key, key_hash(key));
+
+    if (e != NULL && now >= e->expires_ms) {
+        cache_drop(rs, e);
+        e = NULL;
     }
-    return NULL;
-}
-
-/* Room for one more entry: the stale ones go, else the oldest. */
-static void cache_make_room(struct ic_deleg_resolver *rs, uint64_t now)
-{
-    size_t oldest = 0;
-
-    for (size_t i = rs->ncache; i-- > 0;)
-        if (now >= rs->cache[i].expires_ms)
-            cache_drop(rs, i);
-    if (rs->ncache < IC_DELEG_CACHE_MAX)
-        return;
-    for (size_t i = 1; i < rs->ncache; i++)
-        if (rs->cache[i].stored_ms < rs->cache[oldest].stored_ms)
-            oldest = i;
-    cache_drop(rs, oldest);
+    return e;
 }
 
 static void cache_put(struct ic_deleg_resolver *rs,
@@ -169,16 +225,23 @@ static void cache_put(struct ic_deleg_resolver *rs,
                       const struct names *names,
                       uint32_t ttl)
 {
-    uint64_t now = now_ms(rs);
-    struct entry *e = cache_get(rs, key, now);
+    uint64_t now = now_ms(rs), h = key_hash(key);
+    struct entry *e = cache_find(rs, key, h);
 
-    if (e == NULL) {
-        cache_make_room(rs, now);
-        rs->cache = ic_realloc(rs->cache, (rs->ncache + 1) * sizeof *e);
-        e = &rs->cache[rs->ncache++];
-        memset(e, 0, sizeof *e);
+    if (e != NULL) {
+        list_unlink(rs, e);
+    } else {
+        /* room for one more: the oldest goes (stale ones go when met) */
+        while (rs->ncache >= IC_DELEG_CACHE_MAX && rs->oldest != NULL)
+            cache_drop(rs, rs->oldest);
+        e = ic_calloc(1, sizeof *e);
         e->key = ic_strdup(key);
+        e->hash = h;
+        e->next_in_bucket = *bucket_of(rs, h);
+        *bucket_of(rs, h) = e;
+        rs->ncache++;
     }
+    list_append(rs, e);
     names_free(&e->names);
     for (size_t i = 0; i < names->n; i++)
         names_add(&e->names, names->v[i]);
@@ -402,19 +465,34 @@ static bool take_answer(struct ask *a, const struct ic_xml *out)
     return true;
 }
 
+/* The answer (or NULL: none) to the request of IF, for every query
+ * waiting on it. */
 static void on_answer(void *arg, const struct ic_xml *answer)
 {
-    struct ask *a = arg;
-    struct job *job = a->job;
+    struct inflight *fl = arg, **pp;
     const struct ic_xml *out = answer_out(answer);
+    struct ask *a = fl->waiters, *next;
+    struct ic_deleg_resolver *rs = a != NULL ? a->job->rs : NULL;
 
-    if (out != NULL && take_answer(a, out))
-        job->answered[a->i] = true;
-    else
-        job->partial = true;
-    ic_free(a->key);
-    ic_free(a);
-    job_release(job);
+    for (pp = rs ? &rs->inflight : NULL; pp != NULL && *pp != NULL;
+         pp = &(*pp)->next)
+        if (*pp == fl) {
+            *pp = fl->next;
+            break;
+        }
+    for (; a != NULL; a = next) {
+        struct job *job = a->job;
+        next = a->next;
+        if (out != NULL && take_answer(a, out))
+            job->answered[a->i] = true;
+        else
+            job->partial = true;
+        ic_free(a->key);
+        ic_free(a);
+        job_release(job);
+    }
+    ic_free(fl->key);
+    ic_free(fl);
 }
 
 /* ---- resolution ---------------------------------------------------------- */
@@ -433,8 +511,10 @@ static void ask_one(struct job *job, const struct ic_deleg_query *q, size_t i)
 {
     struct ic_deleg_resolver *rs = job->rs;
     const char *exchange = job->refs.v[i].exchange;
-    struct ask *a = ic_malloc(sizeof *a);
+    struct ask *a = ic_calloc(1, sizeof *a);
+    struct inflight *fl;
     struct entry *e;
+    char hops[16];
 
     a->job = job;
     a->i = i;
@@ -449,12 +529,34 @@ static void ask_one(struct job *job, const struct ic_deleg_query *q, size_t i)
         return;
     }
     job->waiting++;
+    /* the same question with the same hops left is asked once at a time
+     * (with other hops it is another request: a loop's inner question
+     * must not wait for the outer one) */
+    snprintf(hops, sizeof hops, "\n%u", q->hops);
+    for (struct inflight *f = rs->inflight; f != NULL; f = f->next)
+        if (strncmp(f->key, a->key, strlen(a->key)) == 0 &&
+            strcmp(f->key + strlen(a->key), hops) == 0) {
+            a->next = f->waiters; /* asked already: wait with it */
+            f->waiters = a;
+            return;
+        }
+    fl = ic_calloc(1, sizeof *fl);
+    fl->key = ic_malloc(strlen(a->key) + sizeof hops);
+    strcpy(fl->key, a->key);
+    strcat(fl->key, hops);
+    fl->waiters = a;
+    a->next = NULL;
+    fl->next = rs->inflight;
+    rs->inflight = fl;
     if (rs->seam.send(rs->seam.ctx,
                       forward_iq(exchange, q->c, q->n, q->hops - 1),
-                      rs->seam.timeout_ms, on_answer, a) != 0) {
+                      rs->seam.timeout_ms, on_answer, fl) != 0) {
+        rs->inflight = fl->next;
         job->partial = true;
         ic_free(a->key);
         ic_free(a);
+        ic_free(fl->key);
+        ic_free(fl);
         job->waiting--;
     }
 }

@@ -629,6 +629,53 @@ static void test_cache_ttl(void **state)
     assert_int_equal(ic_node__deleg_cache_size(x->rs), 2);
 }
 
+/* Three queries that miss on one key at once: one request, three answers;
+ * with other hops left it is another request; the cache holds 1024
+ * answers, the oldest going first. */
+static void test_concurrent_misses_share(void **state)
+{
+    struct rfx *x = *state;
+    struct seen s1, s2, s3, s4;
+
+    resolve(x, true, 3, &s1);
+    resolve(x, true, 3, &s2);
+    resolve(x, true, 3, &s3);
+    assert_int_equal(x->f.n, 1);
+    resolve(x, true, 5, &s4); /* other hops: its own request */
+    assert_int_equal(x->f.n, 2);
+    fake_answer(&x->f, 0, RESULT(CLOUDS(CN("cloud4"))));
+    assert_true(s1.done && s2.done && s3.done);
+    assert_false(s4.done);
+    assert_string_equal(s3.names, "cloud2,cloud4@exch.example,cloud5");
+    assert_string_equal(s1.names, s3.names);
+    fake_answer(&x->f, 1, NULL); /* its timeout: partial, nothing cached */
+    assert_true(s4.done && s4.partial);
+    assert_int_equal(ic_node__deleg_cache_size(x->rs), 1);
+
+    /* 1100 other constraint sets: the cache keeps the last 1024 */
+    for (unsigned i = 0; i < 1100; i++) {
+        char canon[32];
+        struct ic_deleg_query q = {jp_query, 1,        canon, local2,
+                                   2,        &x->refs, true,  3};
+        struct seen s;
+        snprintf(canon, sizeof canon, "set-%u", i);
+        x->f.now++;
+        memset(&s, 0, sizeof s);
+        ic_node__deleg_resolve(x->rs, &q, on_done, &s);
+        assert_int_equal(x->f.n, 3);
+        fake_answer(&x->f, 2, RESULT(CLOUDS(CN("cloud9"))));
+        x->f.n--; /* reuse the slot */
+        ic_xml_free(x->f.sent[2]);
+        x->f.answered[2] = false;
+        assert_true(s.done);
+    }
+    assert_int_equal(ic_node__deleg_cache_size(x->rs), IC_DELEG_CACHE_MAX);
+    resolve(x, true, 3, &s1); /* the first key is long gone */
+    assert_int_equal(x->f.n, 3);
+    fake_answer(&x->f, 2, RESULT(CLOUDS(CN("cloud4"))));
+    assert_true(s1.done);
+}
+
 static void test_negative_cached(void **state)
 {
     struct rfx *x = *state;
@@ -895,6 +942,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_exchange_partial, rfx_setup,
                                         rfx_teardown),
         cmocka_unit_test_setup_teardown(test_hop_limit, rfx_setup,
+                                        rfx_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_misses_share, rfx_setup,
                                         rfx_teardown),
         cmocka_unit_test(test_loop_ends_by_hops),
         cmocka_unit_test(test_domain_of),
