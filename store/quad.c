@@ -232,33 +232,53 @@ int ic_store__dup_ids(struct ic_txn *t,
     return rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
 }
 
-int ic_store__graph_clear_id(struct ic_txn *t, uint64_t g)
+/* The (s, p, o) of every quad of graph G, three ids each, into OUT. */
+static int
+graph_triples(struct ic_txn *t, uint64_t g, struct ic_store__ids *out)
 {
     struct ic_store__ids subj = {0}, po = {0};
     MDB_cursor *osp = NULL;
-    unsigned char kb[8];
-    MDB_val k = {8, kb};
-    int rc;
+    int rc = ic_store__dup_ids(t, DBI_GS, g, 1, &subj);
 
-    rc = ic_store__dup_ids(t, DBI_GS, g, 1, &subj);
     if (rc == 0)
         rc = ic_store__mdb_err(
             mdb_cursor_open(t->txn, t->st->dbi[DBI_OSP], &osp));
-    for (size_t i = 0; i < subj.n && rc == 0; i++) {
+    for (size_t a = 0; a < subj.n && rc == 0; a++) {
         po.n = 0;
-        rc = ic_store__dup_ids(t, DBI_SPO, subj.v[i], 2, &po);
-        for (size_t j = 0; j + 1 < po.n && rc == 0; j += 2) {
-            const uint64_t q[4] = {subj.v[i], po.v[j], po.v[j + 1], g};
+        rc = ic_store__dup_ids(t, DBI_SPO, subj.v[a], 2, &po);
+        for (size_t b = 0; b + 1 < po.n && rc == 0; b += 2) {
+            const uint64_t x[4] = {subj.v[a], po.v[b], po.v[b + 1], g};
             bool yes;
-            rc = ic_store__quad_exists(osp, q, &yes);
-            if (rc == 0 && yes)
-                rc = unindex(t, q);
+            rc = ic_store__quad_exists(osp, x, &yes);
+            if (rc != 0 || !yes)
+                continue;
+            if (out->n + 3 > out->cap) {
+                out->cap = out->cap ? out->cap * 2 : 96;
+                out->v = ic_realloc(out->v, out->cap * sizeof *out->v);
+            }
+            memcpy(out->v + out->n, x, 3 * sizeof *x);
+            out->n += 3;
         }
     }
     if (osp != NULL)
         mdb_cursor_close(osp);
     ic_free(subj.v);
     ic_free(po.v);
+    return rc;
+}
+
+int ic_store__graph_clear_id(struct ic_txn *t, uint64_t g)
+{
+    struct ic_store__ids held = {0};
+    unsigned char kb[8];
+    MDB_val k = {8, kb};
+    int rc = graph_triples(t, g, &held);
+
+    for (size_t i = 0; i + 2 < held.n && rc == 0; i += 3) {
+        const uint64_t q[4] = {held.v[i], held.v[i + 1], held.v[i + 2], g};
+        rc = unindex(t, q);
+    }
+    ic_free(held.v);
     if (rc != 0)
         return rc;
     ic_store__be64(kb, g);
@@ -279,37 +299,10 @@ static int cmp_spo(const void *a, const void *b)
 int ic_store__graph_replace_id(
     struct ic_txn *t, uint64_t g, uint64_t (*q)[4], size_t n, size_t *n_add)
 {
-    struct ic_store__ids subj = {0}, po = {0}, old = {0};
-    MDB_cursor *osp = NULL;
+    struct ic_store__ids old = {0};
     size_t i = 0, j = 0, keep = 0;
-    int rc;
+    int rc = graph_triples(t, g, &old); /* what G holds now */
 
-    /* what G holds now, as (s, p, o) triples */
-    rc = ic_store__dup_ids(t, DBI_GS, g, 1, &subj);
-    if (rc == 0)
-        rc = ic_store__mdb_err(
-            mdb_cursor_open(t->txn, t->st->dbi[DBI_OSP], &osp));
-    for (size_t a = 0; a < subj.n && rc == 0; a++) {
-        po.n = 0;
-        rc = ic_store__dup_ids(t, DBI_SPO, subj.v[a], 2, &po);
-        for (size_t b = 0; b + 1 < po.n && rc == 0; b += 2) {
-            const uint64_t x[4] = {subj.v[a], po.v[b], po.v[b + 1], g};
-            bool yes;
-            rc = ic_store__quad_exists(osp, x, &yes);
-            if (rc != 0 || !yes)
-                continue;
-            if (old.n + 3 > old.cap) {
-                old.cap = old.cap ? old.cap * 2 : 96;
-                old.v = ic_realloc(old.v, old.cap * sizeof *old.v);
-            }
-            memcpy(old.v + old.n, x, 3 * sizeof *x);
-            old.n += 3;
-        }
-    }
-    if (osp != NULL)
-        mdb_cursor_close(osp);
-    ic_free(subj.v);
-    ic_free(po.v);
     /* both sides in (s, p, o) order; Q's duplicates dropped */
     if (old.n > 0)
         qsort(old.v, old.n / 3, 3 * sizeof *old.v, cmp_spo);

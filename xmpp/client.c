@@ -216,7 +216,7 @@ void ic_xmpp_client_close(struct ic_xmpp_client *c)
 
 /* ---- features, SASL, binding ----------------------------------------- */
 
-static bool offered(const struct ic_xml *mechs, const char *name)
+bool ic_xmpp__mechanism_offered(const struct ic_xml *mechs, const char *name)
 {
     for (struct ic_xml *m = ic_xml_child(mechs, "mechanism", IC_NS_SASL);
          m != NULL; m = ic_xml_next(m, "mechanism", IC_NS_SASL)) {
@@ -284,14 +284,15 @@ static int choose(struct ic_xmpp_client *c,
     so->password = c->o.password;
     if (c->o.password == NULL) {
         so->mechanism = "EXTERNAL";
-        return offered(mechs, "EXTERNAL") ? 0 : IC_EAUTH;
+        return ic_xmpp__mechanism_offered(mechs, "EXTERNAL") ? 0 : IC_EAUTH;
     }
     for (size_t i = 0; i < IC_ARRAY_LEN(order); i++)
-        plus_offered = plus_offered || (strstr(order[i], "-PLUS") != NULL &&
-                                        offered(mechs, order[i]));
+        plus_offered =
+            plus_offered || (strstr(order[i], "-PLUS") != NULL &&
+                             ic_xmpp__mechanism_offered(mechs, order[i]));
     for (size_t i = 0; i < IC_ARRAY_LEN(order); i++) {
         bool plus = strstr(order[i], "-PLUS") != NULL;
-        if (!offered(mechs, order[i]))
+        if (!ic_xmpp__mechanism_offered(mechs, order[i]))
             continue;
         if (c->o.mechanism != NULL && strcmp(c->o.mechanism, order[i]) != 0)
             continue;
@@ -317,7 +318,8 @@ static int choose(struct ic_xmpp_client *c,
             return 0;
         }
     }
-    if (c->o.mechanism != NULL && offered(mechs, c->o.mechanism) &&
+    if (c->o.mechanism != NULL &&
+        ic_xmpp__mechanism_offered(mechs, c->o.mechanism) &&
         strcmp(c->o.mechanism, "PLAIN") == 0) {
         so->mechanism = "PLAIN";
         return 0;

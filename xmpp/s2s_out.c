@@ -118,17 +118,8 @@ void ic_xmpp__s2s_out_verify(struct s2s_peer *p, struct s2s_verify *v)
 
 static bool offers_mechanism(const struct ic_xml *features, const char *name)
 {
-    const struct ic_xml *m = ic_xml_child(features, "mechanisms", IC_NS_SASL);
-
-    for (m = m ? ic_xml_child(m, "mechanism", IC_NS_SASL) : NULL; m != NULL;
-         m = ic_xml_next(m, "mechanism", IC_NS_SASL)) {
-        char *t = ic_xml_text(m);
-        bool same = strcmp(t, name) == 0;
-        ic_free(t);
-        if (same)
-            return true;
-    }
-    return false;
+    return ic_xmpp__mechanism_offered(
+        ic_xml_child(features, "mechanisms", IC_NS_SASL), name);
 }
 
 static void send_db_result(struct s2s_stream *st)

@@ -167,6 +167,9 @@ struct ic_xmpp_server {
     char rbuf[65536];    /* every connection's reads (consumed at once) */
 };
 
+/* client.c: whether <mechanisms/> MECHS lists SASL mechanism NAME. */
+bool ic_xmpp__mechanism_offered(const struct ic_xml *mechs, const char *name);
+
 /* conn.c */
 void ic_xmpp__conn_accept(struct ic_xmpp_server *srv,
                           uv_stream_t *listener,
