@@ -218,6 +218,8 @@ void ic_xmpp_client_close(struct ic_xmpp_client *c)
 
 bool ic_xmpp__mechanism_offered(const struct ic_xml *mechs, const char *name)
 {
+    if (mechs == NULL) /* no <mechanisms/> at all */
+        return false;
     for (struct ic_xml *m = ic_xml_child(mechs, "mechanism", IC_NS_SASL);
          m != NULL; m = ic_xml_next(m, "mechanism", IC_NS_SASL)) {
         char *t = ic_xml_text(m);

@@ -167,7 +167,8 @@ struct ic_xmpp_server {
     char rbuf[65536];    /* every connection's reads (consumed at once) */
 };
 
-/* client.c: whether <mechanisms/> MECHS lists SASL mechanism NAME. */
+/* client.c: whether <mechanisms/> MECHS (NULL: none) lists SASL mechanism
+ * NAME. */
 bool ic_xmpp__mechanism_offered(const struct ic_xml *mechs, const char *name);
 
 /* conn.c */
