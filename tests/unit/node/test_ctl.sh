@@ -427,8 +427,42 @@ for _ in range(200):
     expect_rc "icroot dev --nodes 0" $? 2
 }
 
+# icroot seed: a new cluster's seed for operators (the Ansible role's)
+run_seed() {
+    local pw="$T/admin.pw" out="$T/seed.cmd"
+    printf 'correct horse battery\n' >"$pw"
+    "$ICROOT" seed --domain root.example --ontology "$ONT" \
+        --account "admin=$pw:admin" >/dev/null 2>&1
+    expect_rc "icroot seed without --out" $? 2
+    "$ICROOT" seed --out "$out" --account "admin" >/dev/null 2>&1
+    expect_rc "icroot seed --account without a password file" $? 2
+    "$ICROOT" seed --out "$out" --account "admin=$T/none.pw" >/dev/null 2>&1
+    expect_rc "icroot seed, password file missing" $? 2
+    "$ICROOT" seed --out "$out" --account "a b=$pw" >/dev/null 2>&1
+    expect_rc "icroot seed, bad account name" $? 2
+    mkdir -p "$T/no-ttl"
+    "$ICROOT" seed --out "$out" --ontology "$T/no-ttl" --account "admin=$pw" \
+        >/dev/null 2>&1
+    expect_rc "icroot seed, no .ttl in the ontology dir" $? 1
+    "$ICROOT" seed --out "$out" --domain root.example --ontology "$ONT" \
+        --account "admin=$pw:admin" --account "bob=$pw"
+    expect_rc "icroot seed" $? 0
+    expect_eq "the seed is private" "$(stat -c %a "$out")" "600"
+    # what a cluster applies: the ontology, the sample rewritten to the
+    # domain, the accounts' SCRAM keys and never the password
+    if grep -q "correct horse" "$out"; then
+        fail "the seed holds a password"
+    fi
+    checks=$((checks + 1))
+    expect_contains "the sample is in the domain" \
+        "$(grep -a -o 'cloud2@root.example' "$out" | head -1)" "cloud2@root.example"
+}
+
 case $MODE in
-ctl) run_ctl ;;
+ctl)
+    run_ctl
+    run_seed
+    ;;
 dev) run_dev ;;
 *)
     echo "unknown mode $MODE" >&2
