@@ -175,14 +175,17 @@ static char *domain_prep(const char *s, size_t len)
     return out;
 }
 
+/* Nodeprep of the LEN bytes at S: the ASCII fast path, else libidn. */
+static char *node_prep(const char *s, size_t len)
+{
+    char *out = ascii_part(s, len, true, " \"&'/:<>@");
+
+    return out != fallback ? out : prep(s, len, stringprep_xmpp_nodeprep);
+}
+
 char *ic_jid_nodeprep(const char *s)
 {
-    char *out;
-
-    if (s == NULL)
-        return NULL;
-    out = ascii_part(s, strlen(s), true, " \"&'/:<>@");
-    return out != fallback ? out : prep(s, strlen(s), stringprep_xmpp_nodeprep);
+    return s ? node_prep(s, strlen(s)) : NULL;
 }
 
 char *ic_jid_nameprep(const char *s)
@@ -214,7 +217,7 @@ int ic_jid_parse(const char *s, struct ic_jid *out)
     at = memchr(s, '@', head);
     dom = at ? at + 1 : s;
     if (at != NULL) {
-        j.local = prep(s, (size_t)(at - s), stringprep_xmpp_nodeprep);
+        j.local = node_prep(s, (size_t)(at - s));
         if (j.local == NULL)
             goto err;
     }
