@@ -96,8 +96,8 @@ struct s2s_peer {
     struct ic_xml **queue; /* stanzas waiting for the stream */
     size_t n_queue, cap_queue;
     uint64_t queued_since; /* ms: the oldest waiting stanza */
-    /* dialback verifications we asked this peer to make (db:verify),
-     * for incoming streams waiting on the answer: "id\0stream-ptr" */
+    /* dialback verifications we asked this peer to make (<db:verify/>),
+     * for incoming streams waiting on the answer */
     struct s2s_verify *verifies;
     struct s2s_peer *next;
 };

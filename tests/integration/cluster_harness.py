@@ -38,6 +38,22 @@ def free_base():
     raise RuntimeError('no free ports')
 
 
+
+def wait_quiet(status, nodes, timeout, period):
+    """Until STATUS(n) of every node in NODES gives the same applied index
+    and digest: (True, [(index, digest)...]), or (False, the last seen)
+    after TIMEOUT seconds."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        sts = [status(n) for n in nodes]
+        if all(sts):
+            last = [(s['appliedIndex'], s['digest']) for s in sts]
+            if len(set(last)) == 1:
+                return True, last
+        time.sleep(period)
+    return False, last
+
 class Cluster:
     def __init__(self, icroot, ctl):
         self.icroot, self.ctl_path = icroot, ctl
@@ -130,16 +146,7 @@ class Cluster:
 
     def quiet(self, nodes, timeout=30):
         """Waits until NODES report the same applied index and digest."""
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            sts = [self.status(n) for n in nodes]
-            if all(sts):
-                last = [(s['appliedIndex'], s['digest']) for s in sts]
-                if len(set(last)) == 1:
-                    return True, last
-            time.sleep(0.2)
-        return False, last
+        return wait_quiet(self.status, nodes, timeout, 0.2)
 
     def stop(self):
         self.dev.send_signal(signal.SIGINT)

@@ -44,7 +44,7 @@ import threading
 import time
 import unittest
 
-from cluster_harness import check_register
+from cluster_harness import check_register, wait_quiet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if len(sys.argv) >= 3 and not sys.argv[1].startswith('-'):
@@ -296,16 +296,7 @@ class FaultCluster:
         return None
 
     def quiet(self, nodes=(1, 2, 3), timeout=60):
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            sts = [self.status(n) for n in nodes]
-            if all(sts):
-                last = [(s['appliedIndex'], s['digest']) for s in sts]
-                if len(set(last)) == 1:
-                    return True, last
-            time.sleep(0.3)
-        return False, last
+        return wait_quiet(self.status, nodes, timeout, 0.3)
 
     def log(self, i):
         with open(os.path.join(self.dir, 'node%d.log' % i),
