@@ -29,9 +29,7 @@
 #define DEFAULT_DEADLINE_MS 15000
 #define FORWARD_MS 3000    /* an answer from the leader within */
 #define RETRY_MS 50        /* pause before another attempt */
-#define APPLY_WAIT_MS 2000 /* polling our own apply fast for */
-#define APPLY_POLL_MS 2
-#define APPLY_SLOW_MS 50 /* then slower, until the write's deadline */
+#define APPLY_WAIT_MS 2000 /* at least, for our own apply */
 #define SEED_DEADLINE_MS (24u * 3600u * 1000u)
 
 enum rq_state {
@@ -51,7 +49,6 @@ struct req {
     ic_node_write_cb cb;
     void *data;
     uint64_t deadline; /* uv_now() ms */
-    uint64_t apply_deadline;
     uv_timer_t timer;
     enum rq_state state;
     unsigned attempt;
@@ -59,7 +56,7 @@ struct req {
     bool timer_open;
     uint64_t wait_index;
     struct ic_raft_result res;
-    struct req *next;
+    struct req *next, *prev; /* oldest first */
 };
 
 /* One local submission of a request. */
@@ -83,7 +80,8 @@ struct ic_node_cluster {
     struct ic_raft_node *raft;
     struct ic_xmpp_links *links;
     uv_timer_t sync; /* keeps the links' peers in step with the members */
-    struct req *reqs;
+    struct req *reqs, *reqs_last;
+    unsigned applying; /* requests in RQ_APPLYING */
     uint64_t next_id;
     int fwd_inflight;
     bool closing, raft_closed, links_closed;
@@ -155,18 +153,25 @@ static void maybe_free_req(struct req *r)
 
 static void unlink_req(struct req *r)
 {
-    struct req **pp = &r->c->reqs;
+    struct ic_node_cluster *c = r->c;
 
-    while (*pp != NULL && *pp != r)
-        pp = &(*pp)->next;
-    if (*pp == r)
-        *pp = r->next;
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        c->reqs = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    else
+        c->reqs_last = r->prev;
+    r->next = r->prev = NULL;
 }
 
 static void finish(struct req *r, int rc, const struct ic_raft_result *res)
 {
     if (r->state == RQ_DONE)
         return;
+    if (r->state == RQ_APPLYING)
+        r->c->applying--;
     r->state = RQ_DONE;
     unlink_req(r);
     uv_timer_stop(&r->timer);
@@ -223,53 +228,53 @@ static void forward(struct req *r, uint64_t leader)
     uv_timer_start(&r->timer, on_forward_timeout, FORWARD_MS, 0);
 }
 
-/* Whether this node has applied every entry up to INDEX: raft's applied
- * index, or just below the first entry its store holds (a full store,
- * raft/fsm.c), which is where the store really is. */
-static bool applied_here(struct ic_node_cluster *c, uint64_t index)
-{
-    struct ic_raft_status s;
-
-    ic_node_cluster_status(c, &s);
-    return s.last_applied >= index;
-}
-
-static void on_apply_poll(uv_timer_t *t)
+/* Never done before our store has the entry: the caller reads it here
+ * next (a linearizable read is a no-op write, then a local read). A store
+ * that cannot catch up in time (full, or far behind after a partition or
+ * restart) is "outcome unknown" at the deadline. */
+static void on_apply_late(uv_timer_t *t)
 {
     struct req *r = t->data;
+
+    IC_LOG(IC_LOG_WARN, "cluster",
+           "write %llu: applied on the leader at %llu, not here in "
+           "time: gave up",
+           (unsigned long long)r->id, (unsigned long long)r->wait_index);
+    finish(r, IC_ETIMEDOUT, NULL);
+}
+
+/* Our store has applied up to APPLIED (raft's applied callback): the
+ * forwarded writes waiting for it are done. */
+static void on_store_applied(void *data, uint64_t applied)
+{
+    struct ic_node_cluster *c = data;
+    struct req *r = c->reqs, *next;
+
+    for (; r != NULL && c->applying > 0; r = next) {
+        next = r->next;
+        if (r->state == RQ_APPLYING && r->wait_index <= applied)
+            finish(r, 0, &r->res);
+    }
+}
+
+/* Applied on the leader at INDEX: done once our store has it too (where
+ * the store really is: raft/node.c). */
+static void await_apply(struct req *r, uint64_t index)
+{
     uint64_t now = uv_now(r->c->loop);
 
-    if (applied_here(r->c, r->wait_index)) {
+    if (ic_raft_node_applied(r->c->raft) >= index) {
         finish(r, 0, &r->res);
         return;
     }
-    /* Never done before our store has the entry: the caller reads it here
-     * next (a linearizable read is a no-op write, then a local read). A
-     * store that cannot catch up in time (full, or far behind after a
-     * partition or restart) is "outcome unknown" at the deadline. */
-    if (now >= r->deadline) {
-        IC_LOG(IC_LOG_WARN, "cluster",
-               "write %llu: applied on the leader at %llu, not here in "
-               "time: gave up",
-               (unsigned long long)r->id, (unsigned long long)r->wait_index);
-        finish(r, IC_ETIMEDOUT, NULL);
-        return;
-    }
-    if (now >= r->apply_deadline && uv_timer_get_repeat(t) < APPLY_SLOW_MS)
-        uv_timer_start(t, on_apply_poll, APPLY_SLOW_MS, APPLY_SLOW_MS);
-}
-
-/* Applied on the leader at INDEX: done once our store has it too. */
-static void await_apply(struct req *r, uint64_t index)
-{
     r->state = RQ_APPLYING;
+    r->c->applying++;
     r->wait_index = index;
     /* the deadline counts from the write's start, which may have passed
      * while the leader was busy: leave at least a short wait */
-    if (r->deadline < uv_now(r->c->loop) + APPLY_WAIT_MS)
-        r->deadline = uv_now(r->c->loop) + APPLY_WAIT_MS;
-    r->apply_deadline = uv_now(r->c->loop) + APPLY_WAIT_MS;
-    uv_timer_start(&r->timer, on_apply_poll, 0, APPLY_POLL_MS);
+    if (r->deadline < now + APPLY_WAIT_MS)
+        r->deadline = now + APPLY_WAIT_MS;
+    uv_timer_start(&r->timer, on_apply_late, r->deadline - now, 0);
 }
 
 static void on_local(void *data,
@@ -303,7 +308,7 @@ static void on_local(void *data,
 
 static void attempt_start(struct req *r)
 {
-    struct ic_raft_status s;
+    uint64_t leader;
     struct attempt *a;
     int rc;
 
@@ -314,12 +319,11 @@ static void attempt_start(struct req *r)
     /* A follower that knows its leader forwards at once: the write then
      * goes out before anything this node sends next (a stanza routed
      * after a roster change reaches the leader's node after the change). */
-    ic_raft_node_status(r->c->raft, &s);
-    if (s.state != IC_RAFT_LEADER && s.leader_id != 0 &&
-        s.leader_id != r->c->cfg->node.id &&
-        ic_xmpp_links_up(r->c->links, (unsigned)s.leader_id)) {
+    if (!ic_raft_node_leading(r->c->raft, &leader) && leader != 0 &&
+        leader != r->c->cfg->node.id &&
+        ic_xmpp_links_up(r->c->links, (unsigned)leader)) {
         ++r->attempt;
-        forward(r, s.leader_id);
+        forward(r, leader);
         return;
     }
     a = ic_malloc(sizeof *a);
@@ -373,8 +377,12 @@ int ic_node_cluster_write(struct ic_node_cluster *c,
     uv_timer_init(c->loop, &r->timer);
     r->timer.data = r;
     r->timer_open = true;
-    r->next = c->reqs;
-    c->reqs = r;
+    r->prev = c->reqs_last;
+    if (c->reqs_last != NULL)
+        c->reqs_last->next = r;
+    else
+        c->reqs = r;
+    c->reqs_last = r;
     attempt_start(r);
     return 0;
 }
@@ -391,7 +399,6 @@ static void answer(struct ic_node_cluster *c,
                    uint64_t leader)
 {
     struct ic_xml *m = ic_xml_new("written", IC_NS_CLUSTER);
-    struct ic_raft_status s;
     char buf[32];
 
     ic_xml_set_attr(m, "id", id);
@@ -399,10 +406,10 @@ static void answer(struct ic_node_cluster *c,
     snprintf(buf, sizeof buf, "%d", rc);
     ic_xml_set_attr(m, "rc", buf);
     if (rc == 0) {
-        ic_node_cluster_status(c, &s);
         snprintf(buf, sizeof buf, "%d", res->code);
         ic_xml_set_attr(m, "code", buf);
-        snprintf(buf, sizeof buf, "%llu", (unsigned long long)s.last_applied);
+        snprintf(buf, sizeof buf, "%llu",
+                 (unsigned long long)ic_raft_node_applied(c->raft));
         ic_xml_set_attr(m, "applied", buf);
         ic_xml_add_text(m, res->msg, strlen(res->msg));
     }
@@ -848,6 +855,8 @@ static int start_raft(struct ic_node_cluster *c,
     o.snapshot_trailing = cfg->cluster.snapshot_trailing;
     o.observer = observer;
     o.observer_data = observer_data;
+    o.applied = on_store_applied;
+    o.applied_data = c;
     rc = ic_raft_node_new(c->loop, &o, &c->raft, why, why_len);
     ic_free(servers);
     ic_free(addrs);

@@ -2,11 +2,17 @@
  * fsm.c - the replicated state machine: a struct raft_fsm (version 3) over
  * an ic_store.
  *
- * Happy path (apply): one LMDB write transaction per entry; skip when the
- * entry's index is not above the stored applied index; decode; look the
- * sequence up in the client's deduplication window (fsm_client.c); run the
- * operations in a nested transaction; mark the sequence applied with its
- * result; store the index; commit; hand the result to a waiting submitter.
+ * Happy path (apply): per entry, skip when the entry's index is not above
+ * the stored applied index; decode; look the sequence up in the client's
+ * deduplication window (fsm_client.c); run the operations in a nested
+ * transaction; mark the sequence applied with its result; store the index.
+ * In the node's (deferred) mode raft's apply callback only copies the entry
+ * to the held list, and the node flushes it once per turn of its loop: the
+ * entries of the turn go through one LMDB write transaction (a batch; one
+ * commit and one set of page writes instead of one per entry), and only
+ * once it committed are the results handed to waiting submitters and the
+ * presence changes to the observer, in index order. Without it (raft's
+ * fixture in the unit tests) each entry has its own transaction.
  *
  * Failure modes: a business failure (bad Turtle, an empty key) aborts the
  * nested transaction only and becomes the result. An undecodable entry is
@@ -18,9 +24,9 @@
  *
  * A full store (the disk: ENOSPC, or LMDB's map; an EIO on a disk with no
  * room left, which is how LMDB reports a write cut short) fails the
- * apply's transaction too, so nothing of the entry is in the store and its
- * result is not handed to any submitter. raft 0.22 cannot take a failed
- * apply (a follower frees the entry twice and aborts; a leader would try
+ * apply's transaction too, so nothing of the entry (or of its batch) is in
+ * the store and no result is handed to any submitter. raft 0.22 cannot take a
+ * failed apply (a follower frees the entry twice and aborts; a leader would try
  * it again only when its commit index next moves), so the entry, whatever
  * the store's error, is held instead: a copy,
  * in index order with every later entry, until the node's retry timer
@@ -50,27 +56,36 @@
 
 #define MOD "raft"
 
-/* An entry waiting for room in the store. */
+/* An entry raft handed over that the store does not have yet: waiting for
+ * its batch's transaction, or for room. The outcome fields are filled by
+ * the batch and used once its transaction committed. */
 struct held {
     uint64_t index;
     size_t len;
     struct held *next;
+    bool has_cmd; /* decoded: CLIENT, SEQ and RES are its result */
+    uint64_t client, seq;
+    struct ic_raft_result res;
+    struct ic_raft__changes ch;
     unsigned char buf[];
 };
 
 struct ic_raft_fsm {
     struct raft_fsm rf;
-    struct held *held, **held_tail; /* waiting for room, in index order */
-    size_t held_bytes;
+    struct held *held, **held_tail; /* not in the store yet, index order */
+    size_t held_bytes, held_n;
+    bool stuck;    /* the store refused the first one: retry's to apply */
     int held_rc;   /* why the first one waits */
     bool held_cap; /* the cap was hit (logged once) */
     ic_raft__hold_fn hold_cb;
     void *hold_data;
+    bool deferring; /* apply in batches (ic_raft__fsm_defer) */
+    ic_raft__hold_fn pending_cb;
+    void *pending_data;
     struct ic_store *st;
     struct raft *raft;
     struct ic_txn *snap_txn; /* between snapshot and finalize */
     struct ic_raft__wait *waits;
-    struct ic_raft__changes changes; /* of the entry being applied */
     ic_raft_observer_fn observer;
     void *observer_data;
 };
@@ -306,16 +321,18 @@ static int apply_cmd(struct ic_txn *t,
     return rc;
 }
 
-/* Hands the changes listed (or, with RESET, a reset) to the observer, then
+/* Hands the changes in CH (or, with RESET, a reset) to the observer, then
  * forgets them. */
-static void observe(struct ic_raft_fsm *fsm, uint64_t index, bool reset)
+static void observe(struct ic_raft_fsm *fsm,
+                    uint64_t index,
+                    bool reset,
+                    struct ic_raft__changes *ch)
 {
-    struct ic_raft_presence_event ev = {index, reset, fsm->changes.n,
-                                        fsm->changes.v};
+    struct ic_raft_presence_event ev = {index, reset, ch->n, ch->v};
 
     if (fsm->observer != NULL && (reset || ev.n_changes > 0))
         fsm->observer(fsm->observer_data, &ev);
-    ic_raft__changes_clear(&fsm->changes);
+    ic_raft__changes_clear(ch);
 }
 
 /* Whether RC says the store is full: the disk or LMDB's map. */
@@ -336,66 +353,98 @@ static int full_or(struct ic_store *st, int rc)
     return rc;
 }
 
-int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
-                          uint64_t index,
-                          const void *buf,
-                          size_t len)
+/* Runs the entry at INDEX (LEN bytes at BUF) inside T, whose store has
+ * applied up to APPLIED: its outcome goes to H (kept until T commits). An
+ * IC_E* code when the store failed (T must then be aborted). */
+static int apply_in(struct ic_txn *t,
+                    uint64_t applied,
+                    uint64_t index,
+                    const void *buf,
+                    size_t len,
+                    struct held *h)
 {
-    struct ic_raft_result res = {0, ""};
     struct ic_raft_cmd *cmd = NULL;
-    struct ic_txn *t = NULL;
-    uint64_t applied;
     int rc;
 
-    rc = ic_store_txn_begin(fsm->st, true, &t);
-    if (rc == 0)
-        rc = ic_store_applied_get(t, &applied);
-    if (rc != 0)
-        goto fail;
-    if (index <= applied) { /* replayed after a restart */
-        ic_store_txn_abort(t);
+    h->has_cmd = false;
+    if (index <= applied) /* replayed after a restart */
         return 0;
-    }
+    h->res.code = 0;
+    h->res.msg[0] = '\0';
     rc = ic_raft_cmd_decode(buf, len, &cmd);
     if (rc == IC_EFORMAT) {
         IC_LOG(IC_LOG_ERROR, MOD,
                "entry %llu: command of a version or type this build does "
                "not know: upgrade this node",
                (unsigned long long)index);
-        goto fail;
+        return rc;
     }
     if (rc != 0) {
-        res.code = IC_ECORRUPT;
-        snprintf(res.msg, sizeof res.msg, "malformed command");
-        rc = 0;
-    } else {
-        rc = apply_cmd(t, cmd, &res, &fsm->changes);
+        h->res.code = IC_ECORRUPT;
+        snprintf(h->res.msg, sizeof h->res.msg, "malformed command");
+        return 0;
     }
+    h->has_cmd = true;
+    h->client = cmd->client;
+    h->seq = cmd->seq;
+    rc = apply_cmd(t, cmd, &h->res, &h->ch);
+    ic_raft_cmd_free(cmd);
+    return rc;
+}
+
+/* After the transaction that applied H committed: its submitter's result,
+ * then its presence changes. */
+static void deliver(struct ic_raft_fsm *fsm, struct held *h)
+{
+    if (h->has_cmd) {
+        struct ic_raft_cmd key = {0};
+        key.client = h->client;
+        key.seq = h->seq;
+        notify(fsm, &key, &h->res);
+    }
+    observe(fsm, h->index, false, &h->ch);
+}
+
+int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
+                          uint64_t index,
+                          const void *buf,
+                          size_t len)
+{
+    struct held h = {0};
+    struct ic_txn *t = NULL;
+    uint64_t applied;
+    int rc;
+
+    h.index = index;
+    rc = ic_store_txn_begin(fsm->st, true, &t);
+    if (rc == 0)
+        rc = ic_store_applied_get(t, &applied);
+    if (rc == 0 && index <= applied) {
+        ic_store_txn_abort(t);
+        return 0;
+    }
+    if (rc == 0)
+        rc = apply_in(t, applied, index, buf, len, &h);
     if (rc == 0)
         rc = ic_store_applied_set(t, index);
     if (rc == 0) {
         rc = ic_store_txn_commit(t);
         t = NULL;
     }
-    if (rc != 0)
-        goto fail;
-    if (cmd != NULL)
-        notify(fsm, cmd, &res);
-    observe(fsm, index, false);
-    ic_raft_cmd_free(cmd);
-    return 0;
-
-fail:
-    /* reported once by ic_raft__fsm_apply, which holds the entry */
-    IC_LOG(IC_LOG_DEBUG, MOD, "entry %llu: apply failed: %s",
-           (unsigned long long)index, ic_strerror(rc));
-    ic_store_txn_abort(t);
-    ic_raft__changes_clear(&fsm->changes);
-    ic_raft_cmd_free(cmd);
+    if (rc == 0) {
+        deliver(fsm, &h);
+    } else {
+        /* reported once by the caller, which holds the entry */
+        IC_LOG(IC_LOG_DEBUG, MOD, "entry %llu: apply failed: %s",
+               (unsigned long long)index, ic_strerror(rc));
+        ic_store_txn_abort(t);
+    }
+    ic_raft__changes_free(&h.ch);
     return rc;
 }
 
-/* Holding entries while the store is full */
+/* Entries the store does not have yet (waiting for their batch, or for
+ * room) */
 
 static void held_pop(struct ic_raft_fsm *fsm)
 {
@@ -405,6 +454,8 @@ static void held_pop(struct ic_raft_fsm *fsm)
     if (fsm->held == NULL)
         fsm->held_tail = &fsm->held;
     fsm->held_bytes -= h->len;
+    fsm->held_n--;
+    ic_raft__changes_free(&h->ch);
     ic_free(h);
 }
 
@@ -423,17 +474,92 @@ hold(struct ic_raft_fsm *fsm, uint64_t index, const void *buf, size_t len)
         fsm->held_cap = true;
         return IC_ENOSPC; /* raft offers it again when its commit moves */
     }
-    h = ic_malloc(sizeof *h + len);
+    h = ic_calloc(1, sizeof *h + len);
     h->index = index;
     h->len = len;
-    h->next = NULL;
     memcpy(h->buf, buf, len);
-    if (fsm->held_tail == NULL)
-        fsm->held_tail = &fsm->held;
     *fsm->held_tail = h;
     fsm->held_tail = &h->next;
     fsm->held_bytes += len;
+    fsm->held_n++;
     return 0;
+}
+
+/* The store refused entry INDEX with RC: from now on every entry waits in
+ * the held list for ic_raft__fsm_retry. */
+static void stick(struct ic_raft_fsm *fsm, uint64_t index, int rc)
+{
+    rc = full_or(fsm->st, rc);
+    if (no_room(rc))
+        IC_LOG(IC_LOG_ERROR, MOD,
+               "store full: %s: %s: entry %llu and those after it wait "
+               "(not applied, not acknowledged); retrying",
+               ic_store_dir(fsm->st), ic_strerror(rc),
+               (unsigned long long)index);
+    else
+        IC_LOG(IC_LOG_ERROR, MOD,
+               "store error: %s: %s: entry %llu and those after it wait "
+               "(not applied, not acknowledged); retrying",
+               ic_store_dir(fsm->st), ic_strerror(rc),
+               (unsigned long long)index);
+    fsm->stuck = true;
+    fsm->held_rc = rc;
+    fsm->held_cap = false;
+    if (fsm->hold_cb != NULL)
+        fsm->hold_cb(fsm->hold_data);
+}
+
+/* Applies the first IC_RAFT__BATCH_MAX held entries (at most) in one write
+ * transaction; once it committed, hands each its results in order and
+ * drops them. Nothing is dropped when the store fails (its IC_E* code). */
+static int apply_batch(struct ic_raft_fsm *fsm)
+{
+    struct ic_txn *t = NULL;
+    struct held *h, *end;
+    uint64_t applied, last = 0;
+    unsigned n = 0;
+    int rc;
+
+    rc = ic_store_txn_begin(fsm->st, true, &t);
+    if (rc == 0)
+        rc = ic_store_applied_get(t, &applied);
+    for (h = fsm->held; rc == 0 && h != NULL && n < IC_RAFT__BATCH_MAX;
+         h = h->next, n++) {
+        rc = apply_in(t, applied, h->index, h->buf, h->len, h);
+        last = h->index;
+    }
+    end = h;
+    if (rc == 0 && last > applied)
+        rc = ic_store_applied_set(t, last);
+    if (rc == 0) {
+        rc = ic_store_txn_commit(t);
+        t = NULL;
+    }
+    if (rc != 0) {
+        IC_LOG(IC_LOG_DEBUG, MOD, "entries %llu..%llu: apply failed: %s",
+               (unsigned long long)fsm->held->index, (unsigned long long)last,
+               ic_strerror(rc));
+        ic_store_txn_abort(t);
+        for (h = fsm->held; h != end; h = h->next)
+            ic_raft__changes_clear(&h->ch);
+        return rc;
+    }
+    while (fsm->held != end) {
+        deliver(fsm, fsm->held);
+        held_pop(fsm);
+    }
+    return 0;
+}
+
+/* Applies every held entry, a batch at a time; on a store error the entry
+ * that failed and those after it stay held. */
+static int apply_held(struct ic_raft_fsm *fsm)
+{
+    int rc = 0;
+
+    while (rc == 0 && fsm->held != NULL)
+        rc = apply_batch(fsm);
+    return rc;
 }
 
 int ic_raft__fsm_apply(struct ic_raft_fsm *fsm,
@@ -450,25 +576,36 @@ int ic_raft__fsm_apply(struct ic_raft_fsm *fsm,
         return 0;
     /* raft 0.22 cannot take a failed apply (a follower frees the entry
      * twice): hold it whatever the error */
-    rc = full_or(fsm->st, rc);
-    if (no_room(rc))
-        IC_LOG(IC_LOG_ERROR, MOD,
-               "store full: %s: %s: entry %llu and those after it wait "
-               "(not applied, not acknowledged); retrying",
-               ic_store_dir(fsm->st), ic_strerror(rc),
-               (unsigned long long)index);
-    else
-        IC_LOG(IC_LOG_ERROR, MOD,
-               "store error: %s: %s: entry %llu and those after it wait "
-               "(not applied, not acknowledged); retrying",
-               ic_store_dir(fsm->st), ic_strerror(rc),
-               (unsigned long long)index);
-    fsm->held_rc = rc;
-    fsm->held_cap = false;
-    rc = hold(fsm, index, buf, len);
-    if (rc == 0 && fsm->hold_cb != NULL)
-        fsm->hold_cb(fsm->hold_data);
-    return rc;
+    stick(fsm, index, rc);
+    return hold(fsm, index, buf, len);
+}
+
+int ic_raft__fsm_defer(struct ic_raft_fsm *fsm,
+                       uint64_t index,
+                       const void *buf,
+                       size_t len)
+{
+    bool first = fsm->held == NULL;
+    int rc = hold(fsm, index, buf, len);
+
+    if (rc != 0 || fsm->stuck)
+        return rc;
+    if (fsm->held_n >= IC_RAFT__BATCH_MAX)
+        ic_raft__fsm_flush(fsm);
+    else if (first && fsm->pending_cb != NULL)
+        fsm->pending_cb(fsm->pending_data);
+    return 0;
+}
+
+void ic_raft__fsm_flush(struct ic_raft_fsm *fsm)
+{
+    int rc;
+
+    if (fsm->stuck || fsm->held == NULL)
+        return;
+    rc = apply_held(fsm);
+    if (rc != 0)
+        stick(fsm, fsm->held->index, rc);
 }
 
 bool ic_raft__fsm_retry(struct ic_raft_fsm *fsm)
@@ -476,25 +613,23 @@ bool ic_raft__fsm_retry(struct ic_raft_fsm *fsm)
     uint64_t first = fsm->held != NULL ? fsm->held->index : 0, last = 0;
     int rc;
 
-    while (fsm->held != NULL) {
-        rc = ic_raft__fsm_apply_at(fsm, fsm->held->index, fsm->held->buf,
-                                   fsm->held->len);
-        if (rc != 0) {
-            rc = full_or(fsm->st, rc);
-            if (rc != fsm->held_rc && !no_room(rc))
-                IC_LOG(IC_LOG_ERROR, MOD, "entry %llu: still held: %s",
-                       (unsigned long long)fsm->held->index, ic_strerror(rc));
-            fsm->held_rc = rc;
-            return true;
-        }
-        last = fsm->held->index;
-        held_pop(fsm);
+    for (const struct held *h = fsm->held; h != NULL; h = h->next)
+        last = h->index;
+    rc = apply_held(fsm);
+    if (rc != 0) {
+        rc = full_or(fsm->st, rc);
+        if (rc != fsm->held_rc && !no_room(rc))
+            IC_LOG(IC_LOG_ERROR, MOD, "entry %llu: still held: %s",
+                   (unsigned long long)fsm->held->index, ic_strerror(rc));
+        fsm->held_rc = rc;
+        return true;
     }
-    if (first != 0)
+    if (fsm->stuck)
         IC_LOG(IC_LOG_INFO, MOD,
                "store has room again: %s: held entries %llu..%llu applied",
                ic_store_dir(fsm->st), (unsigned long long)first,
                (unsigned long long)last);
+    fsm->stuck = false;
     fsm->held_cap = false;
     return false;
 }
@@ -517,6 +652,15 @@ void ic_raft__fsm_on_hold(struct ic_raft_fsm *fsm,
     fsm->hold_data = data;
 }
 
+void ic_raft__fsm_on_pending(struct ic_raft_fsm *fsm,
+                             ic_raft__hold_fn cb,
+                             void *data)
+{
+    fsm->deferring = cb != NULL;
+    fsm->pending_cb = cb;
+    fsm->pending_data = data;
+}
+
 /* raft_fsm callbacks */
 
 static int
@@ -525,11 +669,12 @@ on_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
     struct ic_raft_fsm *fsm = rf->data;
     /* raft advances last_applied after each entry it applies */
     uint64_t index = raft_last_applied(fsm->raft) + 1;
+    int rc;
 
     *result = NULL;
-    return ic_raft__fsm_apply(fsm, index, buf->base, buf->len) == 0
-               ? 0
-               : RAFT_IOERR;
+    rc = fsm->deferring ? ic_raft__fsm_defer(fsm, index, buf->base, buf->len)
+                        : ic_raft__fsm_apply(fsm, index, buf->base, buf->len);
+    return rc == 0 ? 0 : RAFT_IOERR;
 }
 
 struct growbuf {
@@ -569,7 +714,10 @@ on_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
     struct ic_raft_fsm *fsm = rf->data;
     int rc;
 
-    if (fsm->snap_txn != NULL || fsm->held != NULL)
+    if (fsm->snap_txn != NULL)
+        return RAFT_BUSY;
+    ic_raft__fsm_flush(fsm);
+    if (fsm->held != NULL)
         return RAFT_BUSY; /* held entries: the store is behind raft */
     rc = ic_store_txn_begin(fsm->st, false, &fsm->snap_txn);
     if (rc != 0) {
@@ -630,9 +778,11 @@ static int restore(struct ic_raft_fsm *fsm, const struct raft_buffer *buf)
 {
     char why[256] = "";
     uint64_t snap, ours;
+    struct ic_raft__changes none = {0};
     struct ic_txn *t;
     int rc;
 
+    ic_raft__fsm_flush(fsm);
     rc = ic_store_snapshot_check(buf->base, buf->len, &snap, why, sizeof why);
     if (rc != 0) {
         IC_LOG(IC_LOG_ERROR, MOD, "snapshot refused: %s", why);
@@ -662,7 +812,7 @@ static int restore(struct ic_raft_fsm *fsm, const struct raft_buffer *buf)
         IC_LOG(IC_LOG_INFO, MOD, "restored snapshot at applied index %llu",
                (unsigned long long)snap);
     if (rc == 0)
-        observe(fsm, snap, true);
+        observe(fsm, snap, true, &none);
     while (rc == 0 && fsm->held != NULL && fsm->held->index <= snap)
         held_pop(fsm); /* the snapshot holds them */
     return rc;
@@ -703,9 +853,9 @@ void ic_raft_fsm_free(struct ic_raft_fsm *fsm)
     if (fsm == NULL)
         return;
     snap_end(fsm);
+    ic_raft__fsm_flush(fsm); /* what is left is in the Raft log */
     while (fsm->held != NULL)
         held_pop(fsm);
-    ic_raft__changes_free(&fsm->changes);
     ic_free(fsm);
 }
 

@@ -284,6 +284,8 @@ struct ic_raft_server {
     enum ic_raft_role role;
 };
 
+typedef void (*ic_raft_applied_fn)(void *data, uint64_t applied);
+
 struct ic_raft_node_opts {
     uint64_t id;            /* this server's id, > 0 */
     const char *address;    /* this server's raft address, "IPv4:port" */
@@ -302,6 +304,11 @@ struct ic_raft_node_opts {
      * node starts; NULL for none. */
     ic_raft_observer_fn observer;
     void *observer_data;
+    /* Told, on the loop, each time the store has applied further (its
+     * applied index), after the results up to it were handed; NULL for
+     * none. */
+    ic_raft_applied_fn applied;
+    void *applied_data;
 };
 
 /* Creates the node on LOOP and starts it. On failure nothing is left
@@ -311,6 +318,13 @@ int ic_raft_node_new(struct uv_loop_s *loop,
                      struct ic_raft_node **out,
                      char *why,
                      size_t why_len);
+
+/* How far this node's store has applied (ic_raft_status.last_applied,
+ * without the rest of the status). */
+uint64_t ic_raft_node_applied(struct ic_raft_node *node);
+/* Whether this node leads; *LEADER_ID is the leader raft knows (0: none,
+ * else possibly this node). */
+bool ic_raft_node_leading(struct ic_raft_node *node, uint64_t *leader_id);
 
 /* This process's client id (random per start unless given) and its next
  * sequence number, for the commands it submits. */

@@ -65,6 +65,10 @@ struct ic_raft_node {
     uv_timer_t defer; /* drains DONE */
     uv_timer_t guard; /* bounds the leadership transfer before closing */
     uv_timer_t retry; /* applies held entries again (store full) */
+    uv_check_t flush; /* applies this turn's entries in one transaction */
+    ic_raft_applied_fn applied_cb;
+    void *applied_data;
+    uint64_t announced; /* the applied index applied_cb last heard */
     uint64_t retry_ms;
     int handles; /* ours still open */
     unsigned election_ms;
@@ -93,6 +97,12 @@ static void call(struct op *op)
     const char *addr = op->leader_id ? op->leader_address : NULL;
 
     if (op->kind == OP_SUBMIT) {
+        /* applied by raft, but the store has not (it is full: the entry is
+         * held): no result to give */
+        if (op->rc == 0 && !op->w.done)
+            op->rc = IC_EINDOUBT;
+        if (op->node->fsm != NULL)
+            ic_raft__fsm_wait_del(op->node->fsm, &op->w);
         if (op->submit_cb != NULL)
             op->submit_cb(op->data, op->rc, op->rc == 0 ? &op->w.res : NULL,
                           op->leader_id, addr);
@@ -101,8 +111,50 @@ static void call(struct op *op)
     }
 }
 
+static uint64_t store_applied(struct ic_raft_node *n)
+{
+    uint64_t held = n->fsm != NULL ? ic_raft__fsm_held_first(n->fsm) : 0;
+
+    return held != 0 ? held - 1 : raft_last_applied(&n->raft);
+}
+
+/* Applies the entries of this turn (raft/fsm.c, deferred apply) and tells
+ * the applied callback how far the store got. */
+static void flush(struct ic_raft_node *n)
+{
+    uint64_t applied;
+
+    if (n->fsm == NULL)
+        return;
+    ic_raft__fsm_flush(n->fsm);
+    applied = store_applied(n);
+    if (applied > n->announced) {
+        n->announced = applied;
+        if (n->applied_cb != NULL)
+            n->applied_cb(n->applied_data, applied);
+    }
+}
+
+static void on_flush(uv_check_t *h)
+{
+    struct ic_raft_node *n = h->data;
+
+    uv_check_stop(h);
+    flush(n);
+}
+
+/* From inside raft's apply: only the handle. */
+static void on_pending(void *data)
+{
+    struct ic_raft_node *n = data;
+
+    if (n->flush.loop != NULL && !uv_is_closing((uv_handle_t *)&n->flush))
+        uv_check_start(&n->flush, on_flush);
+}
+
 static void drain(struct ic_raft_node *n)
 {
+    flush(n); /* the results handed below are in the store */
     while (n->done != NULL) {
         struct op *op = n->done;
         n->done = op->next;
@@ -167,12 +219,9 @@ static void on_applied(struct raft_apply *req, int status, void *result)
 {
     struct op *op = req->data;
 
-    (void)result; /* always NULL: results come through the wait */
-    ic_raft__fsm_wait_del(op->node->fsm, &op->w);
-    if (status == 0)
-        complete(op, op->w.done ? 0 : IC_EINDOUBT);
-    else
-        complete(op, ic_raft__err(status));
+    (void)result; /* always NULL: results come through the wait, which
+                   * call() reads after the store's batch is in */
+    complete(op, status == 0 ? 0 : ic_raft__err(status));
 }
 
 int ic_raft_node_submit(struct ic_raft_node *n,
@@ -417,8 +466,12 @@ static void on_retry(uv_timer_t *t)
 {
     struct ic_raft_node *n = t->data;
 
-    if (n->closing || !ic_raft__fsm_retry(n->fsm))
+    if (n->closing)
         return;
+    if (!ic_raft__fsm_retry(n->fsm)) {
+        flush(n); /* announces what the retry applied */
+        return;
+    }
     if (leading(n) && other_voter(n) && !n->yielding) {
         n->yield.data = n;
         if (raft_transfer(&n->raft, &n->yield, 0, on_yielded) == 0) {
@@ -476,9 +529,7 @@ void ic_raft_node_status(struct ic_raft_node *n, struct ic_raft_status *out)
         snprintf(out->leader_address, sizeof out->leader_address, "%s", la);
     out->term = raft_current_term(r);
     out->commit_index = raft_commit_index(r);
-    out->last_applied = raft_last_applied(r);
-    if (n->fsm != NULL && ic_raft__fsm_held_first(n->fsm) != 0)
-        out->last_applied = ic_raft__fsm_held_first(n->fsm) - 1;
+    out->last_applied = store_applied(n);
     for (unsigned i = 0; i < c->n && i < IC_RAFT_STATUS_SERVERS; i++) {
         out->servers[i].id = c->servers[i].id;
         snprintf(out->servers[i].address, sizeof out->servers[i].address, "%s",
@@ -486,6 +537,21 @@ void ic_raft_node_status(struct ic_raft_node *n, struct ic_raft_status *out)
         out->servers[i].role = role_from_raft(c->servers[i].role);
         out->n_servers++;
     }
+}
+
+uint64_t ic_raft_node_applied(struct ic_raft_node *n)
+{
+    return store_applied(n);
+}
+
+bool ic_raft_node_leading(struct ic_raft_node *n, uint64_t *leader_id)
+{
+    raft_id lid = 0;
+    const char *la = NULL;
+
+    raft_leader(&n->raft, &lid, &la);
+    *leader_id = lid;
+    return leading(n);
 }
 
 uint64_t ic_raft_node_client(struct ic_raft_node *n)
@@ -527,6 +593,7 @@ static void on_raft_closed(struct raft *r)
     uv_close((uv_handle_t *)&n->defer, on_handle_closed);
     uv_close((uv_handle_t *)&n->guard, on_handle_closed);
     uv_close((uv_handle_t *)&n->retry, on_handle_closed);
+    uv_close((uv_handle_t *)&n->flush, on_handle_closed);
 }
 
 static void close_raft(struct ic_raft_node *n)
@@ -659,8 +726,11 @@ static void configure(struct ic_raft_node *n, const struct ic_raft_node_opts *o)
     struct raft *r = &n->raft;
 
     r->data = n;
-    r->tracer = ic_raft_tracer();
-    raft_uv_set_tracer(&n->io, ic_raft_tracer());
+    /* raft formats every diagnostic (one per message sent) before its
+     * tracer can drop it: below debug, no tracer (raft's errors reach the
+     * log through the calls that fail) */
+    r->tracer = ic_log_get_level() >= IC_LOG_DEBUG ? ic_raft_tracer() : NULL;
+    raft_uv_set_tracer(&n->io, r->tracer);
     n->election_ms = o->election_timeout_ms ? o->election_timeout_ms : 1000;
     raft_set_election_timeout(r, n->election_ms);
     raft_set_heartbeat_timeout(r, o->heartbeat_ms ? o->heartbeat_ms : 100);
@@ -669,6 +739,7 @@ static void configure(struct ic_raft_node *n, const struct ic_raft_node_opts *o)
     raft_set_snapshot_trailing(r, o->snapshot_trailing ? o->snapshot_trailing
                                                        : 128);
     raft_set_pre_vote(r, true);
+    raft_set_max_inflight_entries(r, 4096);
     ic_raft_fsm_bind(n->fsm, r);
 }
 
@@ -695,9 +766,12 @@ static int start(struct ic_raft_node *n,
     uv_timer_init(n->loop, &n->retry);
     n->defer.data = n;
     n->guard.data = n;
+    uv_check_init(n->loop, &n->flush);
     n->retry.data = n;
-    n->handles = 3;
+    n->flush.data = n;
+    n->handles = 4;
     ic_raft__fsm_on_hold(n->fsm, on_hold, n);
+    ic_raft__fsm_on_pending(n->fsm, on_pending, n);
     rc = fresh && o->n_initial > 0 ? bootstrap(n, o) : 0;
     if (rc != 0)
         why_set(why, why_len, 0, "bootstrap: %s", raft_errmsg(&n->raft));
@@ -738,6 +812,8 @@ int ic_raft_node_new(uv_loop_t *loop,
             n->client = (uint64_t)uv_hrtime() ^ (uint64_t)(uintptr_t)n;
     ic_raft_fsm_new(o->store, &n->fsm);
     ic_raft_fsm_set_observer(n->fsm, o->observer, o->observer_data);
+    n->applied_cb = o->applied;
+    n->applied_data = o->applied_data;
     n->transport.version = 1; /* the caller's to set, says raft/uv.h */
     rc = raft_uv_tcp_init(&n->transport, loop);
     if (rc == 0) {

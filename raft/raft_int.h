@@ -53,12 +53,37 @@ bool ic_raft__fsm_holding(const struct ic_raft_fsm *fsm);
  * applied up to the one before it, whatever raft says. */
 uint64_t ic_raft__fsm_held_first(const struct ic_raft_fsm *fsm);
 
+/* Deferred apply, the node's mode: raft's apply callback only copies the
+ * entry to the held list (ic_raft__fsm_defer) and ic_raft__fsm_flush
+ * applies all of those waiting in one write transaction (a batch of at
+ * most IC_RAFT__BATCH_MAX), then hands the submitters their results and
+ * the observer the presence changes, in index order: nothing is announced
+ * before the transaction that holds it committed. The node flushes once
+ * per turn of its loop, before it completes raft requests, before a
+ * snapshot and a restore, and when the fsm is freed. A store error while
+ * flushing holds the entries as ic_raft__fsm_apply does (the hold callback,
+ * then ic_raft__fsm_retry). */
+#define IC_RAFT__BATCH_MAX 512
+
+int ic_raft__fsm_defer(struct ic_raft_fsm *fsm,
+                       uint64_t index,
+                       const void *buf,
+                       size_t len);
+/* Applies the entries waiting for their batch (no-op when none, or when
+ * the store refused them: the retry timer's). */
+void ic_raft__fsm_flush(struct ic_raft_fsm *fsm);
+
 /* Called (from inside raft's apply: it must not re-enter raft) when an
  * entry is held and none was before. */
 typedef void (*ic_raft__hold_fn)(void *data);
 void ic_raft__fsm_on_hold(struct ic_raft_fsm *fsm,
                           ic_raft__hold_fn cb,
                           void *data);
+/* Switches to deferred apply: CB is called (from inside raft's apply) when
+ * an entry starts waiting for its batch and none was; NULL switches back. */
+void ic_raft__fsm_on_pending(struct ic_raft_fsm *fsm,
+                             ic_raft__hold_fn cb,
+                             void *data);
 
 /* The deduplication window of one client (fsm_client.c): its highest
  * applied sequence, which of the IC_RAFT__WINDOW sequences up to it were

@@ -385,8 +385,10 @@ int ic_store_snapshot_restore(
         return rc;
     r.p += HEADER_LEN;
     r.left -= HEADER_LEN;
-    /* Terms cached by the transaction are about to go. */
+    /* Terms cached by the transaction, and the store's, are about to go
+     * (the ids of the snapshot's terms differ). */
     ic_store__tcache_free(&t->cache);
+    ic_store__tcache_free(&t->st->terms);
     for (int i = 0; i < DBI__COUNT && rc == 0; i++) {
         rc = empty_db(t, i);
         if (rc == 0)

@@ -345,6 +345,7 @@ void ic_store_close(struct ic_store *st)
     if (st == NULL)
         return;
     ic_store__attr_cache_free(st->attrs);
+    ic_store__tcache_free(&st->terms);
     mdb_env_close(st->env);
     ic_free(st);
 }
@@ -421,6 +422,8 @@ int ic_store_txn_commit(struct ic_txn *t)
         t->parent->next_id = t->next_id;
         t->parent->dirty_counter |= t->dirty_counter;
     }
+    if (rc == 0 && t->write)
+        ic_store__tcache_commit(t);
     ic_store__tcache_free(&t->cache);
     ic_free(t->scratch);
     ic_free(t);

@@ -39,20 +39,9 @@ enum ic_store__dbi {
  * LMDB snapshot TXNID; any commit after it makes it stale. */
 struct ic_store__attr_cache;
 
-struct ic_store {
-    MDB_env *env;
-    MDB_dbi dbi[DBI__COUNT];
-    bool read_only;
-    uint64_t map_size;
-    struct ic_store__attr_cache *attrs;
-    uint32_t absent; /* bit i: database i missing (older store, read-only) */
-};
-
-/* match.c */
-void ic_store__attr_cache_free(struct ic_store__attr_cache *c);
-
-/* Terms created in a write transaction, kept so repeated look-ups are cheap
- * and the hash2id inserts can be done sorted at commit. */
+/* Terms of a write transaction, kept so repeated look-ups are cheap and the
+ * hash2id inserts can be done sorted at commit; and the store's terms
+ * committed (ic_store.terms). */
 struct ic_store__tcache_entry {
     uint64_t hash;
     uint64_t id;
@@ -67,6 +56,23 @@ struct ic_store__tcache {
     size_t n;
     size_t n_created;
 };
+
+struct ic_store {
+    MDB_env *env;
+    MDB_dbi dbi[DBI__COUNT];
+    bool read_only;
+    uint64_t map_size;
+    struct ic_store__attr_cache *attrs;
+    /* Terms of committed write transactions (encoding -> id), looked at
+     * by write transactions after their own: a term's id never changes
+     * once committed, until a snapshot restore (which empties this). Used
+     * on the writer's thread only. */
+    struct ic_store__tcache terms;
+    uint32_t absent; /* bit i: database i missing (older store, read-only) */
+};
+
+/* match.c */
+void ic_store__attr_cache_free(struct ic_store__attr_cache *c);
 
 struct ic_txn {
     struct ic_store *st;
@@ -123,6 +129,9 @@ int ic_store__term_id_enc(struct ic_txn *txn,
 /* Inserts the pending hash2id entries (sorted); called before commit. */
 int ic_store__tcache_flush(struct ic_txn *txn);
 void ic_store__tcache_free(struct ic_store__tcache *c);
+/* After TXN committed: its terms go to its parent's cache (nested) or to
+ * the store's (top level). */
+void ic_store__tcache_commit(struct ic_txn *txn);
 /* Numeric value of a literal of an ordered type, for exact comparisons at
  * the edges of a range scan. */
 int ic_store__ordered_value(const char *lex,

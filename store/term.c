@@ -390,7 +390,7 @@ int ic_store__term_decode(const void *data, size_t len, struct ic_term *out)
 
 static void tcache_grow(struct ic_store__tcache *c)
 {
-    size_t ncap = c->cap ? c->cap * 2 : 1024;
+    size_t ncap = c->cap ? c->cap * 2 : 64;
     struct ic_store__tcache_entry *ns = ic_calloc(ncap, sizeof *ns);
 
     for (size_t i = 0; i < c->cap; i++) {
@@ -451,6 +451,28 @@ void ic_store__tcache_free(struct ic_store__tcache *c)
         ic_free(c->slots[i].enc);
     ic_free(c->slots);
     memset(c, 0, sizeof *c);
+}
+
+/* The store's cache holds at most this many terms; it starts again empty
+ * when full (a catalog's hot terms come back at once). */
+#define STORE_TERMS_MAX (1u << 16)
+
+void ic_store__tcache_commit(struct ic_txn *t)
+{
+    struct ic_store__tcache *to =
+        t->parent != NULL ? &t->parent->cache : &t->st->terms;
+    struct ic_store__tcache *c = &t->cache;
+
+    for (size_t i = 0; i < c->cap; i++) {
+        struct ic_store__tcache_entry *e = &c->slots[i];
+        if (e->enc == NULL || tcache_find(to, e->hash, e->enc, e->len) != NULL)
+            continue;
+        if (t->parent == NULL && to->n >= STORE_TERMS_MAX)
+            ic_store__tcache_free(to);
+        /* created ones went to hash2id at the commit (tcache_flush) */
+        tcache_add(to, e->hash, e->enc, e->len, e->id, false);
+        e->enc = NULL;
+    }
 }
 
 int ic_store__tcache_flush(struct ic_txn *t)
@@ -567,6 +589,8 @@ int ic_store__term_id_enc(struct ic_txn *t,
     MDB_val k, v;
     int rc;
 
+    if (e == NULL && t->write)
+        e = tcache_find(&t->st->terms, h, enc, len);
     if (e != NULL) {
         *id = e->id;
         goto done;

@@ -605,6 +605,112 @@ static void test_full_store_held(void **state)
     solo_close(&s);
 }
 
+/* Encodes C and hands it to the deferred apply at INDEX, W registered. */
+static void deferred(struct solo *s,
+                     uint64_t index,
+                     const struct ic_raft_cmd *c,
+                     struct ic_raft__wait *w)
+{
+    unsigned char *buf;
+    size_t len;
+
+    assert_int_equal(ic_raft_cmd_size(c, &len), 0);
+    buf = ic_malloc(len);
+    assert_int_equal(ic_raft_cmd_encode(c, buf, len), 0);
+    *w = (struct ic_raft__wait){c->client, c->seq, false, {0, ""}, NULL, NULL};
+    ic_raft__fsm_wait_add(s->fsm, w);
+    assert_int_equal(ic_raft__fsm_defer(s->fsm, index, buf, len), 0);
+    ic_free(buf); /* the fsm keeps its own copy */
+}
+
+/* Deferred apply (the node's mode): entries wait, unseen and unanswered,
+ * until the flush applies them together; their results come after it in
+ * index order (a business failure among them included). A batch the store
+ * cannot take is held whole, entries before the failing one too, until
+ * the retry finds room. */
+static void test_deferred_batch(void **state)
+{
+    struct solo s;
+    struct ic_raft__wait w[4];
+    char *big = ic_malloc(2 << 20), *p = big;
+    int pending = 0, held = 0;
+
+    (void)state;
+    tu_tmpdir(s.dir, sizeof s.dir);
+    {
+        char path[128];
+        tu_join(path, sizeof path, s.dir, "store");
+        s.st = tu_store_open(path, 1 << 20);
+    }
+    assert_int_equal(ic_raft_fsm_new(s.st, &s.fsm), 0);
+    ic_raft__fsm_on_pending(s.fsm, on_held, &pending);
+    ic_raft__fsm_on_hold(s.fsm, on_held, &held);
+    {
+        struct ic_raft_op o1 = kv_put("a", "1"),
+                          o2 = replace(G_CLOUD, "this is not turtle"),
+                          o3 = kv_put("b", "2");
+        struct ic_raft_cmd c1 = {7, 1, false, 1, &o1};
+        struct ic_raft_cmd c2 = {8, 1, false, 1, &o2};
+        struct ic_raft_cmd c3 = {7, 2, false, 1, &o3};
+        deferred(&s, 1, &c1, &w[0]);
+        deferred(&s, 2, &c2, &w[1]);
+        deferred(&s, 3, &c3, &w[2]);
+        assert_int_equal(pending, 1); /* when the first one waits */
+        assert_int_equal(ic_raft__fsm_held_first(s.fsm), 1);
+        assert_int_equal(applied_of(s.st), 0);
+        assert_false(w[0].done || w[1].done || w[2].done);
+        ic_raft__fsm_flush(s.fsm);
+        assert_int_equal(applied_of(s.st), 3);
+        assert_int_equal(ic_raft__fsm_held_first(s.fsm), 0);
+        assert_true(w[0].done && w[0].res.code == 0);
+        assert_true(w[1].done && w[1].res.code != 0); /* the bad Turtle */
+        assert_true(w[2].done && w[2].res.code == 0);
+        for (int i = 0; i < 3; i++)
+            ic_raft__fsm_wait_del(s.fsm, &w[i]);
+    }
+    for (int i = 0; i < 12000; i++)
+        p += sprintf(p, "<" G_CLOUD "#r%d> <http://e.org/p> \"%d\" .\n", i, i);
+    {
+        struct ic_raft_op o1 = kv_put("c", "3"), o2 = replace(G_CLOUD, big),
+                          o3 = kv_put("d", "4");
+        struct ic_raft_cmd c1 = {7, 3, false, 1, &o1};
+        struct ic_raft_cmd c2 = {7, 4, false, 1, &o2};
+        struct ic_raft_cmd c3 = {7, 5, false, 1, &o3};
+        deferred(&s, 4, &c1, &w[0]);
+        deferred(&s, 5, &c2, &w[1]);
+        assert_int_equal(pending, 2);
+        ic_raft__fsm_flush(s.fsm);
+        assert_int_equal(held, 1);
+        assert_int_equal(applied_of(s.st), 3); /* not even entry 4 */
+        assert_int_equal(ic_raft__fsm_held_first(s.fsm), 4);
+        assert_false(w[0].done || w[1].done);
+        /* later entries wait behind them; flushing does nothing now */
+        deferred(&s, 6, &c3, &w[2]);
+        assert_int_equal(pending, 2);
+        ic_raft__fsm_flush(s.fsm);
+        assert_int_equal(applied_of(s.st), 3);
+        assert_true(ic_raft__fsm_retry(s.fsm));
+        assert_int_equal(mdb_env_set_mapsize(s.st->env, 64 << 20), 0);
+        assert_false(ic_raft__fsm_retry(s.fsm));
+        assert_int_equal(applied_of(s.st), 6);
+        for (int i = 0; i < 3; i++) {
+            assert_true(w[i].done && w[i].res.code == 0);
+            ic_raft__fsm_wait_del(s.fsm, &w[i]);
+        }
+        /* deferring again afterwards */
+        struct ic_raft_op o4 = kv_put("e", "5");
+        struct ic_raft_cmd c4 = {7, 6, false, 1, &o4};
+        deferred(&s, 7, &c4, &w[3]);
+        assert_int_equal(pending, 3);
+        ic_raft__fsm_flush(s.fsm);
+        assert_true(w[3].done);
+        assert_int_equal(applied_of(s.st), 7);
+        ic_raft__fsm_wait_del(s.fsm, &w[3]);
+    }
+    ic_free(big);
+    solo_close(&s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -619,6 +725,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dedup_old_record),
         cmocka_unit_test_setup_teardown(test_business_failure, setup, teardown),
         cmocka_unit_test(test_full_store_held),
+        cmocka_unit_test(test_deferred_batch),
     };
     return tu_main(argc, argv, "raft_fsm", tests, IC_ARRAY_LEN(tests));
 }

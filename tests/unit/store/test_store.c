@@ -1073,6 +1073,84 @@ static void test_abort_discards(void **state)
     ic_free(dump_after);
 }
 
+static int to_file(void *data, const void *buf, size_t len)
+{
+    return fwrite(buf, 1, len, data) == len ? 0 : IC_EIO;
+}
+
+/* The store keeps the ids of committed terms for later write transactions
+ * (store_int.h, ic_store.terms): a term created in a transaction that was
+ * aborted, or in a nested one whose parent was, never gets there (its id
+ * is handed out again), nor one from before a snapshot restore (ids differ
+ * after it). */
+static void test_term_cache_committed_only(void **state)
+{
+    struct fx *f = *state;
+    struct ic_term a = ic_term_iri("http://ex/aborted");
+    struct ic_term b = ic_term_iri("http://ex/other");
+    struct ic_term c = ic_term_iri("http://ex/child");
+    struct ic_term k = ic_term_iri("http://ex/kept");
+    struct ic_txn *txn, *child;
+    uint64_t ida, idb, idc, idk, id;
+    unsigned char *snap = NULL;
+    size_t snap_len = 0;
+    char why[256];
+
+    /* committed: cached, and found again */
+    assert_int_equal(ic_store_txn_begin(f->st, true, &txn), 0);
+    assert_int_equal(ic_store_term_id(txn, &k, true, &idk), 0);
+    assert_int_equal(ic_store_txn_commit(txn), 0);
+    assert_true(f->st->terms.n >= 1);
+    assert_int_equal(ic_store_txn_begin(f->st, true, &txn), 0);
+    assert_int_equal(ic_store_term_id(txn, &k, false, &id), 0);
+    assert_int_equal(id, idk);
+
+    /* created in a child, the parent aborted */
+    assert_int_equal(ic_store_txn_begin_nested(txn, &child), 0);
+    assert_int_equal(ic_store_term_id(child, &c, true, &idc), 0);
+    assert_int_equal(ic_store_txn_commit(child), 0);
+    assert_int_equal(ic_store_term_id(txn, &a, true, &ida), 0);
+    ic_store_txn_abort(txn);
+
+    /* the ids come back for other terms; the aborted ones are unknown */
+    assert_int_equal(ic_store_txn_begin(f->st, true, &txn), 0);
+    assert_int_equal(ic_store_term_id(txn, &b, true, &idb), 0);
+    assert_true(idb == idc || idb == ida);
+    assert_int_equal(ic_store_term_id(txn, &a, false, &id), IC_ENOTFOUND);
+    assert_int_equal(ic_store_term_id(txn, &c, false, &id), IC_ENOTFOUND);
+    assert_int_equal(ic_store_txn_commit(txn), 0);
+    assert_int_equal(ic_store_txn_begin(f->st, true, &txn), 0);
+    assert_int_equal(ic_store_term_id(txn, &b, false, &id), 0);
+    assert_int_equal(id, idb);
+    assert_int_equal(ic_store_term_id(txn, &a, false, &id), IC_ENOTFOUND);
+    ic_store_txn_abort(txn);
+
+    /* a snapshot taken now, then a term added, then the snapshot restored:
+     * the cache starts again, and the term added after it is unknown */
+    assert_int_equal(ic_store_txn_begin(f->st, false, &txn), 0);
+    {
+        FILE *mf = open_memstream((char **)&snap, &snap_len);
+        assert_non_null(mf);
+        assert_int_equal(ic_store_snapshot_write(txn, to_file, mf), 0);
+        fclose(mf);
+    }
+    ic_store_txn_abort(txn);
+    assert_int_equal(ic_store_txn_begin(f->st, true, &txn), 0);
+    assert_int_equal(ic_store_term_id(txn, &a, true, &ida), 0);
+    assert_int_equal(ic_store_txn_commit(txn), 0);
+    assert_int_equal(ic_store_txn_begin(f->st, true, &txn), 0);
+    assert_int_equal(
+        ic_store_snapshot_restore(txn, snap, snap_len, why, sizeof why), 0);
+    assert_int_equal(f->st->terms.n, 0);
+    assert_int_equal(ic_store_txn_commit(txn), 0);
+    assert_int_equal(ic_store_txn_begin(f->st, true, &txn), 0);
+    assert_int_equal(ic_store_term_id(txn, &a, false, &id), IC_ENOTFOUND);
+    assert_int_equal(ic_store_term_id(txn, &k, false, &id), 0);
+    assert_int_equal(id, idk);
+    ic_store_txn_abort(txn);
+    free(snap);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1109,6 +1187,8 @@ int main(int argc, char **argv)
                                         teardown),
         cmocka_unit_test_setup_teardown(regress_stats_in_write_txn, setup_open,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_term_cache_committed_only,
+                                        setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_abort_discards, setup_open,
                                         teardown),
     };
