@@ -356,41 +356,73 @@ static int add_identity(
     return rc;
 }
 
-/* <resource><attribute>A</attribute><value>V</value></resource>... */
-static int publish_pairs(struct ic_txn *t,
+/* Statements about one subject, written as N-Triples. */
+struct nt_out {
+    struct ic_store_nt *w;
+    struct ic_term s;
+};
+
+static int
+put_statement(void *data, const struct ic_term *p, const struct ic_term *o)
+{
+    struct nt_out *out = data;
+
+    return ic_store_nt_write(out->w, &out->s, p, o);
+}
+
+/* <resource><attribute>A</attribute><value>V</value></resource>...: the
+ * cloud's description as N-Triples (its identity, then each pair as the
+ * attribute map states it), checked in a read transaction: nothing is
+ * written before the cluster applies it. */
+static int publish_pairs(struct ic_node_service *svc,
                          const struct ic_xml *res,
-                         uint64_t s,
-                         uint64_t g,
+                         const char *iri,
+                         const char *jid,
+                         char **nt,
                          char *err,
                          size_t err_len)
 {
-    uint64_t ids[64];
-    int rc = 0;
+    struct ic_term type = ic_term_iri(IC_RDF "type"),
+                   cl = ic_term_iri("http://www.csp/resOntology#Cloud"),
+                   jp = ic_term_iri("http://www.csp/resOntology#jid"),
+                   jl = ic_term_literal(jid, NULL);
+    struct nt_out out = {NULL, ic_term_iri(iri)};
+    struct ic_txn *t = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(nt, &len);
+    int rc, end;
 
+    if (f == NULL)
+        return IC_ENOMEM;
+    out.w = ic_store_nt_new(f);
+    rc = ic_store_txn_begin(svc->st, false, &t);
+    if (rc == 0)
+        rc = put_statement(&out, &type, &cl);
+    if (rc == 0)
+        rc = put_statement(&out, &jp, &jl);
     for (const struct ic_xml *x = ic_xml_child(res, "resource", NS_RES);
          x != NULL && rc == 0; x = ic_xml_next(x, "resource", NS_RES)) {
         const struct ic_xml *a = ic_xml_child(x, "attribute", NS_RES);
         const struct ic_xml *v = ic_xml_child(x, "value", NS_RES);
-        struct ic_store_ids_out out = {ids, 0, IC_ARRAY_LEN(ids)};
         char *at, *vt;
-        uint64_t p;
         if (a == NULL || v == NULL) {
             snprintf(err, err_len,
                      "a <resource> needs <attribute> and "
                      "<value>");
-            return IC_EVALUE;
+            rc = IC_EVALUE;
+            break;
         }
         at = ic_xml_text(a);
         vt = ic_xml_text(v);
-        rc = ic_store_attr_terms(t, at, vt, &p, &out, err, err_len);
-        for (size_t i = 0; rc == 0 && i < out.n; i++) {
-            uint64_t q[4] = {s, p, out.ids[i], g};
-            rc = ic_store_quad_add_ids(t, q);
-        }
+        rc = ic_store_attr_statements(t, at, vt, put_statement, &out, err,
+                                      err_len);
         ic_free(at);
         ic_free(vt);
     }
-    return rc;
+    ic_store_txn_abort(t);
+    end = ic_store_nt_end(out.w);
+    fclose(f);
+    return rc != 0 ? rc : end;
 }
 
 /* Every subject of graph G must be the cloud IRI, one of its fragments or
@@ -523,10 +555,10 @@ static void query_entry(void *data, struct ic_adhoc_req *r)
     ic_node__svc_read(data, r, c ? ic_xml_attr(c, "consistency") : NULL, query);
 }
 
-/* Builds the cloud's new description in a write transaction that is then
- * aborted: it checks the payload (attributes, values, Turtle, statements
- * about the cloud itself only) and gives the description as N-Triples,
- * which the cluster then writes as the graph's new content. */
+/* The cloud's new description as N-Triples, which the cluster then writes
+ * as the graph's new content, once checked: pairs against the attribute
+ * map (publish_pairs); Turtle in a write transaction that is then aborted
+ * (its syntax, and statements about the cloud itself only). */
 static int publish_dry_run(struct ic_node_service *svc,
                            const struct ic_xml *pairs,
                            const struct ic_xml *ttl,
@@ -542,6 +574,11 @@ static int publish_dry_run(struct ic_node_service *svc,
     int rc;
 
     snprintf(jid, sizeof jid, "%s@%s", cloud, svc->domain);
+    if (pairs != NULL) {
+        rc = publish_pairs(svc, pairs, iri, jid, nt, err, err_len);
+        ic_free(iri);
+        return rc;
+    }
     /* into a graph no transaction ever commits: always empty, nothing to
      * clear first; the transaction is aborted */
     rc = ic_store_txn_begin(svc->st, true, &t);
@@ -550,8 +587,7 @@ static int publish_dry_run(struct ic_node_service *svc,
     if (rc == 0)
         rc = add_identity(t, iri, jid, g, &s);
     if (rc == 0)
-        rc = pairs ? publish_pairs(t, pairs, s, g, err, err_len)
-                   : publish_turtle(t, ttl, iri, g, err, err_len);
+        rc = publish_turtle(t, ttl, iri, g, err, err_len);
     if (rc == 0)
         rc = graph_ntriples(t, DRY_RUN_GRAPH, nt);
     if (t != NULL)

@@ -255,6 +255,32 @@ int ic_store_attr_terms(struct ic_txn *txn,
                         char *err,
                         size_t err_len);
 
+/* The same, read only (any transaction): FN gets the property and each
+ * object term (valid during the call), nothing is created; what FN returns
+ * other than 0 stops it and is returned. */
+typedef int (*ic_store_statement_fn)(void *data,
+                                     const struct ic_term *property,
+                                     const struct ic_term *object);
+int ic_store_attr_statements(struct ic_txn *txn,
+                             const char *attribute,
+                             const char *value,
+                             ic_store_statement_fn fn,
+                             void *data,
+                             char *err,
+                             size_t err_len);
+
+/* N-Triples for statements given as terms (publish builds its entry's
+ * text with it): one writer per text, to OUT. Blank nodes keep their
+ * labels. ic_store_nt_end finishes the text (IC_EIO when OUT failed) and
+ * frees the writer. */
+struct ic_store_nt;
+struct ic_store_nt *ic_store_nt_new(FILE *out);
+int ic_store_nt_write(struct ic_store_nt *w,
+                      const struct ic_term *s,
+                      const struct ic_term *p,
+                      const struct ic_term *o);
+int ic_store_nt_end(struct ic_store_nt *w);
+
 /* Named key/value databases for other modules' state. */
 
 enum ic_kv_db {

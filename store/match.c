@@ -898,24 +898,33 @@ void ic_match_result_free(struct ic_match_result *res)
 /* Publishing: an (attribute, value) pair as the statements it stands for.
  * The same attribute map, read the other way. */
 
+/* Where a published value of property P goes: object term O, or (O NULL)
+ * the existing term ID. */
+typedef int (*object_fn)(struct mctx *m,
+                         uint64_t p,
+                         const struct ic_term *o,
+                         uint64_t id,
+                         void *arg);
+
 static int publish_value(struct mctx *m,
                          const struct attr *a,
                          const char *attr,
                          const char *v,
                          size_t len,
-                         struct ic_store_ids_out *out)
+                         object_fn fn,
+                         void *arg)
 {
     struct cons c = {attr, 0, NULL, 0, 0};
     struct ic_term dt, lit = {IC_TERM_LITERAL, v, len, NULL, NULL};
     char buf[64], *s;
-    uint64_t tag, id;
+    uint64_t tag;
     long double x;
     int rc;
 
     if (a->cls != 0) {
         rc = resolve_label(m, a, v, len, &c);
-        for (size_t i = 0; rc == 0 && i < c.niv && out->n < out->max; i++)
-            out->ids[out->n++] = c.iv[i].lo;
+        for (size_t i = 0; rc == 0 && i < c.niv; i++)
+            rc = fn(m, a->p, NULL, c.iv[i].lo, arg);
         ic_free(c.iv);
         return rc;
     }
@@ -937,29 +946,30 @@ static int publish_value(struct mctx *m,
             return IC_EVALUE;
         lit.datatype = dt.value;
     }
-    rc = ic_store_term_id(m->t, &lit, true, &id);
-    if (rc == 0 && out->n < out->max)
-        out->ids[out->n++] = id;
-    return rc;
+    return fn(m, a->p, &lit, 0, arg);
 }
 
 struct pub {
     const char *attr;
-    struct ic_store_ids_out *out;
+    object_fn fn;
+    void *arg;
 };
 
 static int publish_one(
     struct mctx *m, const struct attr *a, const char *v, size_t len, void *arg)
 {
     struct pub *p = arg;
-    return publish_value(m, a, p->attr, v, len, p->out);
+    return publish_value(m, a, p->attr, v, len, p->fn, p->arg);
 }
 
-int ic_store_attr_terms(struct ic_txn *t,
+/* The attribute map's property for ATTRIBUTE, then FN for each object
+ * (ATTRIBUTE, VALUE) stands for. */
+static int attr_objects(struct ic_txn *t,
                         const char *attribute,
                         const char *value,
                         uint64_t *property,
-                        struct ic_store_ids_out *out,
+                        object_fn fn,
+                        void *arg,
                         char *err,
                         size_t err_len)
 {
@@ -967,7 +977,6 @@ int ic_store_attr_terms(struct ic_txn *t,
     struct mctx m = {t, NULL, NULL, NULL, &res};
     size_t ao, al, vo, vl;
     struct attr a;
-
     int rc;
 
     memset(&res, 0, sizeof res);
@@ -982,7 +991,7 @@ int ic_store_attr_terms(struct ic_txn *t,
         rc = IC_EUNKNOWN;
     } else if (rc == 0) {
         *property = a.p;
-        struct pub p = {attribute + ao, out};
+        struct pub p = {attribute + ao, fn, arg};
         rc = each_value(&m, &a, value + vo, vl, publish_one, &p);
         ic_free(a.labels.v);
     }
@@ -996,4 +1005,74 @@ int ic_store_attr_terms(struct ic_txn *t,
         snprintf(err, err_len, "%s",
                  res.error[0] ? res.error : ic_strerror(rc));
     return rc;
+}
+
+static int object_id(
+    struct mctx *m, uint64_t p, const struct ic_term *o, uint64_t id, void *arg)
+{
+    struct ic_store_ids_out *out = arg;
+
+    (void)p;
+    int rc = o != NULL ? ic_store_term_id(m->t, o, true, &id) : 0;
+
+    if (rc == 0 && out->n < out->max)
+        out->ids[out->n++] = id;
+    return rc;
+}
+
+int ic_store_attr_terms(struct ic_txn *t,
+                        const char *attribute,
+                        const char *value,
+                        uint64_t *property,
+                        struct ic_store_ids_out *out,
+                        char *err,
+                        size_t err_len)
+{
+    return attr_objects(t, attribute, value, property, object_id, out, err,
+                        err_len);
+}
+
+struct stmt {
+    uint64_t p; /* the property of PT, 0 before the first */
+    struct ic_term pt;
+    char pbuf[64];
+    ic_store_statement_fn fn;
+    void *data;
+};
+
+static int object_term(
+    struct mctx *m, uint64_t p, const struct ic_term *o, uint64_t id, void *arg)
+{
+    struct stmt *st = arg;
+    struct ic_term term;
+    char buf[64];
+    int rc = 0;
+
+    if (st->p != p) {
+        rc = ic_store_term_get(m->t, p, &st->pt, st->pbuf);
+        st->p = p;
+    }
+    if (rc == 0 && o == NULL) {
+        rc = ic_store_term_get(m->t, id, &term, buf);
+        o = &term;
+    }
+    return rc != 0 ? rc : st->fn(st->data, &st->pt, o);
+}
+
+int ic_store_attr_statements(struct ic_txn *t,
+                             const char *attribute,
+                             const char *value,
+                             ic_store_statement_fn fn,
+                             void *data,
+                             char *err,
+                             size_t err_len)
+{
+    struct stmt st;
+    uint64_t p;
+
+    memset(&st, 0, sizeof st);
+    st.fn = fn;
+    st.data = data;
+    return attr_objects(t, attribute, value, &p, object_term, &st, err,
+                        err_len);
 }

@@ -594,6 +594,74 @@ write_quad(struct ic_txn *t, SerdWriter *w, const uint64_t q[4], bool graphs)
     return 0;
 }
 
+struct ic_store_nt {
+    SerdWriter *w;
+    SerdEnv *env;
+    FILE *out;
+    int rc;
+};
+
+struct ic_store_nt *ic_store_nt_new(FILE *out)
+{
+    struct ic_store_nt *w = ic_calloc(1, sizeof *w);
+
+    w->env = serd_env_new(NULL);
+    w->w =
+        serd_writer_new(SERD_NTRIPLES, (SerdStyle)0, w->env, NULL, sink, out);
+    w->out = out;
+    return w;
+}
+
+/* The serd node of TERM (DT and LANG: a literal's datatype and tag). */
+static void
+term_node(const struct ic_term *term, SerdNode *n, SerdNode *dt, SerdNode *lang)
+{
+    SerdType type = term->kind == IC_TERM_IRI     ? SERD_URI
+                    : term->kind == IC_TERM_BLANK ? SERD_BLANK
+                                                  : SERD_LITERAL;
+
+    *n =
+        serd_node_from_substring(type, (const uint8_t *)term->value, term->len);
+    *dt = SERD_NODE_NULL;
+    *lang = SERD_NODE_NULL;
+    if (type == SERD_LITERAL && term->datatype != NULL)
+        *dt = serd_node_from_string(SERD_URI, (const uint8_t *)term->datatype);
+    if (type == SERD_LITERAL && term->lang != NULL)
+        *lang =
+            serd_node_from_string(SERD_LITERAL, (const uint8_t *)term->lang);
+}
+
+int ic_store_nt_write(struct ic_store_nt *w,
+                      const struct ic_term *s,
+                      const struct ic_term *p,
+                      const struct ic_term *o)
+{
+    SerdNode n[3], dt, lang, none1, none2;
+
+    term_node(s, &n[0], &none1, &none2);
+    term_node(p, &n[1], &none1, &none2);
+    term_node(o, &n[2], &dt, &lang);
+    if (w->rc == 0 &&
+        serd_writer_write_statement(w->w, 0, NULL, &n[0], &n[1], &n[2],
+                                    dt.buf ? &dt : NULL,
+                                    lang.buf ? &lang : NULL) != SERD_SUCCESS)
+        w->rc = IC_EIO;
+    return w->rc;
+}
+
+int ic_store_nt_end(struct ic_store_nt *w)
+{
+    int rc = w->rc;
+
+    serd_writer_finish(w->w);
+    serd_writer_free(w->w);
+    serd_env_free(w->env);
+    if (rc == 0 && (fflush(w->out) != 0 || ferror(w->out)))
+        rc = IC_EIO;
+    ic_free(w);
+    return rc;
+}
+
 int ic_store_dump(struct ic_txn *t,
                   const char *graph_iri,
                   enum ic_rdf_syntax syntax,
