@@ -227,13 +227,21 @@ enum ic_raft__verdict ic_raft__window_check(const struct ic_raft__window *w,
 static void slide(struct ic_raft__window *w, uint64_t seq)
 {
     uint64_t d = seq - w->high;
-    size_t keep = 0;
+    size_t keep = 0, n = sizeof w->bits;
 
-    for (uint64_t j = IC_RAFT__WINDOW; j-- > 0;) {
-        bool b = j >= d && bit_get(w, j - d);
-        w->bits[j / 8] &= (unsigned char)~(1u << (j % 8));
-        if (b)
-            bit_set(w, j);
+    /* bit j (offset below the top) becomes bit j + d: the bytes move up by
+     * d / 8, the bits within them by d % 8 */
+    if (d >= IC_RAFT__WINDOW) {
+        memset(w->bits, 0, n);
+    } else {
+        size_t q = (size_t)(d / 8);
+        unsigned r = (unsigned)(d % 8);
+        for (size_t j = n; j-- > 0;) {
+            unsigned v = j >= q ? (unsigned)w->bits[j - q] << r : 0;
+            if (r != 0 && j >= q + 1)
+                v |= w->bits[j - q - 1] >> (8 - r);
+            w->bits[j] = (unsigned char)v;
+        }
     }
     w->high = seq;
     for (size_t i = 0; i < w->n_fails; i++)

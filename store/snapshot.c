@@ -389,6 +389,7 @@ int ic_store_snapshot_restore(
      * (the ids of the snapshot's terms differ). */
     ic_store__tcache_free(&t->cache);
     ic_store__tcache_free(&t->st->terms);
+    t->st->terms_epoch = mdb_txn_id(t->txn);
     for (int i = 0; i < DBI__COUNT && rc == 0; i++) {
         rc = empty_db(t, i);
         if (rc == 0)

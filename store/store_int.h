@@ -64,10 +64,15 @@ struct ic_store {
     uint64_t map_size;
     struct ic_store__attr_cache *attrs;
     /* Terms of committed write transactions (encoding -> id), looked at
-     * by write transactions after their own: a term's id never changes
-     * once committed, until a snapshot restore (which empties this). Used
-     * on the writer's thread only. */
+     * after a write transaction's own: a term's id never changes once
+     * committed, until a snapshot restore (which empties this and moves
+     * TERMS_EPOCH to its transaction, so that a read transaction older
+     * than the restore does not use it either). Used on the thread that
+     * writes only (the loop's; a snapshot's thread does not look terms
+     * up). A read transaction may find the id of a term committed after
+     * it began: no quad of its view has that id. */
     struct ic_store__tcache terms;
+    uint64_t terms_epoch;
     uint32_t absent; /* bit i: database i missing (older store, read-only) */
 };
 

@@ -589,7 +589,7 @@ int ic_store__term_id_enc(struct ic_txn *t,
     MDB_val k, v;
     int rc;
 
-    if (e == NULL && t->write)
+    if (e == NULL && (t->write || mdb_txn_id(t->txn) >= t->st->terms_epoch))
         e = tcache_find(&t->st->terms, h, enc, len);
     if (e != NULL) {
         *id = e->id;
