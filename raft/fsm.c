@@ -55,6 +55,7 @@
 #include "raft_int.h"
 
 #define MOD "raft"
+#define WAIT_BUCKETS 1024
 
 /* An entry raft handed over that the store does not have yet: waiting for
  * its batch's transaction, or for room. The outcome fields are filled by
@@ -85,7 +86,7 @@ struct ic_raft_fsm {
     struct ic_store *st;
     struct raft *raft;
     struct ic_txn *snap_txn; /* between snapshot and finalize */
-    struct ic_raft__wait *waits;
+    struct ic_raft__wait *waits[WAIT_BUCKETS]; /* by (client, seq) */
     ic_raft_observer_fn observer;
     void *observer_data;
 };
@@ -134,22 +135,34 @@ int ic_raft__err(int rc)
 
 /* Waiters */
 
+static struct ic_raft__wait **
+bucket(struct ic_raft_fsm *fsm, uint64_t client, uint64_t seq)
+{
+    uint64_t h = (client ^ seq) * 0x9e3779b97f4a7c15ULL;
+
+    return &fsm->waits[h >> 54]; /* the top 10 bits: WAIT_BUCKETS */
+}
+
 void ic_raft__fsm_wait_add(struct ic_raft_fsm *fsm, struct ic_raft__wait *w)
 {
+    struct ic_raft__wait **head = bucket(fsm, w->client, w->seq);
+
     w->done = false;
     w->prev = NULL;
-    w->next = fsm->waits;
-    if (fsm->waits != NULL)
-        fsm->waits->prev = w;
-    fsm->waits = w;
+    w->next = *head;
+    if (*head != NULL)
+        (*head)->prev = w;
+    *head = w;
 }
 
 void ic_raft__fsm_wait_del(struct ic_raft_fsm *fsm, struct ic_raft__wait *w)
 {
+    struct ic_raft__wait **head = bucket(fsm, w->client, w->seq);
+
     if (w->prev != NULL)
         w->prev->next = w->next;
-    else if (fsm->waits == w)
-        fsm->waits = w->next;
+    else if (*head == w)
+        *head = w->next;
     else
         return; /* not listed */
     if (w->next != NULL)
@@ -161,7 +174,8 @@ static void notify(struct ic_raft_fsm *fsm,
                    const struct ic_raft_cmd *cmd,
                    const struct ic_raft_result *res)
 {
-    for (struct ic_raft__wait *w = fsm->waits; w != NULL; w = w->next) {
+    for (struct ic_raft__wait *w = *bucket(fsm, cmd->client, cmd->seq);
+         w != NULL; w = w->next) {
         if (w->client == cmd->client && w->seq == cmd->seq && !w->done) {
             w->res = *res;
             w->done = true;
