@@ -8,7 +8,7 @@
  */
 #include <string.h>
 
-#include "ic_raft.h"
+#include "raft_int.h"
 
 /* Wire codes */
 
@@ -663,4 +663,86 @@ int ic_raft_cmd_decode(const void *buf, size_t len, struct ic_raft_cmd **out)
 void ic_raft_cmd_free(struct ic_raft_cmd *cmd)
 {
     ic_free(cmd);
+}
+
+/* Groups: several whole commands in one entry (raft_int.h). */
+
+size_t ic_raft__group_size(const struct raft_buffer *cmds, size_t n)
+{
+    size_t len = 8;
+
+    for (size_t i = 0; i < n; i++)
+        len += 8 + cmds[i].len;
+    return len;
+}
+
+void ic_raft__group_encode(const struct raft_buffer *cmds,
+                           size_t n,
+                           unsigned char *out)
+{
+    unsigned char *p = out;
+
+    memset(p, 0, 8);
+    p[0] = 1;
+    p[1] = IC_RAFT__TYPE_GROUP;
+    p[2] = (unsigned char)(n >> 8);
+    p[3] = (unsigned char)n;
+    p += 8;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t len = (uint32_t)cmds[i].len;
+        p[0] = (unsigned char)(len >> 24);
+        p[1] = (unsigned char)(len >> 16);
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        memset(p + 4, 0, 4);
+        memcpy(p + 8, cmds[i].base, cmds[i].len);
+        p += 8 + cmds[i].len;
+    }
+}
+
+bool ic_raft__is_group(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+
+    return len >= 2 && p[0] == 1 && p[1] == IC_RAFT__TYPE_GROUP;
+}
+
+int ic_raft__group_walk(const void *buf,
+                        size_t len,
+                        ic_raft__group_fn fn,
+                        void *data)
+{
+    const unsigned char *p = buf;
+    size_t n, left;
+    int rc = 0;
+
+    if (len < 8 || !ic_raft__is_group(buf, len) || p[4] || p[5] || p[6] || p[7])
+        return IC_ECORRUPT;
+    n = (size_t)p[2] << 8 | p[3];
+    if (n < 2 || n > IC_RAFT__GROUP_MAX)
+        return IC_ECORRUPT;
+    /* the whole layout first: a bad group is refused before any of it
+     * runs */
+    p += 8;
+    left = len - 8;
+    for (size_t i = 0; i < n; i++) {
+        size_t l;
+        if (left < 8 || p[4] || p[5] || p[6] || p[7])
+            return IC_ECORRUPT;
+        l = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        if (l < 2 || l % 8 != 0 || l > left - 8 || ic_raft__is_group(p + 8, l))
+            return IC_ECORRUPT;
+        p += 8 + l;
+        left -= 8 + l;
+    }
+    if (left != 0)
+        return IC_ECORRUPT;
+    p = (const unsigned char *)buf + 8;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t l =
+            (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+        rc = fn(data, p + 8, l);
+        p += 8 + l;
+    }
+    return rc;
 }

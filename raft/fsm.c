@@ -60,13 +60,19 @@
 /* An entry raft handed over that the store does not have yet: waiting for
  * its batch's transaction, or for room. The outcome fields are filled by
  * the batch and used once its transaction committed. */
+struct outcome {
+    bool has_cmd; /* decoded: CLIENT, SEQ and RES are its result */
+    uint64_t client, seq;
+    struct ic_raft_result res;
+};
+
 struct held {
     uint64_t index;
     size_t len;
     struct held *next;
-    bool has_cmd; /* decoded: CLIENT, SEQ and RES are its result */
-    uint64_t client, seq;
-    struct ic_raft_result res;
+    struct outcome one;    /* a command's */
+    struct outcome *group; /* a group's (raft_int.h), one per command */
+    size_t n_group, cap_group;
     struct ic_raft__changes ch;
     unsigned char buf[];
 };
@@ -367,24 +373,23 @@ static int full_or(struct ic_store *st, int rc)
     return rc;
 }
 
-/* Runs the entry at INDEX (LEN bytes at BUF) inside T, whose store has
- * applied up to APPLIED: its outcome goes to H (kept until T commits). An
- * IC_E* code when the store failed (T must then be aborted). */
-static int apply_in(struct ic_txn *t,
-                    uint64_t applied,
-                    uint64_t index,
-                    const void *buf,
-                    size_t len,
-                    struct held *h)
+/* Runs the command of LEN bytes at BUF (entry INDEX) inside T: its
+ * outcome to O, its presence changes to CH. An IC_E* code when the store
+ * failed (T must then be aborted). */
+static int apply_one(struct ic_txn *t,
+                     uint64_t index,
+                     const void *buf,
+                     size_t len,
+                     bool grouped,
+                     struct outcome *o,
+                     struct ic_raft__changes *ch)
 {
     struct ic_raft_cmd *cmd = NULL;
     int rc;
 
-    h->has_cmd = false;
-    if (index <= applied) /* replayed after a restart */
-        return 0;
-    h->res.code = 0;
-    h->res.msg[0] = '\0';
+    o->has_cmd = false;
+    o->res.code = 0;
+    o->res.msg[0] = '\0';
     rc = ic_raft_cmd_decode(buf, len, &cmd);
     if (rc == IC_EFORMAT) {
         IC_LOG(IC_LOG_ERROR, MOD,
@@ -394,28 +399,95 @@ static int apply_in(struct ic_txn *t,
         return rc;
     }
     if (rc != 0) {
-        h->res.code = IC_ECORRUPT;
-        snprintf(h->res.msg, sizeof h->res.msg, "malformed command");
+        o->res.code = IC_ECORRUPT;
+        snprintf(o->res.msg, sizeof o->res.msg, "malformed command");
         return 0;
     }
-    h->has_cmd = true;
-    h->client = cmd->client;
-    h->seq = cmd->seq;
-    rc = apply_cmd(t, cmd, &h->res, &h->ch);
+    o->has_cmd = true;
+    o->client = cmd->client;
+    o->seq = cmd->seq;
+    /* never grouped by a node (their changes are the entry's) */
+    for (size_t i = 0; grouped && i < cmd->n_ops; i++) {
+        if (cmd->ops[i].type == IC_RAFT_OP_PRESENCE_BATCH ||
+            cmd->ops[i].type == IC_RAFT_OP_NODE_LEASE) {
+            o->res.code = IC_ECORRUPT;
+            snprintf(o->res.msg, sizeof o->res.msg,
+                     "presence in a group of commands");
+            ic_raft_cmd_free(cmd);
+            return 0;
+        }
+    }
+    rc = apply_cmd(t, cmd, &o->res, ch);
     ic_raft_cmd_free(cmd);
     return rc;
 }
 
-/* After the transaction that applied H committed: its submitter's result,
- * then its presence changes. */
+struct group_run {
+    struct ic_txn *t;
+    uint64_t index;
+    struct held *h;
+};
+
+static int group_one(void *data, const void *cmd, size_t len)
+{
+    struct group_run *g = data;
+    struct held *h = g->h;
+
+    if (h->n_group == h->cap_group) {
+        h->cap_group = h->cap_group ? 2 * h->cap_group : 16;
+        h->group = ic_realloc(h->group, h->cap_group * sizeof *h->group);
+    }
+    return apply_one(g->t, g->index, cmd, len, true, &h->group[h->n_group++],
+                     &h->ch);
+}
+
+/* Runs the entry at INDEX (LEN bytes at BUF: a command or a group) inside
+ * T, whose store has applied up to APPLIED: its outcomes go to H (kept
+ * until T commits). An IC_E* code when the store failed (T must then be
+ * aborted). */
+static int apply_in(struct ic_txn *t,
+                    uint64_t applied,
+                    uint64_t index,
+                    const void *buf,
+                    size_t len,
+                    struct held *h)
+{
+    struct group_run g = {t, index, h};
+    int rc;
+
+    h->one.has_cmd = false;
+    h->n_group = 0;
+    if (index <= applied) /* replayed after a restart */
+        return 0;
+    if (!ic_raft__is_group(buf, len))
+        return apply_one(t, index, buf, len, false, &h->one, &h->ch);
+    rc = ic_raft__group_walk(buf, len, group_one, &g);
+    if (rc == IC_ECORRUPT && h->n_group == 0) {
+        /* no command of it ran: nobody to answer */
+        IC_LOG(IC_LOG_ERROR, MOD, "entry %llu: malformed group, skipped",
+               (unsigned long long)index);
+        return 0;
+    }
+    return rc;
+}
+
+static void notify_one(struct ic_raft_fsm *fsm, const struct outcome *o)
+{
+    if (o->has_cmd) {
+        struct ic_raft_cmd key = {0};
+        key.client = o->client;
+        key.seq = o->seq;
+        notify(fsm, &key, &o->res);
+    }
+}
+
+/* After the transaction that applied H committed: its submitters'
+ * results, then its presence changes. */
 static void deliver(struct ic_raft_fsm *fsm, struct held *h)
 {
-    if (h->has_cmd) {
-        struct ic_raft_cmd key = {0};
-        key.client = h->client;
-        key.seq = h->seq;
-        notify(fsm, &key, &h->res);
-    }
+    notify_one(fsm, &h->one);
+    for (size_t i = 0; i < h->n_group; i++)
+        notify_one(fsm, &h->group[i]);
     observe(fsm, h->index, false, &h->ch);
 }
 
@@ -454,6 +526,7 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
         ic_store_txn_abort(t);
     }
     ic_raft__changes_free(&h.ch);
+    ic_free(h.group);
     return rc;
 }
 
@@ -470,6 +543,7 @@ static void held_pop(struct ic_raft_fsm *fsm)
     fsm->held_bytes -= h->len;
     fsm->held_n--;
     ic_raft__changes_free(&h->ch);
+    ic_free(h->group);
     ic_free(h);
 }
 

@@ -239,7 +239,7 @@ static void slide(struct ic_raft__window *w, uint64_t seq)
         for (size_t j = n; j-- > 0;) {
             unsigned v = j >= q ? (unsigned)w->bits[j - q] << r : 0;
             if (r != 0 && j >= q + 1)
-                v |= w->bits[j - q - 1] >> (8 - r);
+                v |= (unsigned)w->bits[j - q - 1] >> (8 - r);
             w->bits[j] = (unsigned char)v;
         }
     }

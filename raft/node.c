@@ -32,6 +32,7 @@
 #include "raft_int.h"
 
 #define MOD "raft"
+#define QUEUE_BYTES_MAX ((size_t)4 << 20)
 
 enum op_kind { OP_SUBMIT, OP_BARRIER, OP_CHANGE, OP_TRANSFER };
 
@@ -46,6 +47,7 @@ struct op {
         struct raft_transfer transfer;
     } req;
     struct ic_raft__wait w; /* OP_SUBMIT */
+    struct raft_buffer buf; /* OP_SUBMIT, while queued */
     uint64_t target;        /* OP_TRANSFER */
     ic_raft_submit_cb submit_cb;
     ic_raft_done_cb done_cb;
@@ -69,6 +71,10 @@ struct ic_raft_node {
     ic_raft_applied_fn applied_cb;
     void *applied_data;
     uint64_t announced; /* the applied index applied_cb last heard */
+    struct op *queue, **queue_tail; /* submissions of this turn */
+    unsigned queue_n;
+    size_t queue_bytes;
+    bool in_check;
     uint64_t retry_ms;
     int handles; /* ours still open */
     unsigned election_ms;
@@ -135,21 +141,27 @@ static void flush(struct ic_raft_node *n)
     }
 }
 
+static void submit_queue(struct ic_raft_node *n);
+
+/* The end of a turn of the loop: this turn's entries into the store, then
+ * this turn's submissions to raft (with those the first made). */
 static void on_flush(uv_check_t *h)
 {
     struct ic_raft_node *n = h->data;
 
     uv_check_stop(h);
+    n->in_check = true;
     flush(n);
+    submit_queue(n);
+    n->in_check = false;
 }
+
+static void start_check(struct ic_raft_node *n);
 
 /* From inside raft's apply: only the handle. */
 static void on_pending(void *data)
 {
-    struct ic_raft_node *n = data;
-
-    if (n->flush.loop != NULL && !uv_is_closing((uv_handle_t *)&n->flush))
-        uv_check_start(&n->flush, on_flush);
+    start_check(data);
 }
 
 static void drain(struct ic_raft_node *n)
@@ -224,6 +236,114 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     complete(op, status == 0 ? 0 : ic_raft__err(status));
 }
 
+/* A group of submissions in one raft entry (raft_int.h). */
+struct group {
+    struct raft_apply req;
+    struct op **ops;
+    unsigned n;
+};
+
+static void on_group_applied(struct raft_apply *req, int status, void *result)
+{
+    struct group *g = req->data;
+
+    (void)result;
+    for (unsigned i = 0; i < g->n; i++)
+        complete(g->ops[i], status == 0 ? 0 : ic_raft__err(status));
+    ic_free(g->ops);
+    ic_free(g);
+}
+
+/* Hands OPS (N of them, queued, buffers encoded) to raft: one entry, a
+ * group of them when N > 1. */
+static void submit_ops(struct ic_raft_node *n, struct op **ops, unsigned cnt)
+{
+    struct raft_buffer buf, *bufs;
+    struct group *g = NULL;
+    int rc;
+
+    if (cnt == 1) {
+        buf = ops[0]->buf;
+        ops[0]->req.apply.data = ops[0];
+        rc = raft_apply(&n->raft, &ops[0]->req.apply, &buf, 1, on_applied);
+    } else {
+        bufs = ic_malloc(cnt * sizeof *bufs);
+        for (unsigned i = 0; i < cnt; i++)
+            bufs[i] = ops[i]->buf;
+        buf.len = ic_raft__group_size(bufs, cnt);
+        buf.base = raft_malloc(buf.len);
+        if (buf.base != NULL)
+            ic_raft__group_encode(bufs, cnt, buf.base);
+        ic_free(bufs);
+        for (unsigned i = 0; i < cnt; i++)
+            raft_free(ops[i]->buf.base);
+        if (buf.base == NULL) {
+            for (unsigned i = 0; i < cnt; i++)
+                complete(ops[i], IC_ENOMEM);
+            return;
+        }
+        g = ic_malloc(sizeof *g);
+        g->ops = ic_malloc(cnt * sizeof *g->ops);
+        memcpy(g->ops, ops, cnt * sizeof *ops);
+        g->n = cnt;
+        g->req.data = g;
+        rc = raft_apply(&n->raft, &g->req, &buf, 1, on_group_applied);
+    }
+    for (unsigned i = 0; i < cnt; i++)
+        ops[i]->buf.base = NULL;
+    if (rc != 0) {
+        /* raft 0.22 frees the buffer itself on some of these paths: leave
+         * it (a rare leak is better than a double free) */
+        IC_LOG(IC_LOG_WARN, MOD, "submit: %s", raft_errmsg(&n->raft));
+        for (unsigned i = 0; i < cnt; i++)
+            complete(ops[i], ic_raft__err(rc));
+        if (g != NULL) {
+            ic_free(g->ops);
+            ic_free(g);
+        }
+    }
+}
+
+/* The submissions queued this turn go to raft: groups of at most
+ * IC_RAFT__GROUP_MAX commands and about 4 MiB. */
+static void submit_queue(struct ic_raft_node *n)
+{
+    struct op *batch[IC_RAFT__GROUP_MAX];
+
+    while (n->queue != NULL) {
+        unsigned cnt = 0;
+        size_t bytes = 0;
+        while (n->queue != NULL && cnt < IC_RAFT__GROUP_MAX &&
+               (cnt == 0 || bytes + n->queue->buf.len <= QUEUE_BYTES_MAX)) {
+            struct op *op = n->queue;
+            n->queue = op->next;
+            op->next = NULL;
+            bytes += op->buf.len;
+            batch[cnt++] = op;
+        }
+        if (n->queue == NULL)
+            n->queue_tail = &n->queue;
+        n->queue_n -= cnt;
+        n->queue_bytes -= bytes;
+        if (leading(n) && !n->closing) {
+            submit_ops(n, batch, cnt);
+            continue;
+        }
+        for (unsigned i = 0; i < cnt; i++) {
+            raft_free(batch[i]->buf.base);
+            batch[i]->buf.base = NULL;
+            complete(batch[i], n->closing ? IC_EBUSY : IC_ENOTLEADER);
+        }
+    }
+}
+
+static void start_check(struct ic_raft_node *n)
+{
+    if (!n->in_check && n->flush.loop != NULL &&
+        !uv_is_closing((uv_handle_t *)&n->flush))
+        uv_check_start(&n->flush, on_flush);
+}
+
 int ic_raft_node_submit(struct ic_raft_node *n,
                         const struct ic_raft_cmd *cmd,
                         ic_raft_submit_cb cb,
@@ -254,15 +374,24 @@ int ic_raft_node_submit(struct ic_raft_node *n,
     op->w.client = cmd->client;
     op->w.seq = cmd->seq;
     ic_raft__fsm_wait_add(n->fsm, &op->w);
-    op->req.apply.data = op;
-    rc = raft_apply(&n->raft, &op->req.apply, &buf, 1, on_applied);
-    if (rc != 0) {
-        /* raft 0.22 frees the buffer itself on some of these paths: leave
-         * it (a rare leak is better than a double free) */
-        IC_LOG(IC_LOG_WARN, MOD, "submit: %s", raft_errmsg(&n->raft));
-        ic_raft__fsm_wait_del(n->fsm, &op->w);
-        complete(op, ic_raft__err(rc));
+    op->buf = buf;
+    /* presence commands go alone: their changes are their entry's */
+    if (cmd->n_ops == 1 && (cmd->ops[0].type == IC_RAFT_OP_PRESENCE_BATCH ||
+                            cmd->ops[0].type == IC_RAFT_OP_NODE_LEASE)) {
+        submit_ops(n, &op, 1);
+        return 0;
     }
+    /* the others wait for the end of the turn (the check handle), and go
+     * together */
+    op->next = NULL;
+    *n->queue_tail = op;
+    n->queue_tail = &op->next;
+    n->queue_n++;
+    n->queue_bytes += buf.len;
+    if (n->queue_n >= IC_RAFT__GROUP_MAX || n->queue_bytes >= QUEUE_BYTES_MAX)
+        submit_queue(n);
+    else
+        start_check(n);
     return 0;
 }
 
@@ -650,6 +779,7 @@ void ic_raft_node_close(struct ic_raft_node *n,
     n->close_cb = cb;
     n->close_data = data;
     uv_timer_stop(&n->retry);
+    submit_queue(n); /* never given to raft: IC_EBUSY */
     if (leading(n) && other_voter(n) && !n->yielding) {
         n->transfer.data = n;
         if (raft_transfer(&n->raft, &n->transfer, 0, on_handed_over) == 0) {
@@ -806,6 +936,7 @@ int ic_raft_node_new(uv_loop_t *loop,
     n = ic_calloc(1, sizeof *n);
     n->loop = loop;
     n->done_tail = &n->done;
+    n->queue_tail = &n->queue;
     n->client = o->client_id;
     while (n->client == 0)
         if (uv_random(NULL, NULL, &n->client, sizeof n->client, 0, NULL) != 0)

@@ -73,6 +73,34 @@ int ic_raft__fsm_defer(struct ic_raft_fsm *fsm,
  * the store refused them: the retry timer's). */
 void ic_raft__fsm_flush(struct ic_raft_fsm *fsm);
 
+/* A group: the commands a leader submitted in one turn of its loop, as one
+ * raft entry (raft 0.22 takes one buffer per raft_apply, and sends every
+ * follower a message per call):
+ *
+ *   group := 1:u8 | 0x40:u8 | count:u16 (2..IC_RAFT__GROUP_MAX) | 0:u32 |
+ *            count x (length:u32 | 0:u32 | command)
+ *
+ * each command a whole encoded command (its length a multiple of 8), never
+ * a group, applied as if it were an entry of its own (its deduplication,
+ * its nested transaction, its result), in order. A build that does not
+ * know the type stops at it (IC_EFORMAT), as for any new type. */
+#define IC_RAFT__TYPE_GROUP 0x40
+#define IC_RAFT__GROUP_MAX 512
+
+size_t ic_raft__group_size(const struct raft_buffer *cmds, size_t n);
+/* Writes the group of CMDS (N >= 2) to OUT, ic_raft__group_size bytes. */
+void ic_raft__group_encode(const struct raft_buffer *cmds,
+                           size_t n,
+                           unsigned char *out);
+bool ic_raft__is_group(const void *buf, size_t len);
+/* Checks the group's whole layout (IC_ECORRUPT), then calls FN for each
+ * command in order; what FN returns other than 0 stops it. */
+typedef int (*ic_raft__group_fn)(void *data, const void *cmd, size_t len);
+int ic_raft__group_walk(const void *buf,
+                        size_t len,
+                        ic_raft__group_fn fn,
+                        void *data);
+
 /* Called (from inside raft's apply: it must not re-enter raft) when an
  * entry is held and none was before. */
 typedef void (*ic_raft__hold_fn)(void *data);

@@ -711,6 +711,153 @@ static void test_deferred_batch(void **state)
     solo_close(&s);
 }
 
+/* Value KEY in the accounts database of ST is WANT. */
+static void
+assert_get_solo(struct ic_store *st, const char *key, const char *want)
+{
+    struct ic_kv k = {key, strlen(key)}, v;
+    struct ic_txn *t;
+
+    assert_int_equal(ic_store_txn_begin(st, false, &t), 0);
+    assert_int_equal(ic_store_kv_get(t, IC_KV_ACCOUNTS, k, &v), 0);
+    assert_int_equal(v.len, strlen(want));
+    assert_memory_equal(v.data, want, v.len);
+    ic_store_txn_abort(t);
+}
+
+/* C encoded into a raft_malloc'd buffer. */
+static struct raft_buffer encoded(const struct ic_raft_cmd *c)
+{
+    struct raft_buffer b;
+
+    assert_int_equal(ic_raft_cmd_size(c, &b.len), 0);
+    b.base = raft_malloc(b.len);
+    assert_int_equal(ic_raft_cmd_encode(c, b.base, b.len), 0);
+    return b;
+}
+
+static int count_cmd(void *data, const void *cmd, size_t len)
+{
+    (void)cmd;
+    (void)len;
+    (*(int *)data)++;
+    return 0;
+}
+
+/* Groups (raft_int.h): each command of one entry applied as if alone, in
+ * order: its own result (a business failure among them changes nothing
+ * for the others), its own deduplication; a presence command in a group is
+ * refused; a group whose layout is wrong runs none of its commands. */
+static void test_group(void **state)
+{
+    struct solo s;
+    struct ic_raft_op o1 = kv_put("g1", "1"),
+                      o2 = replace(G_CLOUD, "this is not turtle"),
+                      o3 = kv_put("g3", "3");
+    struct ic_raft_cmd c[4] = {{7, 1, false, 1, &o1},
+                               {8, 1, false, 1, &o2},
+                               {7, 2, false, 1, &o3},
+                               {7, 1, false, 1, &o1}}; /* a duplicate */
+    struct raft_buffer b[4];
+    struct ic_raft__wait w[4];
+    unsigned char *g;
+    size_t len;
+    int n = 0;
+
+    (void)state;
+    solo_open(&s);
+    for (int i = 0; i < 4; i++) {
+        b[i] = encoded(&c[i]);
+        w[i] = (struct ic_raft__wait){c[i].client, c[i].seq, false,
+                                      {0, ""},     NULL,     NULL};
+    }
+    len = ic_raft__group_size(b, 3);
+    g = ic_malloc(len);
+    ic_raft__group_encode(b, 3, g);
+    assert_int_equal(len % 8, 0);
+    assert_true(ic_raft__is_group(g, len));
+    assert_false(ic_raft__is_group(b[0].base, b[0].len));
+    assert_int_equal(ic_raft__group_walk(g, len, count_cmd, &n), 0);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++)
+        ic_raft__fsm_wait_add(s.fsm, &w[i]);
+    assert_int_equal(ic_raft__fsm_apply_at(s.fsm, 1, g, len), 0);
+    assert_true(w[0].done && w[0].res.code == 0);
+    assert_true(w[1].done && w[1].res.code == IC_ESYNTAX);
+    assert_true(w[2].done && w[2].res.code == 0);
+    assert_int_equal(applied_of(s.st), 1);
+    for (int i = 0; i < 3; i++)
+        ic_raft__fsm_wait_del(s.fsm, &w[i]);
+    ic_free(g);
+
+    /* the first command again, alone: a duplicate, its result recorded */
+    ic_raft__fsm_wait_add(s.fsm, &w[3]);
+    assert_int_equal(ic_raft__fsm_apply_at(s.fsm, 2, b[3].base, b[3].len), 0);
+    assert_true(w[3].done && w[3].res.code == 0);
+    ic_raft__fsm_wait_del(s.fsm, &w[3]);
+
+    /* bad layouts: none runs, the entry is skipped */
+    {
+        struct raft_buffer two[2] = {b[2], b[2]};
+        size_t gl = ic_raft__group_size(two, 2);
+        unsigned char *bad = ic_malloc(gl);
+        ic_raft__group_encode(two, 2, bad);
+        bad[3] = 1; /* a count of 1 */
+        n = 0;
+        assert_int_equal(ic_raft__group_walk(bad, gl, count_cmd, &n),
+                         IC_ECORRUPT);
+        assert_int_equal(n, 0);
+        bad[3] = 2;
+        bad[8 + 3] = (unsigned char)(bad[8 + 3] + 8); /* past the end */
+        assert_int_equal(ic_raft__group_walk(bad, gl, count_cmd, &n),
+                         IC_ECORRUPT);
+        assert_int_equal(ic_raft__fsm_apply_at(s.fsm, 3, bad, gl), 0);
+        assert_int_equal(applied_of(s.st), 3);
+        assert_int_equal(ic_raft__group_walk(bad, gl - 8, count_cmd, &n),
+                         IC_ECORRUPT);
+        assert_int_equal(n, 0);
+        ic_free(bad);
+    }
+    /* a presence command inside: refused, the others applied */
+    {
+        struct ic_raft_op po = {0};
+        struct ic_raft__wait pw, kw;
+        struct ic_raft_op ko = kv_put("g4", "4");
+        struct ic_raft_cmd pc = {9, 1, false, 1, &po},
+                           kc = {7, 3, false, 1, &ko};
+        struct raft_buffer pb[2];
+        unsigned char *pg;
+        size_t pl;
+        po.type = IC_RAFT_OP_NODE_LEASE;
+        po.lease.node = 1;
+        po.lease.incarnation = 1;
+        po.lease.action = IC_RAFT_LEASE_START;
+        pb[0] = encoded(&pc);
+        pb[1] = encoded(&kc);
+        pl = ic_raft__group_size(pb, 2);
+        pg = ic_malloc(pl);
+        ic_raft__group_encode(pb, 2, pg);
+        pw = (struct ic_raft__wait){9, 1, false, {0, ""}, NULL, NULL};
+        kw = (struct ic_raft__wait){7, 3, false, {0, ""}, NULL, NULL};
+        ic_raft__fsm_wait_add(s.fsm, &pw);
+        ic_raft__fsm_wait_add(s.fsm, &kw);
+        assert_int_equal(ic_raft__fsm_apply_at(s.fsm, 4, pg, pl), 0);
+        assert_true(pw.done && pw.res.code == IC_ECORRUPT);
+        assert_true(kw.done && kw.res.code == 0);
+        ic_raft__fsm_wait_del(s.fsm, &pw);
+        ic_raft__fsm_wait_del(s.fsm, &kw);
+        raft_free(pb[0].base);
+        raft_free(pb[1].base);
+        ic_free(pg);
+    }
+    assert_get_solo(s.st, "g1", "1");
+    assert_get_solo(s.st, "g3", "3");
+    assert_get_solo(s.st, "g4", "4");
+    for (int i = 0; i < 4; i++)
+        raft_free(b[i].base);
+    solo_close(&s);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +873,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_business_failure, setup, teardown),
         cmocka_unit_test(test_full_store_held),
         cmocka_unit_test(test_deferred_batch),
+        cmocka_unit_test(test_group),
     };
     return tu_main(argc, argv, "raft_fsm", tests, IC_ARRAY_LEN(tests));
 }
