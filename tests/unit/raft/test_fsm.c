@@ -364,15 +364,32 @@ struct solo {
     uint64_t index;
 };
 
-static void solo_open(struct solo *s)
+/* A state machine over a store whose map is MAP bytes. */
+static void solo_open_map(struct solo *s, uint64_t map)
 {
     char path[128];
 
     tu_tmpdir(s->dir, sizeof s->dir);
     tu_join(path, sizeof path, s->dir, "store");
-    s->st = tu_store_open(path, 64ULL << 20);
+    s->st = tu_store_open(path, map);
     assert_int_equal(ic_raft_fsm_new(s->st, &s->fsm), 0);
     s->index = 0;
+}
+
+static void solo_open(struct solo *s)
+{
+    solo_open_map(s, 64ULL << 20);
+}
+
+/* A Turtle text of 12,000 statements (~560 KB): more than a 1 MiB map
+ * takes with its indexes. Free it with ic_free. */
+static char *big_text(void)
+{
+    char *big = ic_malloc(2 << 20), *p = big;
+
+    for (int i = 0; i < 12000; i++)
+        p += sprintf(p, "<" G_CLOUD "#r%d> <http://e.org/p> \"%d\" .\n", i, i);
+    return big;
 }
 
 static void solo_close(struct solo *s)
@@ -552,21 +569,13 @@ static void test_full_store_held(void **state)
     struct ic_raft_fsm *fsm;
     struct raft_buffer *bufs = NULL;
     unsigned n_bufs = 0;
-    char *big = ic_malloc(2 << 20), *p = big;
+    char *big = big_text();
     int held = 0;
 
     (void)state;
-    tu_tmpdir(s.dir, sizeof s.dir);
-    {
-        char path[128];
-        tu_join(path, sizeof path, s.dir, "store");
-        s.st = tu_store_open(path, 1 << 20);
-    }
-    assert_int_equal(ic_raft_fsm_new(s.st, &s.fsm), 0);
+    solo_open_map(&s, 1 << 20);
     fsm = s.fsm;
     ic_raft__fsm_on_hold(fsm, on_held, &held);
-    for (int i = 0; i < 12000; i++)
-        p += sprintf(p, "<" G_CLOUD "#r%d> <http://e.org/p> \"%d\" .\n", i, i);
     {
         struct ic_raft_op op1 = replace(G_CLOUD, big), op2 = kv_put("k", "v");
         struct ic_raft_cmd c1 = {7, 1, false, 1, &op1};
@@ -632,17 +641,11 @@ static void test_deferred_batch(void **state)
 {
     struct solo s;
     struct ic_raft__wait w[4];
-    char *big = ic_malloc(2 << 20), *p = big;
+    char *big = big_text();
     int pending = 0, held = 0;
 
     (void)state;
-    tu_tmpdir(s.dir, sizeof s.dir);
-    {
-        char path[128];
-        tu_join(path, sizeof path, s.dir, "store");
-        s.st = tu_store_open(path, 1 << 20);
-    }
-    assert_int_equal(ic_raft_fsm_new(s.st, &s.fsm), 0);
+    solo_open_map(&s, 1 << 20);
     ic_raft__fsm_on_pending(s.fsm, on_held, &pending);
     ic_raft__fsm_on_hold(s.fsm, on_held, &held);
     {
@@ -668,8 +671,6 @@ static void test_deferred_batch(void **state)
         for (int i = 0; i < 3; i++)
             ic_raft__fsm_wait_del(s.fsm, &w[i]);
     }
-    for (int i = 0; i < 12000; i++)
-        p += sprintf(p, "<" G_CLOUD "#r%d> <http://e.org/p> \"%d\" .\n", i, i);
     {
         struct ic_raft_op o1 = kv_put("c", "3"), o2 = replace(G_CLOUD, big),
                           o3 = kv_put("d", "4");
