@@ -356,29 +356,29 @@ static int add_identity(
     return rc;
 }
 
-/* Statements about one subject, written as N-Triples. */
-struct nt_out {
-    struct ic_store_nt *w;
+/* Statements about one subject, as triples for ic_store_terms_replace. */
+struct pairs_out {
+    struct ic_store_terms *w;
     struct ic_term s;
 };
 
 static int
 put_statement(void *data, const struct ic_term *p, const struct ic_term *o)
 {
-    struct nt_out *out = data;
+    struct pairs_out *out = data;
 
-    return ic_store_nt_write(out->w, &out->s, p, o);
+    return ic_store_terms_put(out->w, &out->s, p, o);
 }
 
 /* <resource><attribute>A</attribute><value>V</value></resource>...: the
- * cloud's description as N-Triples (its identity, then each pair as the
- * attribute map states it), checked in a read transaction: nothing is
- * written before the cluster applies it. */
+ * cloud's description as triples (its identity, then each pair as the
+ * attribute map states it) in OUT, checked in a read transaction: nothing
+ * is written before the cluster applies it. */
 static int publish_pairs(struct ic_node_service *svc,
                          const struct ic_xml *res,
                          const char *iri,
                          const char *jid,
-                         char **nt,
+                         struct ic_store_terms *triples,
                          char *err,
                          size_t err_len)
 {
@@ -386,15 +386,10 @@ static int publish_pairs(struct ic_node_service *svc,
                    cl = ic_term_iri("http://www.csp/resOntology#Cloud"),
                    jp = ic_term_iri("http://www.csp/resOntology#jid"),
                    jl = ic_term_literal(jid, NULL);
-    struct nt_out out = {NULL, ic_term_iri(iri)};
+    struct pairs_out out = {triples, ic_term_iri(iri)};
     struct ic_txn *t = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(nt, &len);
-    int rc, end;
+    int rc;
 
-    if (f == NULL)
-        return IC_ENOMEM;
-    out.w = ic_store_nt_new(f);
     rc = ic_store_txn_begin(svc->st, false, &t);
     if (rc == 0)
         rc = put_statement(&out, &type, &cl);
@@ -419,10 +414,9 @@ static int publish_pairs(struct ic_node_service *svc,
         ic_free(at);
         ic_free(vt);
     }
-    ic_store_txn_abort(t);
-    end = ic_store_nt_end(out.w);
-    fclose(f);
-    return rc != 0 ? rc : end;
+    if (t != NULL)
+        ic_store_txn_abort(t);
+    return rc;
 }
 
 /* Every subject of graph G must be the cloud IRI, one of its fragments or
@@ -478,19 +472,6 @@ static int publish_turtle(struct ic_txn *t,
 }
 
 /* The graph IRI as N-Triples, read in T. */
-static int graph_ntriples(struct ic_txn *t, const char *iri, char **text)
-{
-    size_t len = 0;
-    FILE *f = open_memstream(text, &len);
-    int rc;
-
-    if (f == NULL)
-        return IC_ENOMEM;
-    rc = ic_store_dump(t, iri, IC_RDF_NTRIPLES, f);
-    fclose(f);
-    return rc;
-}
-
 /* A linearizable read: a no-op command through Raft first; once it is
  * applied here, this node has applied everything committed before the
  * request arrived, so the local read that follows is linearizable. */
@@ -555,7 +536,7 @@ static void query_entry(void *data, struct ic_adhoc_req *r)
     ic_node__svc_read(data, r, c ? ic_xml_attr(c, "consistency") : NULL, query);
 }
 
-/* The cloud's new description as N-Triples, which the cluster then writes
+/* The cloud's new description as triples, which the cluster then writes
  * as the graph's new content, once checked: pairs against the attribute
  * map (publish_pairs); Turtle in a write transaction that is then aborted
  * (its syntax, and statements about the cloud itself only). */
@@ -563,7 +544,7 @@ static int publish_dry_run(struct ic_node_service *svc,
                            const struct ic_xml *pairs,
                            const struct ic_xml *ttl,
                            const char *cloud,
-                           char **nt,
+                           struct ic_store_terms *triples,
                            char *err,
                            size_t err_len)
 {
@@ -575,7 +556,7 @@ static int publish_dry_run(struct ic_node_service *svc,
 
     snprintf(jid, sizeof jid, "%s@%s", cloud, svc->domain);
     if (pairs != NULL) {
-        rc = publish_pairs(svc, pairs, iri, jid, nt, err, err_len);
+        rc = publish_pairs(svc, pairs, iri, jid, triples, err, err_len);
         ic_free(iri);
         return rc;
     }
@@ -589,7 +570,7 @@ static int publish_dry_run(struct ic_node_service *svc,
     if (rc == 0)
         rc = publish_turtle(t, ttl, iri, g, err, err_len);
     if (rc == 0)
-        rc = graph_ntriples(t, DRY_RUN_GRAPH, nt);
+        rc = ic_store_graph_terms(t, DRY_RUN_GRAPH, triples);
     if (t != NULL)
         ic_store_txn_abort(t);
     ic_free(iri);
@@ -601,7 +582,8 @@ static void publish(void *data, struct ic_adhoc_req *r)
     struct ic_node_service *svc = data;
     const struct ic_xml *pairs = ic_node__svc_input(r, "resources", NS_RES);
     const struct ic_xml *ttl = ic_node__svc_input(r, "turtle", NS_RES);
-    char err[512] = "", *cloud, *nt = NULL;
+    char err[512] = "", *cloud;
+    struct ic_store_terms triples = {0};
     struct ic_raft_op op = {0};
     int rc;
 
@@ -613,22 +595,21 @@ static void publish(void *data, struct ic_adhoc_req *r)
     cloud = target_cloud(r, pairs ? pairs : ttl);
     if (cloud == NULL)
         return;
-    rc = publish_dry_run(svc, pairs, ttl, cloud, &nt, err, sizeof err);
+    rc = publish_dry_run(svc, pairs, ttl, cloud, &triples, err, sizeof err);
     if (rc == IC_EUNKNOWN || rc == IC_EVALUE || rc == IC_ESYNTAX) {
         bad(r, err);
     } else if (rc != 0) {
         ic_adhoc_fail(r, "wait", "internal-server-error",
                       err[0] ? err : ic_strerror(rc));
     } else {
-        op.type = IC_RAFT_OP_GRAPH_REPLACE;
-        op.rdf.syntax = IC_RDF_NTRIPLES;
+        op.type = IC_RAFT_OP_GRAPH_TERMS;
         op.rdf.graph = cloud_iri(svc, cloud);
-        op.rdf.text = nt;
-        op.rdf.text_len = strlen(nt);
+        op.rdf.text = (const char *)triples.buf;
+        op.rdf.text_len = triples.len;
         write_op(svc, r, &op, "published");
         ic_free((char *)op.rdf.graph);
     }
-    free(nt);
+    ic_store_terms_free(&triples);
     ic_free(cloud);
 }
 

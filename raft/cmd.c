@@ -82,6 +82,7 @@ static bool op_known(unsigned type)
     case IC_RAFT_OP_GRAPH_REPLACE:
     case IC_RAFT_OP_GRAPH_CLEAR:
     case IC_RAFT_OP_RDF_LOAD:
+    case IC_RAFT_OP_GRAPH_TERMS:
     case IC_RAFT_OP_KV_PUT:
     case IC_RAFT_OP_KV_DEL:
     case IC_RAFT_OP_KV_UPDATE:
@@ -124,6 +125,8 @@ static bool rdf_ok(const struct ic_raft_op *op)
         return false;
     if (op->type == IC_RAFT_OP_GRAPH_CLEAR)
         return true;
+    if (op->type == IC_RAFT_OP_GRAPH_TERMS)
+        return bytes_ok(r->text, r->text_len, UINT32_MAX);
     if (!iri_ok(r->base, false) || !bytes_ok(r->text, r->text_len, UINT32_MAX))
         return false;
     if (op->type == IC_RAFT_OP_GRAPH_REPLACE)
@@ -184,6 +187,7 @@ static bool op_ok(const struct ic_raft_op *op)
     case IC_RAFT_OP_GRAPH_REPLACE:
     case IC_RAFT_OP_GRAPH_CLEAR:
     case IC_RAFT_OP_RDF_LOAD:
+    case IC_RAFT_OP_GRAPH_TERMS:
         return rdf_ok(op);
     case IC_RAFT_OP_KV_PUT:
     case IC_RAFT_OP_KV_DEL:
@@ -275,6 +279,11 @@ static void w_op(struct wr *w, const struct ic_raft_op *op)
         return;
     case IC_RAFT_OP_GRAPH_CLEAR:
         w_str16(w, r->graph);
+        return;
+    case IC_RAFT_OP_GRAPH_TERMS:
+        w_str16(w, r->graph);
+        w_uint(w, r->text_len, 4);
+        w_bytes(w, r->text, r->text_len);
         return;
     case IC_RAFT_OP_GRAPH_REPLACE:
     case IC_RAFT_OP_RDF_LOAD:
@@ -432,6 +441,16 @@ static int r_rdf(struct rd *r, unsigned type, struct ic_raft_rdf *o)
 
     if (type == IC_RAFT_OP_GRAPH_CLEAR)
         return r_iri(r, true, &o->graph);
+    if (type == IC_RAFT_OP_GRAPH_TERMS) {
+        rc = r_iri(r, true, &o->graph);
+        if (rc == 0)
+            rc = r_blob(r, 4, &text);
+        if (rc == 0) {
+            o->text = text.data;
+            o->text_len = text.len;
+        }
+        return rc;
+    }
     rc = r_uint(r, 1, &syn);
     if (rc == 0 && type == IC_RAFT_OP_RDF_LOAD) {
         rc = r_uint(r, 1, &mode);

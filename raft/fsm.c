@@ -235,6 +235,18 @@ static int run_load(struct ic_txn *t,
     return rc;
 }
 
+/* GRAPH_TERMS: the graph becomes the document's triples. */
+static int run_terms(struct ic_txn *t, const struct ic_raft_rdf *rdf, char *msg)
+{
+    struct ic_load_result res;
+    int rc =
+        ic_store_terms_replace(t, rdf->graph, rdf->text, rdf->text_len, &res);
+
+    if (rc != 0)
+        snprintf(msg, 256, "%.255s", res.error);
+    return rc;
+}
+
 /* One operation inside T; MSG (256 bytes) says what failed; presence
  * changes go to CH. */
 static int run_op(struct ic_txn *t,
@@ -260,6 +272,8 @@ static int run_op(struct ic_txn *t,
     case IC_RAFT_OP_GRAPH_CLEAR:
         rc = ic_store_graph_clear(t, op->rdf.graph);
         break;
+    case IC_RAFT_OP_GRAPH_TERMS:
+        return run_terms(t, &op->rdf, msg);
     case IC_RAFT_OP_RDF_LOAD:
         return run_load(t, &op->rdf, msg, NULL);
     case IC_RAFT_OP_KV_PUT:

@@ -61,6 +61,8 @@ enum ic_raft_op_type {
     IC_RAFT_OP_GRAPH_REPLACE = 0x01, /* the graph becomes the text's triples */
     IC_RAFT_OP_GRAPH_CLEAR = 0x02,   /* every quad of the graph removed */
     IC_RAFT_OP_RDF_LOAD = 0x03,      /* ic_store_load_buffer of the text */
+    IC_RAFT_OP_GRAPH_TERMS = 0x04,   /* the graph becomes the triples of
+                                        ic_store_terms (text): a publish */
     IC_RAFT_OP_KV_PUT = 0x10,
     IC_RAFT_OP_KV_DEL = 0x11,         /* deleting a missing key succeeds */
     IC_RAFT_OP_KV_UPDATE = 0x12,      /* a registered update of one value */
@@ -69,7 +71,8 @@ enum ic_raft_op_type {
 };
 #define IC_RAFT_TYPE_BATCH 0x20
 
-/* An RDF operation (GRAPH_REPLACE, GRAPH_CLEAR, RDF_LOAD). */
+/* An RDF operation (GRAPH_REPLACE, GRAPH_CLEAR, RDF_LOAD, GRAPH_TERMS:
+ * this one with the graph and the text only). */
 struct ic_raft_rdf {
     enum ic_rdf_syntax syntax;  /* REPLACE: Turtle or N-Triples; LOAD: any */
     enum ic_load_graphs graphs; /* LOAD only */

@@ -205,6 +205,36 @@ int ic_store_load_buffer(struct ic_txn *txn,
                          const struct ic_load_opts *opts,
                          struct ic_load_result *res);
 
+/* Triples as their terms' bytes (terms.c): what a node checked and
+ * mapped once, written by every replica without a parser. Start from a
+ * zeroed struct; free with ic_store_terms_free. */
+struct ic_store_terms {
+    unsigned char *buf;
+    size_t len, cap;
+};
+
+/* Appends (S, P, O); IC_EINVAL (nothing appended) for a literal subject, a
+ * predicate that is not an IRI, or a string holding a NUL. */
+int ic_store_terms_put(struct ic_store_terms *w,
+                       const struct ic_term *s,
+                       const struct ic_term *p,
+                       const struct ic_term *o);
+void ic_store_terms_free(struct ic_store_terms *w);
+/* Appends every triple of graph GRAPH_IRI (none when it is unknown), blank
+ * nodes labelled by id as ic_store_dump labels them. */
+int ic_store_graph_terms(struct ic_txn *txn,
+                         const char *graph_iri,
+                         struct ic_store_terms *out);
+/* Makes graph GRAPH_IRI hold exactly the triples of DOC (LEN bytes, as
+ * ic_store_terms_put writes them), touching only what differs; an empty
+ * DOC empties it. IC_ESYNTAX (RES->error says where) when DOC does not
+ * decode; the caller aborts TXN on any error. */
+int ic_store_terms_replace(struct ic_txn *txn,
+                           const char *graph_iri,
+                           const void *doc,
+                           size_t len,
+                           struct ic_load_result *res);
+
 /* Writes graph GRAPH_IRI (or every graph when NULL) as N-Quads, TriG,
  * N-Triples or Turtle (the last two drop graph names) to OUT. */
 int ic_store_dump(struct ic_txn *txn,
@@ -268,18 +298,6 @@ int ic_store_attr_statements(struct ic_txn *txn,
                              void *data,
                              char *err,
                              size_t err_len);
-
-/* N-Triples for statements given as terms (publish builds its entry's
- * text with it): one writer per text, to OUT. Blank nodes keep their
- * labels. ic_store_nt_end finishes the text (IC_EIO when OUT failed) and
- * frees the writer. */
-struct ic_store_nt;
-struct ic_store_nt *ic_store_nt_new(FILE *out);
-int ic_store_nt_write(struct ic_store_nt *w,
-                      const struct ic_term *s,
-                      const struct ic_term *p,
-                      const struct ic_term *o);
-int ic_store_nt_end(struct ic_store_nt *w);
 
 /* Named key/value databases for other modules' state. */
 

@@ -115,6 +115,11 @@ static void assert_op_equal(const struct ic_raft_op *a,
     case IC_RAFT_OP_GRAPH_CLEAR:
         assert_string_equal(a->rdf.graph, b->rdf.graph);
         break;
+    case IC_RAFT_OP_GRAPH_TERMS:
+        assert_string_equal(a->rdf.graph, b->rdf.graph);
+        assert_int_equal(a->rdf.text_len, b->rdf.text_len);
+        assert_memory_equal(a->rdf.text, b->rdf.text, a->rdf.text_len);
+        break;
     case IC_RAFT_OP_GRAPH_REPLACE:
     case IC_RAFT_OP_RDF_LOAD:
         assert_int_equal(a->rdf.syntax, b->rdf.syntax);
@@ -183,6 +188,49 @@ static void test_kv_update(void **state)
     assert_int_equal(ic_raft_cmd_decode(buf, len, &d), IC_ECORRUPT);
     ic_free(buf);
     op.kv.update = 0;
+    assert_int_not_equal(ic_raft_cmd_size(&c, &len), 0);
+}
+
+/* GRAPH_TERMS: the graph and the binary text (NULs and all) travel, alone
+ * and in a batch; cut anywhere, it does not decode. */
+static void test_graph_terms(void **state)
+{
+    static const char doc[] = "\1\5\0\0\0urn:s\0\1\5\0\0\0urn:p\0"
+                              "\3\1\0\0\0o\0";
+    struct ic_raft_op op[2] = {{0}};
+    struct ic_raft_cmd c = {0}, *d;
+    unsigned char *buf;
+    size_t len;
+
+    (void)state;
+    op[0].type = IC_RAFT_OP_GRAPH_TERMS;
+    op[0].rdf.graph = "xmpp:cloud1@example.org";
+    op[0].rdf.text = doc;
+    op[0].rdf.text_len = sizeof doc - 1;
+    op[1] = op[0];
+    op[1].rdf.text = NULL;
+    op[1].rdf.text_len = 0; /* empties the graph */
+    c.client = 9;
+    c.seq = 1;
+    c.n_ops = 1;
+    c.ops = op;
+    buf = encode(&c, &len);
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), 0);
+    assert_op_equal(&op[0], &d->ops[0]);
+    ic_raft_cmd_free(d);
+    for (size_t cut = 0; cut < len - 8; cut++)
+        assert_int_not_equal(ic_raft_cmd_decode(buf, cut, &d), 0);
+    ic_free(buf);
+    c.batch = true;
+    c.n_ops = 2;
+    buf = encode(&c, &len);
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), 0);
+    assert_int_equal(d->n_ops, 2);
+    assert_op_equal(&op[0], &d->ops[0]);
+    assert_int_equal(d->ops[1].rdf.text_len, 0);
+    ic_raft_cmd_free(d);
+    ic_free(buf);
+    op[0].rdf.graph = ""; /* a graph is required */
     assert_int_not_equal(ic_raft_cmd_size(&c, &len), 0);
 }
 
@@ -742,6 +790,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_kv_update),
+        cmocka_unit_test(test_graph_terms),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_encode_checks),
         cmocka_unit_test(test_decode_truncated_trailing),
