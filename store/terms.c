@@ -5,16 +5,17 @@
  *
  *   doc    := triple*
  *   triple := term term term                    (subject, predicate, object)
- *   term   := kind:u8 | len:u32le | value[len] | 0
- *             [ | xlen:u16le | extra[xlen] | 0 ]          (kinds 4 and 5)
+ *   term   := kind:u8 | len:u32 | value[len] | 0
+ *             [ | xlen:u16 | extra[xlen] | 0 ]          (kinds 4 and 5)
  *   kind   := 1 IRI | 2 blank node | 3 literal | 4 literal with datatype
  *             (extra: the datatype IRI) | 5 literal with language (extra:
  *             the tag)
  *
- * A subject is an IRI or a blank node, a predicate an IRI; every string is
- * followed by a NUL its length does not count and holds none itself, so a
- * decoded term points into the document. Blank node labels are scoped to
- * one replace, as a parsed document's are (rdfio.c).
+ * Lengths are big-endian, as in the Raft commands. A subject is an IRI or a
+ * blank node, a predicate an IRI; every string is followed by a NUL its length
+ * does not count and holds none itself, so a decoded term points into the
+ * document. Blank node labels are scoped to one replace, as a parsed document's
+ * are (rdfio.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -44,15 +45,15 @@ static void reserve(struct ic_store_terms *w, size_t more)
     w->cap = cap;
 }
 
-static void put_le(struct ic_store_terms *w, uint64_t v, int n)
+static void put_be(struct ic_store_terms *w, uint64_t v, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = n - 1; i >= 0; i--)
         w->buf[w->len++] = (unsigned char)(v >> (8 * i));
 }
 
 static void put_str(struct ic_store_terms *w, const char *s, size_t len, int n)
 {
-    put_le(w, len, n);
+    put_be(w, len, n);
     memcpy(w->buf + w->len, s, len);
     w->len += len;
     w->buf[w->len++] = 0;
@@ -130,7 +131,7 @@ static int get_str(struct rd *r, int n, const char **s, size_t *len)
     if (r->left < (size_t)n)
         return IC_ESYNTAX;
     for (int i = 0; i < n; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
+        v = v << 8 | r->p[i];
     r->p += n;
     r->left -= (size_t)n;
     if (v >= r->left || r->p[v] != 0 || memchr(r->p, '\0', v) != NULL)

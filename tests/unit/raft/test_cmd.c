@@ -195,8 +195,8 @@ static void test_kv_update(void **state)
  * and in a batch; cut anywhere, it does not decode. */
 static void test_graph_terms(void **state)
 {
-    static const char doc[] = "\1\5\0\0\0urn:s\0\1\5\0\0\0urn:p\0"
-                              "\3\1\0\0\0o\0";
+    static const char doc[] = "\1\0\0\0\5urn:s\0\1\0\0\0\5urn:p\0"
+                              "\3\0\0\0\1o\0";
     struct ic_raft_op op[2] = {{0}};
     struct ic_raft_cmd c = {0}, *d;
     unsigned char *buf;

@@ -638,7 +638,7 @@ static void test_attr_statements(void **state)
         {"replicationFactor", "5.5", IC_EVALUE},
         {"tierCountries", "JAPAN, ATLANTIS", IC_EVALUE},
     };
-    static const char urn_s[] = "\1\5\0\0\0urn:s"; /* an IRI, 5 bytes */
+    static const char urn_s[] = "\1\0\0\0\5urn:s"; /* an IRI, 5 bytes */
     struct tu_fx *f = *state;
     struct ic_store_stats before, after;
 
