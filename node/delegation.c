@@ -237,6 +237,7 @@ int ic_node__deleg_key(struct ic_txn *t,
         } else {
             key[a] = '\0';
             memcpy(key + a + 1, v, n);
+            key[a + 1 + n] = '\0';
             *key_len = a + 1 + n;
         }
     }

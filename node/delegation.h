@@ -74,9 +74,9 @@ int ic_node__deleg_attr_canon(struct ic_txn *t,
                               const char *attribute,
                               char *buf,
                               size_t len);
-/* The record key of (ATTRIBUTE, VALUE) into KEY (IC_DELEG_KEY_MAX bytes),
- * *KEY_LEN its length. IC_EUNKNOWN (unknown attribute), IC_ELIMIT (too
- * long for a key). */
+/* The record key of (ATTRIBUTE, VALUE) into KEY (IC_DELEG_KEY_MAX + 1
+ * bytes: the key then a NUL), *KEY_LEN its length. IC_EUNKNOWN (unknown
+ * attribute), IC_ELIMIT (too long for a key). */
 int ic_node__deleg_key(struct ic_txn *t,
                        const char *attribute,
                        const char *value,

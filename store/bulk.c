@@ -252,12 +252,12 @@ int ic_store__put_bulk(struct ic_txn *t,
 int ic_store__quads_add_bulk(struct ic_txn *t, uint64_t (*q)[4], size_t n)
 {
     static const struct ic_store__order orders[4] = {
-        {{2, 0, 1, 3}, 4},   /* osp */
-        {{3, 0, -1, -1}, 2}, /* gs */
-        {{0, 1, 2, -1}, 3},  /* spo */
-        {{1, 2, 0, -1}, 3},  /* pos */
+        {{2, 0, 1, 3}, 4},  /* osp */
+        {{3, 0, 1, 2}, 4},  /* gspo */
+        {{0, 1, 2, -1}, 3}, /* spo */
+        {{1, 2, 0, -1}, 3}, /* pos */
     };
-    static const int dbis[4] = {DBI_OSP, DBI_GS, DBI_SPO, DBI_POS};
+    static const int dbis[4] = {DBI_OSP, DBI_GSPO, DBI_SPO, DBI_POS};
     int rc = 0;
 
     if (!t->write)

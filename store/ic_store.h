@@ -3,15 +3,15 @@
  * holding the RDF catalog (dictionary-encoded quads) and the named key/value
  * databases that other modules keep their state in.
  *
- * Layout (format version 1, see docs/architecture.md):
+ * Layout (format version 2, see docs/architecture.md):
  *   meta       magic, format version, id counters, applied Raft index
  *   hash2id    64-bit hash of a term's encoding -> term ids (dups)
  *   id2term    term id -> term encoding
  *   spo        s -> p|o            (triple level, 8-byte big-endian ids)
  *   pos        p -> o|s            (triple level)
  *   osp        o -> s|p|g          (quad level: the record of every quad)
- *   gs         g -> s              (the subjects a graph may hold: replaces
- *                                   a graph at once)
+ *   gspo       g -> s|p|o          (quad level: what a graph holds, read at
+ *                                   once to replace or clear it)
  *   kv.*       named key/value databases (accounts, rosters, presence,
  *              delegations, cluster) for later modules; kv.presence holds
  *              the presence registry and node leases (layout below)
@@ -43,7 +43,9 @@
 
 #include "ic_common.h"
 
-#define IC_STORE_FORMAT 1
+/* 2: gspo (g -> s|p|o) replaced gs (g -> s); a store of format 1 is
+ * upgraded when a node opens it for writing. */
+#define IC_STORE_FORMAT 2
 
 struct ic_store;
 struct ic_txn;

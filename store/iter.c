@@ -2,7 +2,7 @@
  * iter.c - pattern iteration over quads. The index is chosen from the bound
  * positions:
  *
- *   g bound, or nothing   gs (graph, subject), then spo, confirmed in osp
+ *   g bound, or nothing   gspo directly
  *   s bound               spo, then the graphs of each triple from osp
  *   o bound               osp directly
  *   p bound               pos, then the graphs from osp
@@ -13,17 +13,16 @@
 
 #include "store_int.h"
 
-enum iter_index { IT_GS, IT_SPO, IT_OSP, IT_POS };
+enum iter_index { IT_GSPO, IT_SPO, IT_OSP, IT_POS };
 
 struct ic_store_iter {
     struct ic_txn *txn;
     uint64_t pat[4];
     enum iter_index index;
     MDB_cursor *cur; /* the primary index */
-    MDB_cursor *spo; /* IT_GS: the subject's triples */
-    MDB_cursor *osp; /* confirming quads, finding graphs */
+    MDB_cursor *osp; /* IT_SPO, IT_POS: finding graphs */
     bool started;
-    bool inner; /* inside the inner loop (spo of a subject, graphs) */
+    bool inner; /* inside the inner loop (the graphs of a triple) */
     bool inner_started;
     uint64_t cur_q[4];
 };
@@ -32,14 +31,14 @@ int ic_store_iter_new(struct ic_txn *t,
                       const uint64_t pattern[4],
                       struct ic_store_iter **out)
 {
-    static const int dbis[4] = {DBI_GS, DBI_SPO, DBI_OSP, DBI_POS};
+    static const int dbis[4] = {DBI_GSPO, DBI_SPO, DBI_OSP, DBI_POS};
     struct ic_store_iter *it = ic_calloc(1, sizeof *it);
     int rc;
 
     it->txn = t;
     memcpy(it->pat, pattern, sizeof it->pat);
     if (pattern[3])
-        it->index = IT_GS;
+        it->index = IT_GSPO;
     else if (pattern[0])
         it->index = IT_SPO;
     else if (pattern[2])
@@ -47,12 +46,10 @@ int ic_store_iter_new(struct ic_txn *t,
     else if (pattern[1])
         it->index = IT_POS;
     else
-        it->index = IT_GS;
+        it->index = IT_GSPO;
     rc = mdb_cursor_open(t->txn, t->st->dbi[dbis[it->index]], &it->cur);
-    if (rc == 0 && it->index != IT_OSP)
+    if (rc == 0 && (it->index == IT_SPO || it->index == IT_POS))
         rc = mdb_cursor_open(t->txn, t->st->dbi[DBI_OSP], &it->osp);
-    if (rc == 0 && it->index == IT_GS)
-        rc = mdb_cursor_open(t->txn, t->st->dbi[DBI_SPO], &it->spo);
     if (rc != 0) {
         ic_store_iter_free(it);
         return ic_store__mdb_err(rc);
@@ -67,8 +64,6 @@ void ic_store_iter_free(struct ic_store_iter *it)
         return;
     if (it->cur != NULL)
         mdb_cursor_close(it->cur);
-    if (it->spo != NULL)
-        mdb_cursor_close(it->spo);
     if (it->osp != NULL)
         mdb_cursor_close(it->osp);
     ic_free(it);
@@ -131,42 +126,12 @@ static int next_graph(struct ic_store_iter *it, uint64_t quad[4])
     return IC_EEND;
 }
 
-/* IT_GS: the next quad of the current (graph, subject). */
-static int next_of_subject(struct ic_store_iter *it, uint64_t quad[4])
-{
-    MDB_val k, v;
-    int rc;
-
-    for (;;) {
-        bool yes;
-        rc = step(it->spo, !it->inner_started, it->cur_q[0], &k, &v);
-        it->inner_started = true;
-        if (rc == MDB_NOTFOUND)
-            break;
-        if (rc != 0)
-            return ic_store__mdb_err(rc);
-        it->cur_q[1] = ic_store__get_be64(v.mv_data);
-        it->cur_q[2] = ic_store__get_be64((unsigned char *)v.mv_data + 8);
-        if (!matches(it->pat, it->cur_q, 3))
-            continue;
-        rc = ic_store__quad_exists(it->osp, it->cur_q, &yes);
-        if (rc != 0)
-            return rc;
-        if (yes) {
-            memcpy(quad, it->cur_q, sizeof it->cur_q);
-            return 0;
-        }
-    }
-    it->inner = false;
-    return IC_EEND;
-}
-
 /* The next entry of the primary index, decoded into a quad. */
 static int primary_next(struct ic_store_iter *it, uint64_t q[4])
 {
     static const int keypos[4] = {3, 0, 2, 1};
     static const int valpos[4][3] = {
-        {0, -1, -1}, {1, 2, -1}, {0, 1, 3}, {2, 0, -1}};
+        {0, 1, 2}, {1, 2, -1}, {0, 1, 3}, {2, 0, -1}};
     int kp = keypos[it->index];
     MDB_val k, v;
     int rc;
@@ -192,27 +157,22 @@ int ic_store_iter_next(struct ic_store_iter *it, uint64_t quad[4])
 
     for (;;) {
         if (it->inner) {
-            rc = it->index == IT_GS ? next_of_subject(it, quad)
-                                    : next_graph(it, quad);
+            rc = next_graph(it, quad);
             if (rc != IC_EEND)
                 return rc;
         }
         rc = primary_next(it, q);
         if (rc != 0)
             return rc;
-        if (it->index == IT_OSP) {
+        if (it->index == IT_OSP || it->index == IT_GSPO) {
             if (matches(it->pat, q, 4)) {
                 memcpy(quad, q, sizeof q);
                 return 0;
             }
             continue;
         }
-        if (it->index == IT_GS) {
-            if (it->pat[0] && it->pat[0] != q[0])
-                continue;
-        } else if (!matches(it->pat, q, 3)) {
+        if (!matches(it->pat, q, 3))
             continue;
-        }
         memcpy(it->cur_q, q, sizeof q);
         it->inner = true;
         it->inner_started = false;

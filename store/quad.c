@@ -3,13 +3,11 @@
  * sorted in bulk so that inserts append), and clearing a graph.
  *
  *   spo  s -> p|o     pos  p -> o|s    (one entry per distinct triple)
- *   osp  o -> s|p|g                    (one entry per quad: the record)
- *   gs   g -> s                        (subjects a graph may hold)
+ *   osp  o -> s|p|g   gspo g -> s|p|o  (one entry per quad each)
  *
  * A triple stays in spo/pos while any graph holds it: removing a quad asks
- * osp whether another graph still has (s, p, o). gs is exact after bulk
- * loads and graph clears; removing single quads may leave a subject listed
- * that no longer has a quad in the graph, so readers confirm in osp.
+ * osp whether another graph still has (s, p, o). gspo is what a graph
+ * holds, read in one range to replace or clear the graph.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -61,11 +59,12 @@ static int triple_held(struct ic_txn *t, const unsigned char *r, bool *held)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
 }
 
-/* Removes quad (s,p,o,g) from osp and, when no other graph holds the
- * triple, from spo and pos. */
+/* Removes quad (s,p,o,g) from osp and gspo and, when no other graph holds
+ * the triple, from spo and pos. */
 static int unindex(struct ic_txn *t, const uint64_t q[4])
 {
     const uint64_t ospg[4] = {q[2], q[0], q[1], q[3]};
+    const uint64_t gspo[4] = {q[3], q[0], q[1], q[2]};
     const uint64_t spo[3] = {q[0], q[1], q[2]};
     const uint64_t pos[3] = {q[1], q[2], q[0]};
     unsigned char r[32];
@@ -80,6 +79,10 @@ static int unindex(struct ic_txn *t, const uint64_t q[4])
     if (rc != 0)
         return ic_store__mdb_err(rc);
     rc = triple_held(t, r, &held);
+    if (rc == 0) {
+        put_ids(r, gspo, 4);
+        rc = del_one(t, DBI_GSPO, r, 24);
+    }
     if (rc != 0 || held)
         return rc;
     put_ids(r, spo, 3);
@@ -93,7 +96,7 @@ static int unindex(struct ic_txn *t, const uint64_t q[4])
 int ic_store_quad_add_ids(struct ic_txn *t, const uint64_t q[4])
 {
     const uint64_t ospg[4] = {q[2], q[0], q[1], q[3]};
-    const uint64_t gs[2] = {q[3], q[0]};
+    const uint64_t gspo[4] = {q[3], q[0], q[1], q[2]};
     const uint64_t spo[3] = {q[0], q[1], q[2]};
     const uint64_t pos[3] = {q[1], q[2], q[0]};
     unsigned char r[32];
@@ -108,8 +111,8 @@ int ic_store_quad_add_ids(struct ic_txn *t, const uint64_t q[4])
         return 0; /* the quad is there */
     if (rc != 0)
         return ic_store__mdb_err(rc);
-    put_ids(r, gs, 2);
-    rc = put_one(t, DBI_GS, r, 8);
+    put_ids(r, gspo, 4);
+    rc = put_one(t, DBI_GSPO, r, 24);
     if (rc != 0)
         return rc;
     put_ids(r, spo, 3);
@@ -120,43 +123,11 @@ int ic_store_quad_add_ids(struct ic_txn *t, const uint64_t q[4])
     return put_one(t, DBI_POS, r, 16);
 }
 
-/* Whether subject S still has a quad in graph G. */
-static int subject_in_graph(struct ic_txn *t, uint64_t s, uint64_t g, bool *yes)
-{
-    struct ic_store__ids po = {0};
-    MDB_cursor *osp;
-    int rc = ic_store__dup_ids(t, DBI_SPO, s, 2, &po);
-
-    *yes = false;
-    if (rc == 0)
-        rc = ic_store__mdb_err(
-            mdb_cursor_open(t->txn, t->st->dbi[DBI_OSP], &osp));
-    for (size_t j = 0; rc == 0 && !*yes && j + 1 < po.n; j += 2) {
-        const uint64_t q[4] = {s, po.v[j], po.v[j + 1], g};
-        rc = ic_store__quad_exists(osp, q, yes);
-    }
-    if (rc == 0 || po.n > 0)
-        mdb_cursor_close(osp);
-    ic_free(po.v);
-    return rc;
-}
-
 int ic_store_quad_remove_ids(struct ic_txn *t, const uint64_t q[4])
 {
-    const uint64_t gs[2] = {q[3], q[0]};
-    unsigned char r[16];
-    bool yes;
-    int rc;
-
     if (!t->write)
         return IC_EREADONLY;
-    rc = unindex(t, q);
-    if (rc == 0)
-        rc = subject_in_graph(t, q[0], q[3], &yes);
-    if (rc != 0 || yes)
-        return rc;
-    put_ids(r, gs, 2);
-    return del_one(t, DBI_GS, r, 8);
+    return unindex(t, q);
 }
 
 static int quad_ids(struct ic_txn *t,
@@ -188,19 +159,6 @@ int ic_store_quad_remove(struct ic_txn *t, const struct ic_term *q[4])
     if (rc == IC_ENOTFOUND)
         return 0;
     return rc != 0 ? rc : ic_store_quad_remove_ids(t, ids);
-}
-
-int ic_store__quad_exists(MDB_cursor *osp, const uint64_t q[4], bool *yes)
-{
-    const uint64_t ospg[4] = {q[2], q[0], q[1], q[3]};
-    unsigned char r[32];
-    MDB_val k = {8, r}, v = {24, r + 8};
-    int rc;
-
-    put_ids(r, ospg, 4);
-    rc = mdb_cursor_get(osp, &k, &v, MDB_GET_BOTH);
-    *yes = rc == 0;
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
 }
 
 int ic_store__dup_ids(struct ic_txn *t,
@@ -236,35 +194,7 @@ int ic_store__dup_ids(struct ic_txn *t,
 static int
 graph_triples(struct ic_txn *t, uint64_t g, struct ic_store__ids *out)
 {
-    struct ic_store__ids subj = {0}, po = {0};
-    MDB_cursor *osp = NULL;
-    int rc = ic_store__dup_ids(t, DBI_GS, g, 1, &subj);
-
-    if (rc == 0)
-        rc = ic_store__mdb_err(
-            mdb_cursor_open(t->txn, t->st->dbi[DBI_OSP], &osp));
-    for (size_t a = 0; a < subj.n && rc == 0; a++) {
-        po.n = 0;
-        rc = ic_store__dup_ids(t, DBI_SPO, subj.v[a], 2, &po);
-        for (size_t b = 0; b + 1 < po.n && rc == 0; b += 2) {
-            const uint64_t x[4] = {subj.v[a], po.v[b], po.v[b + 1], g};
-            bool yes;
-            rc = ic_store__quad_exists(osp, x, &yes);
-            if (rc != 0 || !yes)
-                continue;
-            if (out->n + 3 > out->cap) {
-                out->cap = out->cap ? out->cap * 2 : 96;
-                out->v = ic_realloc(out->v, out->cap * sizeof *out->v);
-            }
-            memcpy(out->v + out->n, x, 3 * sizeof *x);
-            out->n += 3;
-        }
-    }
-    if (osp != NULL)
-        mdb_cursor_close(osp);
-    ic_free(subj.v);
-    ic_free(po.v);
-    return rc;
+    return ic_store__dup_ids(t, DBI_GSPO, g, 3, out);
 }
 
 int ic_store__graph_clear_id(struct ic_txn *t, uint64_t g)
@@ -281,8 +211,8 @@ int ic_store__graph_clear_id(struct ic_txn *t, uint64_t g)
     ic_free(held.v);
     if (rc != 0)
         return rc;
-    ic_store__be64(kb, g);
-    rc = mdb_del(t->txn, t->st->dbi[DBI_GS], &k, NULL);
+    ic_store__be64(kb, g); /* emptied by unindex; nothing left to find */
+    rc = mdb_del(t->txn, t->st->dbi[DBI_GSPO], &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : ic_store__mdb_err(rc);
 }
 

@@ -17,18 +17,9 @@
 #define DEFAULT_MAP_SIZE (64ULL << 30)
 
 static const char *const dbi_names[DBI__COUNT] = {
-    "meta",
-    "hash2id",
-    "id2term",
-    "spo",
-    "pos",
-    "osp",
-    "gs",
-    "kv.accounts",
-    "kv.rosters",
-    "kv.presence",
-    "kv.delegations",
-    "kv.cluster",
+    "meta",       "hash2id",     "id2term",        "spo",
+    "pos",        "osp",         "gspo",           "kv.accounts",
+    "kv.rosters", "kv.presence", "kv.delegations", "kv.cluster",
     "clients",
 };
 
@@ -44,7 +35,7 @@ static unsigned dbi_flags(int i)
     case DBI_SPO:
     case DBI_POS:
     case DBI_OSP:
-    case DBI_GS:
+    case DBI_GSPO:
         return MDB_DUPSORT | MDB_DUPFIXED;
     default:
         return 0;
@@ -154,6 +145,42 @@ static int meta_put(
     return mdb_put(txn, dbi, &k, &v, 0);
 }
 
+/* Format 1 to 2: gspo (g -> s|p|o), filled from osp (o -> s|p|g), takes
+ * the place of gs (g -> s), which is dropped. In the opening transaction:
+ * all or nothing. */
+static int upgrade_1(struct ic_store *st, MDB_txn *txn)
+{
+    MDB_cursor *cur;
+    MDB_dbi gs;
+    MDB_val k, v;
+    unsigned char r[32];
+    int rc = mdb_cursor_open(txn, st->dbi[DBI_OSP], &cur);
+
+    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        MDB_val gk = {8, r}, gv = {24, r + 8};
+        if (k.mv_size != 8 || v.mv_size != 24) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(r, (unsigned char *)v.mv_data + 16, 8); /* g */
+        memcpy(r + 8, v.mv_data, 16);                  /* s|p */
+        memcpy(r + 24, k.mv_data, 8);                  /* o */
+        rc = mdb_put(txn, st->dbi[DBI_GSPO], &gk, &gv, MDB_NODUPDATA);
+        if (rc == MDB_KEYEXIST)
+            rc = 0;
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    rc = mdb_dbi_open(txn, "gs", MDB_DUPSORT | MDB_DUPFIXED, &gs);
+    if (rc == 0)
+        return mdb_drop(txn, gs, 1);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Checks (or, for a new store, writes) the magic and format version. */
 static int check_meta(struct ic_store *st,
                       MDB_txn *txn,
@@ -197,6 +224,26 @@ static int check_meta(struct ic_store *st,
                 "upgrade icroot",
                 dir, (unsigned long long)format, IC_STORE_FORMAT);
         return IC_EFORMAT;
+    }
+    if (format < 1 || (format < IC_STORE_FORMAT && st->read_only)) {
+        why_set(why, why_len,
+                "%s: store format %llu; this build reads %d (a node "
+                "upgrades its store when it starts)",
+                dir, (unsigned long long)format, IC_STORE_FORMAT);
+        return IC_EFORMAT;
+    }
+    if (format < IC_STORE_FORMAT) {
+        rc = upgrade_1(st, txn);
+        ic_store__be64(buf, IC_STORE_FORMAT);
+        if (rc == 0)
+            rc = meta_put(txn, st->dbi[DBI_META], "format", buf, 8);
+        if (rc != 0) {
+            why_set(why, why_len, "%s: upgrading the store: %s", dir,
+                    mdb_strerror(rc));
+            return ic_store__mdb_err(rc);
+        }
+        IC_LOG(IC_LOG_INFO, "store", "%s: store upgraded to format %d", dir,
+               IC_STORE_FORMAT);
     }
     return 0;
 }
@@ -538,7 +585,7 @@ int ic_store_stats(struct ic_txn *t, struct ic_store_stats *out)
     if (rc != 0)
         return rc;
     s.used_bytes = pages * ms.ms_psize;
-    rc = mdb_cursor_open(t->txn, t->st->dbi[DBI_GS], &cur);
+    rc = mdb_cursor_open(t->txn, t->st->dbi[DBI_GSPO], &cur);
     if (rc != 0)
         return ic_store__mdb_err(rc);
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;

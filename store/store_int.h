@@ -28,7 +28,7 @@ enum ic_store__dbi {
     DBI_SPO,
     DBI_POS,
     DBI_OSP,
-    DBI_GS,
+    DBI_GSPO,
     DBI_KV0, /* IC_KV__COUNT databases from here */
     /* then the state machine's per-client records */
     DBI_CLIENTS = DBI_KV0 + IC_KV__COUNT,
@@ -162,8 +162,6 @@ struct ic_store__order {
 };
 
 /* quad.c */
-/* Whether quad Q (s, p, o, g) is recorded, with a cursor on osp. */
-int ic_store__quad_exists(MDB_cursor *osp, const uint64_t q[4], bool *yes);
 /* Appends the WIDTH ids of each value of KEY in DBI to OUT. */
 int ic_store__dup_ids(struct ic_txn *txn,
                       int dbi,

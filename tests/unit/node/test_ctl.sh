@@ -109,7 +109,7 @@ run_ctl() {
     quads=$("$PY" -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["quads"] > 0 and d["format"] == 1 and d["graphs"] == 10, d
+assert d["quads"] > 0 and d["format"] == 2 and d["graphs"] == 10, d
 assert d["triples"] > 0 and d["terms"] > 0 and d["used_bytes"] > 0, d
 print(d["quads"])' "$T/stats1.json")
     expect_rc "stats --json is valid JSON with quads > 0" $? 0

@@ -418,6 +418,99 @@ static void test_refuse_newer_format(void **state)
     assert_int_equal(try_open(f->store, false, why, sizeof why), 0);
 }
 
+/* A store of format 1 (gs: g -> s instead of gspo) is upgraded when opened
+ * for writing: the same quads, graphs readable and replaceable, gs gone;
+ * a read-only open of it is refused with a reason until then. */
+static void test_upgrade_format_1(void **state)
+{
+    struct fx *f = *state;
+    struct ic_store_opts ro = {0};
+    struct ic_store *st = NULL;
+    struct ic_load_result res;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, gspo, gs;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    unsigned char be[8];
+    char why[512], *before, *after;
+
+    f->st = tu_store_open(f->store, 0);
+    assert_int_equal(
+        tu_load_text(f->st,
+                     "<urn:s1> <urn:p> \"a\", \"b\" .\n<urn:s2> <urn:p> 3 .\n",
+                     "urn:g1", IC_LOAD_ONE_GRAPH, false, &res),
+        0);
+    assert_int_equal(tu_load_text(f->st, "<urn:s1> <urn:p> \"a\" .\n", "urn:g2",
+                                  IC_LOAD_ONE_GRAPH, false, &res),
+                     0);
+    before = tu_dump(f->st, NULL, IC_RDF_NQUADS);
+    ic_store_close(f->st);
+    f->st = NULL;
+
+    /* back to format 1 by hand: gs from gspo, gspo emptied */
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, f->store, 0, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(
+        mdb_dbi_open(txn, "gspo", MDB_DUPSORT | MDB_DUPFIXED, &gspo), 0);
+    assert_int_equal(
+        mdb_dbi_open(txn, "gs", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &gs),
+        0);
+    assert_int_equal(mdb_cursor_open(txn, gspo, &cur), 0);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        MDB_val sv = {8, v.mv_data};
+        int prc = mdb_put(txn, gs, &k, &sv, MDB_NODUPDATA);
+        assert_true(prc == 0 || prc == MDB_KEYEXIST);
+    }
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_drop(txn, gspo, 0), 0);
+    ic_store__be64(be, 1);
+    k = (MDB_val){6, (void *)"format"};
+    v = (MDB_val){8, be};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    ro.read_only = true;
+    assert_int_equal(ic_store_open(f->store, &ro, &st, why, sizeof why),
+                     IC_EFORMAT);
+    assert_non_null(strstr(why, "format 1"));
+
+    f->st = tu_store_open(f->store, 0);
+    after = tu_dump(f->st, NULL, IC_RDF_NQUADS);
+    assert_string_equal(before, after);
+    free(after);
+    after = tu_dump(f->st, "urn:g2", IC_RDF_NQUADS);
+    assert_string_equal(after, "<urn:s1> <urn:p> \"a\" <urn:g2> .\n");
+    free(after);
+    assert_int_equal(tu_load_text(f->st, "<urn:s2> <urn:p> 4 .\n", "urn:g1",
+                                  IC_LOAD_ONE_GRAPH, true, &res),
+                     0);
+    after = tu_dump(f->st, NULL, IC_RDF_NQUADS);
+    assert_null(strstr(after, "\"b\""));
+    assert_non_null(strstr(after, "<urn:s1> <urn:p> \"a\" <urn:g2>"));
+    assert_non_null(strstr(after, "\"4\"^^"));
+    free(after);
+    free(before);
+    ic_store_close(f->st);
+    f->st = NULL;
+
+    /* gs is gone; the format is ours */
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_open(env, f->store, MDB_RDONLY, 0640), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "gs", 0, &gs), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    assert_int_equal(ic_store_open(f->store, &ro, &st, why, sizeof why), 0);
+    ic_store_close(st);
+}
+
 /* Terms */
 
 static void
@@ -1166,6 +1259,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_refuse_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuse_newer_format, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_format_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_term_round_trip, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(regress_term_boolean_prefix, setup_open,
