@@ -596,6 +596,8 @@ static void publish(void *data, struct ic_adhoc_req *r)
     if (cloud == NULL)
         return;
     rc = publish_dry_run(svc, pairs, ttl, cloud, &triples, err, sizeof err);
+    if (rc == 0)
+        rc = ic_store_terms_end(&triples);
     if (rc == IC_EUNKNOWN || rc == IC_EVALUE || rc == IC_ESYNTAX) {
         bad(r, err);
     } else if (rc != 0) {

@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "raft_int.h"
+#include "transport.h"
 
 #define MOD "raft"
 #define QUEUE_BYTES_MAX ((size_t)4 << 20)
@@ -69,7 +70,7 @@ struct ic_raft_node {
     uv_loop_t *loop;
     struct raft raft;
     struct raft_io io;
-    struct raft_uv_transport transport;
+    struct ic_raft__tcp transport;
     struct ic_raft_fsm *fsm;
     uv_timer_t defer; /* drains DONE */
     uv_timer_t guard; /* bounds the leadership transfer before closing */
@@ -722,7 +723,7 @@ static void on_raft_closed(struct raft *r)
 
     n->raft_closed = true;
     raft_uv_close(&n->io);
-    raft_uv_tcp_close(&n->transport);
+    raft_uv_tcp_close(&n->transport.t);
     ic_raft_fsm_free(n->fsm);
     n->fsm = NULL;
     drain(n); /* what raft failed while closing */
@@ -894,7 +895,7 @@ static int start(struct ic_raft_node *n,
     if (rc != 0) {
         why_set(why, why_len, 0, "raft init: %s", raft_strerror(rc));
         raft_uv_close(&n->io);
-        raft_uv_tcp_close(&n->transport);
+        raft_uv_tcp_close(&n->transport.t);
         return ic_raft__err(rc);
     }
     configure(n, o);
@@ -952,12 +953,11 @@ int ic_raft_node_new(uv_loop_t *loop,
     ic_raft_fsm_set_observer(n->fsm, o->observer, o->observer_data);
     n->applied_cb = o->applied;
     n->applied_data = o->applied_data;
-    n->transport.version = 1; /* the caller's to set, says raft/uv.h */
-    rc = raft_uv_tcp_init(&n->transport, loop);
+    rc = ic_raft__tcp_init(&n->transport, loop);
     if (rc == 0) {
-        rc = raft_uv_init(&n->io, loop, dir, &n->transport);
+        rc = raft_uv_init(&n->io, loop, dir, &n->transport.t);
         if (rc != 0)
-            raft_uv_tcp_close(&n->transport);
+            raft_uv_tcp_close(&n->transport.t);
     }
     if (rc != 0) {
         why_set(why, why_len, 0, "raft io in %s: %s", dir, raft_strerror(rc));

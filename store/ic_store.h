@@ -207,28 +207,34 @@ int ic_store_load_buffer(struct ic_txn *txn,
                          const struct ic_load_opts *opts,
                          struct ic_load_result *res);
 
-/* Triples as their terms' bytes (terms.c): what a node checked and
+/* Triples as a table of their terms (terms.c): what a node checked and
  * mapped once, written by every replica without a parser. Start from a
- * zeroed struct; free with ic_store_terms_free. */
+ * zeroed struct, put the triples, then ic_store_terms_end encodes them
+ * into BUF (LEN bytes; none for no triples); free with
+ * ic_store_terms_free. */
+struct ic_store__terms_build;
 struct ic_store_terms {
     unsigned char *buf;
     size_t len, cap;
+    struct ic_store__terms_build *b; /* while putting */
 };
 
-/* Appends (S, P, O); IC_EINVAL (nothing appended) for a literal subject, a
+/* Adds (S, P, O); IC_EINVAL (nothing added) for a literal subject, a
  * predicate that is not an IRI, or a string holding a NUL. */
 int ic_store_terms_put(struct ic_store_terms *w,
                        const struct ic_term *s,
                        const struct ic_term *p,
                        const struct ic_term *o);
+int ic_store_terms_end(struct ic_store_terms *w);
 void ic_store_terms_free(struct ic_store_terms *w);
-/* Appends every triple of graph GRAPH_IRI (none when it is unknown), blank
- * nodes labelled by id as ic_store_dump labels them. */
+/* Puts every triple of graph GRAPH_IRI (none when it is unknown) into OUT,
+ * blank nodes labelled by id as ic_store_dump labels them; the caller
+ * ends OUT. */
 int ic_store_graph_terms(struct ic_txn *txn,
                          const char *graph_iri,
                          struct ic_store_terms *out);
 /* Makes graph GRAPH_IRI hold exactly the triples of DOC (LEN bytes, as
- * ic_store_terms_put writes them), touching only what differs; an empty
+ * ic_store_terms_end writes them), touching only what differs; an empty
  * DOC empties it. IC_ESYNTAX (RES->error says where) when DOC does not
  * decode; the caller aborts TXN on any error. */
 int ic_store_terms_replace(struct ic_txn *txn,

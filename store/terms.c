@@ -1,21 +1,23 @@
 /*
- * terms.c - triples as their terms' bytes: the form a checked publish
+ * terms.c - triples as a table of their terms: the form a checked publish
  * travels in through Raft, so that every replica writes the graph without
- * a parser (no syntax, no escapes, only lengths).
+ * a parser, and looks each distinct term up once.
  *
- *   doc    := triple*
- *   triple := term term term                    (subject, predicate, object)
- *   term   := kind:u8 | len:u32 | value[len] | 0
- *             [ | xlen:u16 | extra[xlen] | 0 ]          (kinds 4 and 5)
- *   kind   := 1 IRI | 2 blank node | 3 literal | 4 literal with datatype
- *             (extra: the datatype IRI) | 5 literal with language (extra:
- *             the tag)
+ *   doc     := version:u8 (=1) | nterms:v | term{nterms}
+ *              | ntriples:v | (s:v | p:v | o:v){ntriples}
+ *   term    := kind:u8 | shared:v | n:v | suffix[n]
+ *              [ | datatype:v ]              (kind 4: an IRI term's index)
+ *              [ | m:v | tag[m] ]            (kind 5: the language tag)
+ *   kind    := 1 IRI | 2 blank node | 3 literal | 4 literal with datatype
+ *              | 5 literal with language tag
+ *   v       := an unsigned LEB128 varint below 2^32
  *
- * Lengths are big-endian, as in the Raft commands. A subject is an IRI or a
- * blank node, a predicate an IRI; every string is followed by a NUL its length
- * does not count and holds none itself, so a decoded term points into the
- * document. Blank node labels are scoped to one replace, as a parsed document's
- * are (rdfio.c).
+ * A term's value is the first SHARED bytes of the term before it then its
+ * suffix (the table is sorted, so a publish's predicates, which share
+ * their namespace, cost their local names). Triples name terms by index:
+ * a subject an IRI or a blank node, a predicate an IRI. No value or tag
+ * holds a NUL. An empty document (no bytes) has no triples. Blank node
+ * labels are scoped to one replace, as a parsed document's are (rdfio.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -32,9 +34,202 @@ enum {
     K_LANG,
 };
 
-#define XLEN_MAX 0xffffu
+#define DOC_VERSION 1
+#define V_MAX 0xffffffffu
+/* A document decodes to at most this many bytes of values per byte of its
+ * own (front coding makes a long value out of a short suffix). */
+#define EXPANSION_MAX 64
 
-static void reserve(struct ic_store_terms *w, size_t more)
+/* ---- building ---------------------------------------------------------- */
+
+struct tb_term {
+    unsigned kind;
+    size_t off, len;   /* the value in the arena */
+    size_t xoff, xlen; /* K_LANG: the tag in the arena */
+    uint32_t dt;       /* K_TYPED: the datatype's index */
+    uint64_t hash;
+};
+
+struct ic_store__terms_build {
+    struct tb_term *t;
+    size_t n, cap;
+    uint32_t *slots; /* index + 1, 0 free */
+    size_t nslots;   /* a power of two */
+    char *arena;
+    size_t alen, acap;
+    uint32_t (*tr)[3];
+    size_t ntr, trcap;
+};
+
+static size_t
+arena_put(struct ic_store__terms_build *b, const char *s, size_t n)
+{
+    size_t off = b->alen;
+
+    if (b->alen + n > b->acap) {
+        b->acap = b->acap ? b->acap : 1024;
+        while (b->alen + n > b->acap)
+            b->acap *= 2;
+        b->arena = ic_realloc(b->arena, b->acap);
+    }
+    if (n > 0)
+        memcpy(b->arena + off, s, n);
+    b->alen += n;
+    return off;
+}
+
+static bool same(const struct ic_store__terms_build *b,
+                 const struct tb_term *x,
+                 unsigned kind,
+                 const char *v,
+                 size_t len,
+                 const char *tag,
+                 size_t tlen,
+                 uint32_t dt)
+{
+    return x->kind == kind && x->len == len &&
+           memcmp(b->arena + x->off, v, len) == 0 &&
+           (kind != K_TYPED || x->dt == dt) &&
+           (kind != K_LANG ||
+            (x->xlen == tlen && memcmp(b->arena + x->xoff, tag, tlen) == 0));
+}
+
+static void rehash(struct ic_store__terms_build *b)
+{
+    size_t n = b->nslots ? 2 * b->nslots : 64;
+
+    ic_free(b->slots);
+    b->slots = ic_calloc(n, sizeof *b->slots);
+    b->nslots = n;
+    for (size_t i = 0; i < b->n; i++) {
+        size_t s = b->t[i].hash & (n - 1);
+        while (b->slots[s] != 0)
+            s = (s + 1) & (n - 1);
+        b->slots[s] = (uint32_t)i + 1;
+    }
+}
+
+/* The index of the term (KIND, V, TAG or DT), added when new. */
+static uint32_t intern(struct ic_store__terms_build *b,
+                       unsigned kind,
+                       const char *v,
+                       size_t len,
+                       const char *tag,
+                       size_t tlen,
+                       uint32_t dt)
+{
+    uint64_t h = ic_store__hash(v, len) ^ (uint64_t)kind * 0x9e3779b97f4a7c15u ^
+                 (kind == K_TYPED ? (uint64_t)dt << 32 : 0) ^
+                 (kind == K_LANG ? ic_store__hash(tag, tlen) : 0);
+    size_t s;
+    struct tb_term *x;
+
+    if (2 * (b->n + 1) > b->nslots)
+        rehash(b);
+    for (s = h & (b->nslots - 1); b->slots[s] != 0;
+         s = (s + 1) & (b->nslots - 1)) {
+        x = &b->t[b->slots[s] - 1];
+        if (x->hash == h && same(b, x, kind, v, len, tag, tlen, dt))
+            return b->slots[s] - 1;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 32;
+        b->t = ic_realloc(b->t, b->cap * sizeof *b->t);
+    }
+    x = &b->t[b->n];
+    memset(x, 0, sizeof *x);
+    x->kind = kind;
+    x->hash = h;
+    x->dt = dt;
+    x->len = len;
+    x->off = arena_put(b, v, len);
+    if (kind == K_LANG) {
+        x->xlen = tlen;
+        x->xoff = arena_put(b, tag, tlen);
+    }
+    b->slots[s] = (uint32_t)b->n + 1;
+    return (uint32_t)b->n++;
+}
+
+static bool has_nul(const char *s, size_t n)
+{
+    return n > 0 && memchr(s, '\0', n) != NULL;
+}
+
+/* The index of T; IC_EINVAL for what the form cannot carry. */
+static int term_index(struct ic_store__terms_build *b,
+                      const struct ic_term *t,
+                      uint32_t *ix)
+{
+    const char *x =
+        t->kind == IC_TERM_LITERAL ? (t->lang ? t->lang : t->datatype) : NULL;
+    size_t xlen = x ? strlen(x) : 0;
+    uint32_t dt = 0;
+    unsigned kind;
+
+    if (t->len > V_MAX || has_nul(t->value, t->len) ||
+        (x != NULL && (xlen == 0 || xlen > V_MAX)))
+        return IC_EINVAL;
+    switch (t->kind) {
+    case IC_TERM_IRI:
+        kind = K_IRI;
+        break;
+    case IC_TERM_BLANK:
+        kind = K_BLANK;
+        break;
+    case IC_TERM_LITERAL:
+        kind = t->lang ? K_LANG : t->datatype ? K_TYPED : K_LITERAL;
+        if (kind == K_TYPED)
+            dt = intern(b, K_IRI, x, xlen, NULL, 0, 0);
+        break;
+    default:
+        return IC_EINVAL;
+    }
+    *ix = intern(b, kind, t->value, t->len, x, xlen, dt);
+    return 0;
+}
+
+int ic_store_terms_put(struct ic_store_terms *w,
+                       const struct ic_term *s,
+                       const struct ic_term *p,
+                       const struct ic_term *o)
+{
+    struct ic_store__terms_build *b;
+    uint32_t ix[3];
+    const struct ic_term *t[3] = {s, p, o};
+    int rc = 0;
+
+    if (s->kind == IC_TERM_LITERAL || p->kind != IC_TERM_IRI)
+        return IC_EINVAL;
+    if (w->b == NULL)
+        w->b = ic_calloc(1, sizeof *w->b);
+    b = w->b;
+    for (int i = 0; i < 3 && rc == 0; i++)
+        rc = term_index(b, t[i], &ix[i]);
+    if (rc != 0)
+        return rc; /* the terms interned stay unused: harmless */
+    if (b->ntr == b->trcap) {
+        b->trcap = b->trcap ? 2 * b->trcap : 32;
+        b->tr = ic_realloc(b->tr, b->trcap * sizeof *b->tr);
+    }
+    memcpy(b->tr[b->ntr++], ix, sizeof ix);
+    return 0;
+}
+
+static void build_free(struct ic_store__terms_build *b)
+{
+    if (b == NULL)
+        return;
+    ic_free(b->t);
+    ic_free(b->slots);
+    ic_free(b->arena);
+    ic_free(b->tr);
+    ic_free(b);
+}
+
+/* Output */
+
+static void out_reserve(struct ic_store_terms *w, size_t more)
 {
     if (w->len + more <= w->cap)
         return;
@@ -45,166 +240,302 @@ static void reserve(struct ic_store_terms *w, size_t more)
     w->cap = cap;
 }
 
-static void put_be(struct ic_store_terms *w, uint64_t v, int n)
+static void out_v(struct ic_store_terms *w, uint64_t v)
 {
-    for (int i = n - 1; i >= 0; i--)
-        w->buf[w->len++] = (unsigned char)(v >> (8 * i));
+    out_reserve(w, 10);
+    do {
+        unsigned char c = v & 0x7f;
+        v >>= 7;
+        w->buf[w->len++] = (unsigned char)(c | (v ? 0x80 : 0));
+    } while (v);
 }
 
-static void put_str(struct ic_store_terms *w, const char *s, size_t len, int n)
+static void out_bytes(struct ic_store_terms *w, const char *s, size_t n)
 {
-    put_be(w, len, n);
-    memcpy(w->buf + w->len, s, len);
-    w->len += len;
-    w->buf[w->len++] = 0;
+    out_reserve(w, n);
+    if (n > 0)
+        memcpy(w->buf + w->len, s, n);
+    w->len += n;
 }
 
-static int put_term(struct ic_store_terms *w, const struct ic_term *t)
-{
-    const char *x = NULL;
+/* A table term as the sort sees it. */
+struct skey {
+    const char *v;
+    size_t len;
     unsigned kind;
-    size_t xlen = 0;
+    uint32_t ix;
+};
 
-    switch (t->kind) {
-    case IC_TERM_IRI:
-        kind = K_IRI;
-        break;
-    case IC_TERM_BLANK:
-        kind = K_BLANK;
-        break;
-    case IC_TERM_LITERAL:
-        kind = t->lang ? K_LANG : t->datatype ? K_TYPED : K_LITERAL;
-        x = t->lang ? t->lang : t->datatype;
-        xlen = x ? strlen(x) : 0;
-        break;
-    default:
-        return IC_EINVAL;
-    }
-    if (t->len > UINT32_MAX || memchr(t->value, '\0', t->len) != NULL ||
-        xlen > XLEN_MAX || (x != NULL && xlen == 0))
-        return IC_EINVAL;
-    reserve(w, 1 + 4 + t->len + 1 + (x ? 2 + xlen + 1 : 0));
-    w->buf[w->len++] = (unsigned char)kind;
-    put_str(w, t->value, t->len, 4);
-    if (x != NULL)
-        put_str(w, x, xlen, 2);
-    return 0;
+static int cmp_terms(const void *a, const void *b)
+{
+    const struct skey *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n > 0 ? memcmp(x->v, y->v, n) : 0;
+
+    if (c != 0)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    return x->ix < y->ix ? -1 : x->ix > y->ix;
 }
 
-int ic_store_terms_put(struct ic_store_terms *w,
-                       const struct ic_term *s,
-                       const struct ic_term *p,
-                       const struct ic_term *o)
+int ic_store_terms_end(struct ic_store_terms *w)
 {
-    size_t mark = w->len;
-    int rc;
+    struct ic_store__terms_build *b = w->b;
+    struct skey *order;
+    uint32_t *rank;
+    const char *prev = "";
+    size_t prev_len = 0;
 
-    if (s->kind == IC_TERM_LITERAL || p->kind != IC_TERM_IRI)
-        return IC_EINVAL;
-    rc = put_term(w, s);
-    if (rc == 0)
-        rc = put_term(w, p);
-    if (rc == 0)
-        rc = put_term(w, o);
-    if (rc != 0)
-        w->len = mark;
-    return rc;
+    w->len = 0;
+    if (b == NULL || b->ntr == 0) {
+        build_free(b);
+        w->b = NULL;
+        return 0;
+    }
+    order = ic_malloc(b->n * sizeof *order);
+    rank = ic_malloc(b->n * sizeof *rank);
+    for (size_t i = 0; i < b->n; i++)
+        order[i] = (struct skey){b->arena + b->t[i].off, b->t[i].len,
+                                 b->t[i].kind, (uint32_t)i};
+    qsort(order, b->n, sizeof *order, cmp_terms);
+    for (size_t i = 0; i < b->n; i++)
+        rank[order[i].ix] = (uint32_t)i;
+    out_reserve(w, 1);
+    w->buf[w->len++] = DOC_VERSION;
+    out_v(w, b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        const struct tb_term *x = &b->t[order[i].ix];
+        const char *v = b->arena + x->off;
+        size_t shared = 0;
+        while (shared < prev_len && shared < x->len &&
+               prev[shared] == v[shared])
+            shared++;
+        out_reserve(w, 1);
+        w->buf[w->len++] = (unsigned char)x->kind;
+        out_v(w, shared);
+        out_v(w, x->len - shared);
+        out_bytes(w, v + shared, x->len - shared);
+        if (x->kind == K_TYPED)
+            out_v(w, rank[x->dt]);
+        if (x->kind == K_LANG) {
+            out_v(w, x->xlen);
+            out_bytes(w, b->arena + x->xoff, x->xlen);
+        }
+        prev = v;
+        prev_len = x->len;
+    }
+    out_v(w, b->ntr);
+    for (size_t i = 0; i < b->ntr; i++)
+        for (int j = 0; j < 3; j++)
+            out_v(w, rank[b->tr[i][j]]);
+    ic_free(order);
+    ic_free(rank);
+    build_free(b);
+    w->b = NULL;
+    return 0;
 }
 
 void ic_store_terms_free(struct ic_store_terms *w)
 {
+    build_free(w->b);
     ic_free(w->buf);
     memset(w, 0, sizeof *w);
 }
 
-/* Reading */
+/* ---- reading ----------------------------------------------------------- */
 
 struct rd {
     const unsigned char *p;
     size_t left;
 };
 
-static int get_str(struct rd *r, int n, const char **s, size_t *len)
+static int get_v(struct rd *r, uint32_t *out)
 {
     uint64_t v = 0;
 
-    if (r->left < (size_t)n)
+    for (int shift = 0; shift < 35; shift += 7) {
+        if (r->left == 0)
+            return IC_ESYNTAX;
+        unsigned char c = *r->p++;
+        r->left--;
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            if (v > V_MAX || (c == 0 && shift > 0)) /* too big, overlong */
+                return IC_ESYNTAX;
+            *out = (uint32_t)v;
+            return 0;
+        }
+    }
+    return IC_ESYNTAX;
+}
+
+static int get_bytes(struct rd *r, size_t n, const unsigned char **p)
+{
+    if (n > r->left)
         return IC_ESYNTAX;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | r->p[i];
+    *p = r->p;
     r->p += n;
-    r->left -= (size_t)n;
-    if (v >= r->left || r->p[v] != 0 || memchr(r->p, '\0', v) != NULL)
-        return IC_ESYNTAX;
-    *s = (const char *)r->p;
-    *len = (size_t)v;
-    r->p += v + 1;
-    r->left -= v + 1;
+    r->left -= n;
     return 0;
 }
 
-static int get_term(struct rd *r, struct ic_term *t)
-{
-    const char *x = NULL;
-    size_t xlen = 0;
-    unsigned kind;
-    int rc;
+/* A decoded table: values (NUL-terminated) in one arena, by offset. */
+struct table {
+    struct rt {
+        unsigned kind;
+        size_t off, len;
+        size_t xoff; /* K_LANG: the tag */
+        uint32_t dt;
+        uint64_t id; /* 0 until looked up */
+    } * t;
+    uint32_t n;
+    char *arena;
+    size_t alen, acap, amax;
+};
 
-    if (r->left < 1)
-        return IC_ESYNTAX;
-    kind = *r->p++;
-    r->left--;
-    if (kind < K_IRI || kind > K_LANG)
-        return IC_ESYNTAX;
-    memset(t, 0, sizeof *t);
-    rc = get_str(r, 4, &t->value, &t->len);
-    if (rc == 0 && kind >= K_TYPED) {
-        rc = get_str(r, 2, &x, &xlen);
-        if (rc == 0 && xlen == 0)
-            rc = IC_ESYNTAX;
+/* Room for NEED more bytes in the arena (IC_ESYNTAX past its bound). */
+static int table_room(struct table *tb, size_t need)
+{
+    if (tb->alen + need > tb->amax)
+        return IC_ESYNTAX; /* expands beyond reason */
+    if (tb->alen + need > tb->acap) {
+        tb->acap = tb->acap ? tb->acap : 1024;
+        while (tb->alen + need > tb->acap)
+            tb->acap *= 2;
+        tb->arena = ic_realloc(tb->arena, tb->acap);
     }
-    t->kind = kind == K_IRI     ? IC_TERM_IRI
-              : kind == K_BLANK ? IC_TERM_BLANK
-                                : IC_TERM_LITERAL;
-    t->datatype = kind == K_TYPED ? x : NULL;
-    t->lang = kind == K_LANG ? x : NULL;
-    return rc;
+    return 0;
 }
 
-/* The next triple at R into T; IC_EEND at the end of the document. */
-static int next_triple(struct rd *r, struct ic_term t[3])
+/* Appends the first A bytes at offset AOFF of the arena (or nothing), then
+ * B bytes of S, then a NUL; *OFF where it starts. */
+static int table_put(struct table *tb,
+                     size_t aoff,
+                     size_t a,
+                     const unsigned char *s,
+                     size_t b,
+                     size_t *off)
 {
-    int rc = 0;
+    int rc = table_room(tb, a + b + 1);
+
+    if (rc != 0)
+        return rc;
+    *off = tb->alen;
+    if (a > 0)
+        memmove(tb->arena + tb->alen, tb->arena + aoff, a);
+    if (b > 0)
+        memcpy(tb->arena + tb->alen + a, s, b);
+    tb->arena[tb->alen + a + b] = '\0';
+    tb->alen += a + b + 1;
+    return 0;
+}
+
+static int read_term(struct rd *r, struct table *tb, uint32_t i)
+{
+    struct rt *x = &tb->t[i];
+    const struct rt *prev = i > 0 ? &tb->t[i - 1] : NULL;
+    const unsigned char *suffix, *tag;
+    uint32_t shared = 0, n = 0, m = 0;
+    int rc;
 
     if (r->left == 0)
-        return IC_EEND;
-    for (int i = 0; i < 3 && rc == 0; i++)
-        rc = get_term(r, &t[i]);
-    if (rc == 0 && (t[0].kind == IC_TERM_LITERAL || t[1].kind != IC_TERM_IRI))
+        return IC_ESYNTAX;
+    x->kind = *r->p++;
+    r->left--;
+    if (x->kind < K_IRI || x->kind > K_LANG)
+        return IC_ESYNTAX;
+    rc = get_v(r, &shared);
+    if (rc == 0 && shared > (prev ? prev->len : 0))
         rc = IC_ESYNTAX;
+    if (rc == 0)
+        rc = get_v(r, &n);
+    if (rc == 0)
+        rc = get_bytes(r, n, &suffix);
+    if (rc == 0 && has_nul((const char *)suffix, n))
+        rc = IC_ESYNTAX;
+    if (rc == 0)
+        rc = table_put(tb, prev ? prev->off : 0, shared, suffix, n, &x->off);
+    x->len = (size_t)shared + n;
+    if (rc == 0 && x->kind == K_TYPED)
+        rc = get_v(r, &x->dt);
+    if (rc == 0 && x->kind == K_LANG) {
+        rc = get_v(r, &m);
+        if (rc == 0)
+            rc = get_bytes(r, m, &tag);
+        if (rc == 0 && (m == 0 || has_nul((const char *)tag, m)))
+            rc = IC_ESYNTAX;
+        if (rc == 0)
+            rc = table_put(tb, 0, 0, tag, m, &x->xoff);
+    }
     return rc;
 }
 
-/* The id of T, a blank node's label prefixed with PREFIX. */
-static int term_id(struct ic_txn *txn,
-                   const struct ic_term *t,
-                   const char *prefix,
-                   uint64_t *id)
+static int read_table(struct rd *r, size_t doc_len, struct table *tb)
 {
-    struct ic_term b = *t;
-    char *label;
+    uint32_t n;
     int rc;
 
-    if (t->kind != IC_TERM_BLANK)
-        return ic_store_term_id(txn, t, true, id);
-    size_t pl = strlen(prefix);
-    label = ic_malloc(pl + t->len + 1);
-    memcpy(label, prefix, pl);
-    memcpy(label + pl, t->value, t->len + 1);
-    b.value = label;
-    b.len = pl + t->len;
-    rc = ic_store_term_id(txn, &b, true, id);
+    if (r->left == 0 || *r->p != DOC_VERSION)
+        return IC_ESYNTAX;
+    r->p++;
+    r->left--;
+    rc = get_v(r, &n);
+    if (rc == 0 && n > r->left / 3) /* a term takes 3 bytes at least */
+        rc = IC_ESYNTAX;
+    if (rc != 0)
+        return rc;
+    tb->t = ic_calloc(n ? n : 1, sizeof *tb->t);
+    tb->n = n;
+    tb->amax = EXPANSION_MAX * doc_len + 4096;
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        rc = read_term(r, tb, i);
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        if (tb->t[i].kind == K_TYPED &&
+            (tb->t[i].dt >= n || tb->t[tb->t[i].dt].kind != K_IRI))
+            rc = IC_ESYNTAX;
+    return rc;
+}
+
+/* The dictionary id of table term I, a blank node's label prefixed with
+ * PREFIX. */
+static int table_id(struct ic_txn *txn,
+                    struct table *tb,
+                    uint32_t i,
+                    const char *prefix,
+                    uint64_t *id)
+{
+    struct rt *x = &tb->t[i];
+    struct ic_term t = {0};
+    char *label = NULL;
+    int rc;
+
+    if (x->id != 0) {
+        *id = x->id;
+        return 0;
+    }
+    t.kind = x->kind == K_IRI     ? IC_TERM_IRI
+             : x->kind == K_BLANK ? IC_TERM_BLANK
+                                  : IC_TERM_LITERAL;
+    t.value = tb->arena + x->off;
+    t.len = x->len;
+    if (x->kind == K_TYPED)
+        t.datatype = tb->arena + tb->t[x->dt].off;
+    if (x->kind == K_LANG)
+        t.lang = tb->arena + x->xoff;
+    if (x->kind == K_BLANK) {
+        size_t pl = strlen(prefix);
+        label = ic_malloc(pl + x->len + 1);
+        memcpy(label, prefix, pl);
+        memcpy(label + pl, t.value, x->len + 1);
+        t.value = label;
+        t.len = pl + x->len;
+    }
+    rc = ic_store_term_id(txn, &t, true, &x->id);
     ic_free(label);
+    *id = x->id;
     return rc;
 }
 
@@ -215,9 +546,11 @@ int ic_store_terms_replace(struct ic_txn *txn,
                            struct ic_load_result *res)
 {
     struct rd r = {doc, len};
-    struct ic_term g = ic_term_iri(graph_iri), t[3];
+    struct ic_term g = ic_term_iri(graph_iri);
+    struct table tb = {0};
     uint64_t(*q)[4] = NULL, gid;
-    size_t n = 0, cap = 0, add = 0;
+    uint32_t ntr = 0;
+    size_t add = 0;
     char prefix[40];
     int rc;
 
@@ -226,31 +559,49 @@ int ic_store_terms_replace(struct ic_txn *txn,
         return IC_EREADONLY;
     snprintf(prefix, sizeof prefix, "l%llux", (unsigned long long)txn->next_id);
     rc = ic_store_term_id(txn, &g, true, &gid);
-    while (rc == 0 && (rc = next_triple(&r, t)) == 0) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            q = ic_realloc(q, cap * sizeof *q);
+    if (rc == 0 && len > 0) {
+        rc = read_table(&r, len, &tb);
+        if (rc == 0)
+            rc = get_v(&r, &ntr);
+        if (rc == 0 && (ntr == 0 || ntr > r.left / 3))
+            rc = IC_ESYNTAX;
+        if (rc == 0)
+            q = ic_malloc((size_t)ntr * sizeof *q);
+        for (uint32_t i = 0; i < ntr && rc == 0; i++) {
+            uint32_t ix[3];
+            for (int j = 0; j < 3 && rc == 0; j++) {
+                rc = get_v(&r, &ix[j]);
+                if (rc == 0 && ix[j] >= tb.n)
+                    rc = IC_ESYNTAX;
+            }
+            if (rc == 0 &&
+                (tb.t[ix[0]].kind > K_BLANK || tb.t[ix[1]].kind != K_IRI))
+                rc = IC_ESYNTAX;
+            for (int j = 0; j < 3 && rc == 0; j++)
+                rc = table_id(txn, &tb, ix[j], prefix, &q[i][j]);
+            q[i][3] = gid;
         }
-        for (int i = 0; i < 3 && rc == 0; i++)
-            rc = term_id(txn, &t[i], prefix, &q[n][i]);
-        q[n++][3] = gid;
+        if (rc == 0 && r.left != 0)
+            rc = IC_ESYNTAX; /* bytes left over */
     }
     if (rc == IC_ESYNTAX)
         snprintf(res->error, sizeof res->error,
                  "triples: malformed at byte %zu of %zu", len - r.left, len);
-    else if (rc == IC_EEND && n == 0)
+    else if (rc == 0 && ntr == 0)
         rc = ic_store__graph_clear_id(txn, gid);
-    else if (rc == IC_EEND)
-        rc = ic_store__graph_replace_id(txn, gid, q, n, &add);
-    if (rc == 0)
+    else if (rc == 0)
+        rc = ic_store__graph_replace_id(txn, gid, q, ntr, &add);
+    if (rc == 0 && ntr > 0)
         rc = ic_store__quads_add_bulk(txn, q, add);
     if (rc == 0) {
-        res->quads = n;
-        res->graphs = n > 0;
+        res->quads = ntr;
+        res->graphs = ntr > 0;
     } else if (res->error[0] == '\0') {
         snprintf(res->error, sizeof res->error, "%s", ic_strerror(rc));
     }
     ic_free(q);
+    ic_free(tb.t);
+    ic_free(tb.arena);
     return rc;
 }
 

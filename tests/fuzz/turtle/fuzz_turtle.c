@@ -52,6 +52,7 @@ static int terms(const uint8_t *data, size_t size)
     rc = ic_store_terms_replace(txn, "urn:icroot:graph:fuzz", data, size, &res);
     if (rc == 0) {
         if (ic_store_graph_terms(txn, "urn:icroot:graph:fuzz", &back) != 0 ||
+            ic_store_terms_end(&back) != 0 ||
             ic_store_terms_replace(txn, "urn:icroot:graph:fuzz", back.buf,
                                    back.len, &again) != 0)
             abort();

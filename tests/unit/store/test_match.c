@@ -638,7 +638,7 @@ static void test_attr_statements(void **state)
         {"replicationFactor", "5.5", IC_EVALUE},
         {"tierCountries", "JAPAN, ATLANTIS", IC_EVALUE},
     };
-    static const char urn_s[] = "\1\0\0\0\5urn:s"; /* an IRI, 5 bytes */
+    static const char urn_s[] = "\1\0\5urn:s"; /* an IRI, 5 bytes, alone */
     struct tu_fx *f = *state;
     struct ic_store_stats before, after;
 
@@ -673,11 +673,16 @@ static void test_attr_statements(void **state)
 
         assert_int_equal(rc1, pairs[i].rc);
         assert_int_equal(rc2, pairs[i].rc);
+        assert_int_equal(ic_store_terms_end(&c.w), 0);
+        assert_int_equal(ic_store_terms_end(&rw), 0);
         if (rc1 == 0) {
             assert_true(c.n >= 1);
             assert_int_equal(c.w.len, rw.len);
             assert_memory_equal(c.w.buf, rw.buf, rw.len);
-            assert_memory_equal(c.w.buf, urn_s, sizeof urn_s - 1);
+            bool found = false;
+            for (size_t k = 0; k + sizeof urn_s - 1 <= c.w.len; k++)
+                found |= memcmp(c.w.buf + k, urn_s, sizeof urn_s - 1) == 0;
+            assert_true(found);
         } else {
             assert_string_equal(err1, err2);
         }
