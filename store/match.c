@@ -166,7 +166,7 @@ struct attr {
 };
 
 static int
-attr_lookup(struct mctx *m, const char *name, size_t len, struct attr *a)
+attr_read(struct mctx *m, const char *name, size_t len, struct attr *a)
 {
     uint64_t pname, lit, x;
     struct vec subj = {0}, tmp = {0};
@@ -204,6 +204,98 @@ attr_lookup(struct mctx *m, const char *name, size_t len, struct attr *a)
 out:
     ic_free(subj.v);
     ic_free(tmp.v);
+    return rc;
+}
+
+/* Attribute look-ups (every pair of every publish, every constraint of a
+ * query) as read from the attribute map, kept while the map is unchanged:
+ * ic_store.attr_gen moves when a commit touched one of its predicates. A
+ * read transaction uses them only when it began at the current
+ * generation; a write transaction never (it may have changed the map).
+ * Entries for attributes that exist only, at most AMAP_MAX. */
+#define AMAP_MAX 256
+
+static const char *const amap_preds[6] = {
+    ICQ "name",     ICQ "property",   ICQ "comparison",
+    ICQ "datatype", ICQ "valueClass", ICQ "labelProperty"};
+
+struct ic_store__amap {
+    uint64_t gen;
+    size_t n;
+    struct amap_entry {
+        char *name;
+        size_t len;
+        struct attr a;
+    } e[AMAP_MAX];
+};
+
+void ic_store__amap_free(struct ic_store__amap *c)
+{
+    for (size_t i = 0; c != NULL && i < c->n; i++) {
+        ic_free(c->e[i].name);
+        ic_free(c->e[i].a.labels.v);
+    }
+    ic_free(c);
+}
+
+void ic_store__amap_touch(struct ic_txn *t, uint64_t p)
+{
+    if (t->amap_dirty)
+        return;
+    if (t->amap_state == 0) {
+        t->amap_state = 1;
+        for (size_t i = 0; i < IC_ARRAY_LEN(amap_preds); i++)
+            if (iri_id(t, amap_preds[i], &t->amap_ids[i]) != 0)
+                t->amap_state = 2; /* a quad may bring it: any quad counts */
+    }
+    for (size_t i = 0; i < IC_ARRAY_LEN(amap_preds); i++)
+        if (t->amap_state == 2 || t->amap_ids[i] == p)
+            t->amap_dirty = true;
+}
+
+static struct vec vec_dup(const struct vec *v)
+{
+    struct vec d = {NULL, v->n, v->n};
+
+    if (v->n > 0) {
+        d.v = ic_malloc(v->n * sizeof *d.v);
+        memcpy(d.v, v->v, v->n * sizeof *d.v);
+    }
+    return d;
+}
+
+/* The attribute map entry named NAME, from the cache or read. */
+static int
+attr_lookup(struct mctx *m, const char *name, size_t len, struct attr *a)
+{
+    struct ic_store *st = m->t->st;
+    struct ic_store__amap *c = NULL;
+    int rc;
+
+    if (!m->t->write && m->t->attr_gen == st->attr_gen) {
+        c = st->amap;
+        if (c == NULL || c->gen != st->attr_gen) {
+            ic_store__amap_free(c);
+            c = st->amap = ic_calloc(1, sizeof *c);
+            c->gen = st->attr_gen;
+        }
+        for (size_t i = 0; i < c->n; i++) {
+            const struct amap_entry *e = &c->e[i];
+            if (e->len == len && memcmp(e->name, name, len) == 0) {
+                *a = e->a;
+                a->labels = vec_dup(&e->a.labels);
+                return 0;
+            }
+        }
+    }
+    rc = attr_read(m, name, len, a);
+    if (rc == 0 && c != NULL && c->n < AMAP_MAX) {
+        struct amap_entry *e = &c->e[c->n++];
+        e->name = ic_strndup(name, len);
+        e->len = len;
+        e->a = *a;
+        e->a.labels = vec_dup(&a->labels);
+    }
     return rc;
 }
 

@@ -72,6 +72,7 @@ static int unindex(struct ic_txn *t, const uint64_t q[4])
     bool held;
     int rc;
 
+    ic_store__amap_touch(t, q[1]);
     put_ids(r, ospg, 4);
     rc = mdb_del(t->txn, t->st->dbi[DBI_OSP], &k, &v);
     if (rc == MDB_NOTFOUND)
@@ -105,6 +106,7 @@ int ic_store_quad_add_ids(struct ic_txn *t, const uint64_t q[4])
 
     if (!t->write)
         return IC_EREADONLY;
+    ic_store__amap_touch(t, q[1]);
     put_ids(r, ospg, 4);
     rc = mdb_put(t->txn, t->st->dbi[DBI_OSP], &k, &v, MDB_NODUPDATA);
     if (rc == MDB_KEYEXIST)

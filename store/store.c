@@ -392,6 +392,7 @@ void ic_store_close(struct ic_store *st)
     if (st == NULL)
         return;
     ic_store__attr_cache_free(st->attrs);
+    ic_store__amap_free(st->amap);
     ic_store__tcache_free(&st->terms);
     mdb_env_close(st->env);
     ic_free(st);
@@ -407,6 +408,7 @@ int ic_store_txn_begin(struct ic_store *st, bool write, struct ic_txn **out)
     t = ic_calloc(1, sizeof *t);
     t->st = st;
     t->write = write;
+    t->attr_gen = st->attr_gen;
     rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     if (rc != 0) {
         ic_free(t);
@@ -468,6 +470,9 @@ int ic_store_txn_commit(struct ic_txn *t)
     if (rc == 0 && t->parent != NULL) {
         t->parent->next_id = t->next_id;
         t->parent->dirty_counter |= t->dirty_counter;
+        t->parent->amap_dirty |= t->amap_dirty;
+    } else if (rc == 0 && t->amap_dirty) {
+        t->st->attr_gen++;
     }
     if (rc == 0 && t->write)
         ic_store__tcache_commit(t);

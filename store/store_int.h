@@ -38,6 +38,9 @@ enum ic_store__dbi {
 /* The matcher's cache of the attribute map (match.c): entries as read at
  * LMDB snapshot TXNID; any commit after it makes it stale. */
 struct ic_store__attr_cache;
+/* The matcher's cache of attribute look-ups (match.c), valid while
+ * ic_store.attr_gen is what it was filled at. */
+struct ic_store__amap;
 
 /* Terms of a write transaction, kept so repeated look-ups are cheap and the
  * hash2id inserts can be done sorted at commit; and the store's terms
@@ -63,6 +66,11 @@ struct ic_store {
     bool read_only;
     uint64_t map_size;
     struct ic_store__attr_cache *attrs;
+    /* Moves when a committed write transaction touched a quad whose
+     * predicate is one of the attribute map's (ic_store__amap_touch), and
+     * at a snapshot restore: attribute look-ups made before are stale. */
+    uint64_t attr_gen;
+    struct ic_store__amap *amap;
     /* Terms of committed write transactions (encoding -> id), looked at
      * after a write transaction's own: a term's id never changes once
      * committed, until a snapshot restore (which empties this and moves
@@ -78,6 +86,11 @@ struct ic_store {
 
 /* match.c */
 void ic_store__attr_cache_free(struct ic_store__attr_cache *c);
+void ic_store__amap_free(struct ic_store__amap *c);
+/* Notes that T writes a quad with predicate P (every quad write calls
+ * it): T marks the attribute map changed when P is one of its predicates,
+ * or any quad while those are not all in the dictionary yet. */
+void ic_store__amap_touch(struct ic_txn *t, uint64_t p);
 
 struct ic_txn {
     struct ic_store *st;
@@ -85,7 +98,12 @@ struct ic_txn {
     struct ic_txn *parent; /* of a nested transaction, else NULL */
     bool write;
     bool dirty_counter;
-    uint64_t next_id; /* next dictionary counter value */
+    bool amap_dirty; /* a write touched the attribute map */
+    uint8_t
+        amap_state; /* 0 predicates unresolved, 1 resolved, 2 not all known */
+    uint64_t amap_ids[6]; /* the attribute map's predicates */
+    uint64_t attr_gen;    /* a read transaction's ic_store.attr_gen at begin */
+    uint64_t next_id;     /* next dictionary counter value */
     struct ic_store__tcache cache;
     char *scratch; /* term encodings are built here */
     size_t scratch_cap;

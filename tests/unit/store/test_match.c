@@ -693,6 +693,107 @@ static void test_attr_statements(void **state)
     tu_assert_stats_equal(&before, &after);
 }
 
+/* The property ic_store_attr_statements maps replicationFactor to, in T. */
+static int
+first_property(void *data, const struct ic_term *p, const struct ic_term *o)
+{
+    char *out = data;
+
+    (void)o;
+    if (out[0] == '\0')
+        snprintf(out, 128, "%.*s", (int)p->len, p->value);
+    return 0;
+}
+
+static void property_in(struct ic_txn *t, char out[128])
+{
+    char err[256];
+
+    out[0] = '\0';
+    assert_int_equal(ic_store_attr_statements(t, "replicationFactor", "5",
+                                              first_property, out, err,
+                                              sizeof err),
+                     0);
+}
+
+static void property_now(struct ic_store *st, char out[128])
+{
+    struct ic_txn *t;
+
+    assert_int_equal(ic_store_txn_begin(st, false, &t), 0);
+    property_in(t, out);
+    ic_store_txn_abort(t);
+}
+
+/* Moves replicationFactor's icq:property from FROM to TO in one write
+ * transaction, committed or not. */
+static void move_property(struct ic_store *st,
+                          const char *from,
+                          const char *to,
+                          bool commit)
+{
+    struct ic_term
+        s = ic_term_iri(
+            "http://www.csp/resOntology/constraints#replicationFactor"),
+        p = ic_term_iri("http://www.csp/resOntology/constraints#property"),
+        o = ic_term_iri(from), n = ic_term_iri(to);
+    uint64_t pat[4] = {0}, q[4], nid;
+    struct ic_store_iter *it;
+    struct ic_txn *t;
+
+    assert_int_equal(ic_store_txn_begin(st, true, &t), 0);
+    assert_int_equal(ic_store_term_id(t, &s, false, &pat[0]), 0);
+    assert_int_equal(ic_store_term_id(t, &p, false, &pat[1]), 0);
+    assert_int_equal(ic_store_term_id(t, &o, false, &pat[2]), 0);
+    assert_int_equal(ic_store_iter_new(t, pat, &it), 0);
+    assert_int_equal(ic_store_iter_next(it, q), 0);
+    ic_store_iter_free(it);
+    assert_int_equal(ic_store_quad_remove_ids(t, q), 0);
+    assert_int_equal(ic_store_term_id(t, &n, true, &nid), 0);
+    q[2] = nid;
+    assert_int_equal(ic_store_quad_add_ids(t, q), 0);
+    if (commit)
+        assert_int_equal(ic_store_txn_commit(t), 0);
+    else
+        ic_store_txn_abort(t);
+}
+
+/* Attribute look-ups are kept between transactions (every publish maps
+ * its pairs through them) and follow the attribute map: a committed change
+ * to it is seen at once, an aborted one never, and a read transaction
+ * that began before a change still sees the map of its own snapshot. */
+static void test_attr_cache_follows_the_map(void **state)
+{
+    static const char rf[] = "http://www.csp/resOntology#replicationFactor",
+                      other[] = "http://www.csp/resOntology#otherFactor";
+    struct tu_fx *f = *state;
+    struct ic_txn *old;
+    char got[128];
+
+    property_now(f->st, got);
+    assert_string_equal(got, rf);
+    property_now(f->st, got); /* from the cache */
+    assert_string_equal(got, rf);
+
+    move_property(f->st, rf, other, false);
+    property_now(f->st, got);
+    assert_string_equal(got, rf);
+
+    assert_int_equal(ic_store_txn_begin(f->st, false, &old), 0);
+    move_property(f->st, rf, other, true);
+    property_now(f->st, got);
+    assert_string_equal(got, other);
+    property_in(old, got); /* its snapshot: the map before the change */
+    assert_string_equal(got, rf);
+    ic_store_txn_abort(old);
+    property_now(f->st, got);
+    assert_string_equal(got, other);
+
+    move_property(f->st, other, rf, true);
+    property_now(f->st, got);
+    assert_string_equal(got, rf);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +828,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_attr_statements,
                                         tu_fx_setup_ontology, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_generated_catalog,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_attr_cache_follows_the_map,
                                         tu_fx_setup_ontology, tu_fx_teardown),
     };
 
