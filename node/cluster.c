@@ -853,6 +853,7 @@ static int start_raft(struct ic_node_cluster *c,
     o.heartbeat_ms = cfg->cluster.heartbeat;
     o.snapshot_threshold = cfg->cluster.snapshot_threshold;
     o.snapshot_trailing = cfg->cluster.snapshot_trailing;
+    o.log_memory = (uint64_t)cfg->cluster.log_memory << 20;
     o.observer = observer;
     o.observer_data = observer_data;
     o.applied = on_store_applied;

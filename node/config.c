@@ -80,6 +80,7 @@ const struct key ic_node__config_keys[] = {
      100000000, false},
     {"cluster", "snapshot_trailing", K_UINT, F(cluster.snapshot_trailing), 0,
      100000000, false},
+    {"cluster", "log_memory", K_UINT, F(cluster.log_memory), 0, 1048576, false},
     {"cluster", "seed", K_PATH, F(cluster.seed), 0, 0, false},
     {"cluster", "join", K_BOOL, F(cluster.join), 0, 0, false},
     {"catalog", "ontology_dir", K_PATH, F(catalog.ontology_dir), 0, 0, false},
@@ -965,6 +966,7 @@ void ic_node_config_init(struct ic_node_config *c)
     c->cluster.heartbeat = 20;
     c->cluster.snapshot_threshold = 4096;
     c->cluster.snapshot_trailing = 8192;
+    c->cluster.log_memory = 96;
     c->catalog.load_sample = true;
 }
 

@@ -46,7 +46,7 @@ struct name_val {
 #define MAX_LINE_LEN 4096
 
 /* Every key, in the order ic_node_config_write writes them. */
-#define IC_NODE__CONFIG_NKEYS 38
+#define IC_NODE__CONFIG_NKEYS 39
 extern const struct key ic_node__config_keys[];
 extern const size_t ic_node__config_nkeys;
 extern const char *const ic_node__config_sections[];

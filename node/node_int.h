@@ -94,6 +94,7 @@ struct ic_node_config {
         unsigned heartbeat;        /* ms */
         unsigned snapshot_threshold;
         unsigned snapshot_trailing;
+        unsigned log_memory; /* MiB */
         char *seed; /* a command applied once when the cluster is new */
         bool join;  /* joins an existing cluster: no bootstrap */
     } cluster;

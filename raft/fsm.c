@@ -95,6 +95,7 @@ struct ic_raft_fsm {
     struct ic_raft__wait *waits[WAIT_BUCKETS]; /* by (client, seq) */
     ic_raft_observer_fn observer;
     void *observer_data;
+    uint64_t entry_avg; /* bytes per entry raft applied, a moving average */
 };
 
 int ic_raft__err(int rc)
@@ -774,6 +775,10 @@ on_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
     int rc;
 
     *result = NULL;
+    /* over about the last 32 entries */
+    fsm->entry_avg = fsm->entry_avg == 0
+                         ? buf->len
+                         : fsm->entry_avg - fsm->entry_avg / 32 + buf->len / 32;
     rc = fsm->deferring ? ic_raft__fsm_defer(fsm, index, buf->base, buf->len)
                         : ic_raft__fsm_apply(fsm, index, buf->base, buf->len);
     return rc == 0 ? 0 : RAFT_IOERR;
@@ -969,6 +974,11 @@ struct raft_fsm *ic_raft_fsm_get(struct ic_raft_fsm *fsm)
 void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r)
 {
     fsm->raft = r;
+}
+
+uint64_t ic_raft__fsm_entry_avg(const struct ic_raft_fsm *fsm)
+{
+    return fsm->entry_avg;
 }
 
 void ic_raft_fsm_set_observer(struct ic_raft_fsm *fsm,

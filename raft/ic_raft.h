@@ -302,7 +302,11 @@ struct ic_raft_node_opts {
     unsigned heartbeat_ms;        /* 0: 100 */
     unsigned snapshot_threshold;  /* entries between snapshots; 0: 1024 */
     unsigned snapshot_trailing;   /* entries kept after one; 0: 128 */
-    uint64_t client_id;           /* for ic_raft_node_client; 0: random */
+    /* About how many bytes of entries to keep in memory: the two counts
+     * above shrink when entries are large (ic_raft__log_bounds); 0: the
+     * counts alone. */
+    uint64_t log_memory;
+    uint64_t client_id; /* for ic_raft_node_client; 0: random */
     /* The presence observer (see ic_raft_fsm_set_observer), set before the
      * node starts; NULL for none. */
     ic_raft_observer_fn observer;

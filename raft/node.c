@@ -86,6 +86,9 @@ struct ic_raft_node {
     uint64_t retry_ms;
     int handles; /* ours still open */
     unsigned election_ms;
+    uint64_t log_memory;     /* bytes of entries to keep in memory */
+    unsigned max_th, max_tr; /* the configured snapshot counts */
+    unsigned cur_th, cur_tr; /* raft's now */
     struct op *done, **done_tail;
     uint64_t client;
     uint64_t seq;
@@ -153,6 +156,46 @@ static void submit_queue(struct ic_raft_node *n);
 
 /* The end of a turn of the loop: this turn's entries into the store, then
  * this turn's submissions to raft (with those the first made). */
+void ic_raft__log_bounds(uint64_t budget,
+                         uint64_t avg,
+                         unsigned max_th,
+                         unsigned max_tr,
+                         unsigned *th,
+                         unsigned *tr)
+{
+    uint64_t a = budget / 3 / (avg ? avg : 1),
+             b = 2 * (budget / 3) / (avg ? avg : 1);
+
+    *th = max_th;
+    *tr = max_tr;
+    if (budget == 0)
+        return;
+    if (a < *th)
+        *th = a < 64 ? 64 : (unsigned)a;
+    if (b < *tr)
+        *tr = b < 128 ? 128 : (unsigned)b;
+}
+
+/* raft 0.22 counts entries: with groups an entry holds up to 512 writes,
+ * and the 4096 + 8192 entries it keeps in memory were 370 MB per node after
+ * a minute of 12,000 publishes/s. The counts follow the entries' size
+ * instead (changed when they move by an eighth). */
+static void tune_log(struct ic_raft_node *n)
+{
+    unsigned th, tr;
+
+    ic_raft__log_bounds(n->log_memory, ic_raft__fsm_entry_avg(n->fsm),
+                        n->max_th, n->max_tr, &th, &tr);
+    if (th > n->cur_th + n->cur_th / 8 || th < n->cur_th - n->cur_th / 8) {
+        raft_set_snapshot_threshold(&n->raft, th);
+        n->cur_th = th;
+    }
+    if (tr > n->cur_tr + n->cur_tr / 8 || tr < n->cur_tr - n->cur_tr / 8) {
+        raft_set_snapshot_trailing(&n->raft, tr);
+        n->cur_tr = tr;
+    }
+}
+
 static void on_flush(uv_check_t *h)
 {
     struct ic_raft_node *n = h->data;
@@ -161,6 +204,7 @@ static void on_flush(uv_check_t *h)
     n->in_check = true;
     flush(n);
     submit_queue(n);
+    tune_log(n);
     n->in_check = false;
 }
 
@@ -872,10 +916,12 @@ static void configure(struct ic_raft_node *n, const struct ic_raft_node_opts *o)
     n->election_ms = o->election_timeout_ms ? o->election_timeout_ms : 1000;
     raft_set_election_timeout(r, n->election_ms);
     raft_set_heartbeat_timeout(r, o->heartbeat_ms ? o->heartbeat_ms : 100);
-    raft_set_snapshot_threshold(r, o->snapshot_threshold ? o->snapshot_threshold
-                                                         : 1024);
-    raft_set_snapshot_trailing(r, o->snapshot_trailing ? o->snapshot_trailing
-                                                       : 128);
+    n->max_th = n->cur_th =
+        o->snapshot_threshold ? o->snapshot_threshold : 1024;
+    n->max_tr = n->cur_tr = o->snapshot_trailing ? o->snapshot_trailing : 128;
+    n->log_memory = o->log_memory;
+    raft_set_snapshot_threshold(r, n->cur_th);
+    raft_set_snapshot_trailing(r, n->cur_tr);
     raft_set_pre_vote(r, true);
     raft_set_max_inflight_entries(r, INFLIGHT_MAX);
     ic_raft_fsm_bind(n->fsm, r);

@@ -168,6 +168,20 @@ int ic_raft__presence_run(struct ic_txn *t,
                           struct ic_raft__changes *ch,
                           char *msg);
 
+/* The bytes of an entry raft applied, averaged over about the last 32. */
+uint64_t ic_raft__fsm_entry_avg(const struct ic_raft_fsm *fsm);
+
+/* The snapshot threshold and trailing entries (*TH, *TR) that keep about
+ * BUDGET bytes of entries of AVG bytes in memory (a third between two
+ * snapshots, two thirds kept after one), within the configured counts
+ * MAX_TH and MAX_TR and at least 64 and 128. BUDGET 0: the counts. */
+void ic_raft__log_bounds(uint64_t budget,
+                         uint64_t avg,
+                         unsigned max_th,
+                         unsigned max_tr,
+                         unsigned *th,
+                         unsigned *tr);
+
 /* The IC_E* code of a raft library error. */
 int ic_raft__err(int raft_rc);
 

@@ -859,6 +859,33 @@ static void test_group(void **state)
     solo_close(&s);
 }
 
+/* The snapshot counts under a memory budget: the configured counts while
+ * entries are small, a third / two thirds of the budget in entries when
+ * they are large, never under 64 / 128, and the counts alone without a
+ * budget. */
+static void test_log_bounds(void **state)
+{
+    unsigned th, tr;
+
+    (void)state;
+    ic_raft__log_bounds(96u << 20, 600, 4096, 8192, &th, &tr);
+    assert_int_equal(th, 4096); /* 4096 x 600 B is well under 32 MiB */
+    assert_int_equal(tr, 8192);
+    ic_raft__log_bounds(96u << 20, 36000, 4096, 8192, &th, &tr);
+    assert_int_equal(th, (32u << 20) / 36000);
+    assert_int_equal(tr, (64u << 20) / 36000);
+    assert_true((uint64_t)(th + tr) * 36000 <= 96u << 20);
+    ic_raft__log_bounds(1u << 20, 300000, 4096, 8192, &th, &tr);
+    assert_int_equal(th, 64);
+    assert_int_equal(tr, 128);
+    ic_raft__log_bounds(0, 300000, 4096, 8192, &th, &tr);
+    assert_int_equal(th, 4096);
+    assert_int_equal(tr, 8192);
+    ic_raft__log_bounds(96u << 20, 0, 4096, 8192, &th, &tr);
+    assert_int_equal(th, 4096);
+    assert_int_equal(tr, 8192);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +902,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_full_store_held),
         cmocka_unit_test(test_deferred_batch),
         cmocka_unit_test(test_group),
+        cmocka_unit_test(test_log_bounds),
     };
     return tu_main(argc, argv, "raft_fsm", tests, IC_ARRAY_LEN(tests));
 }
