@@ -787,12 +787,25 @@ int ic_xmpp_client_send(struct ic_xmpp_client *c, const struct ic_xml *st)
     return 0;
 }
 
+static void wait_answer(struct ic_xmpp_client *c,
+                        const char *id,
+                        void (*cb)(void *data, struct ic_xml *reply),
+                        void *data)
+{
+    struct pending_iq *p = ic_calloc(1, sizeof *p);
+
+    p->id = ic_strdup(id);
+    p->cb = cb;
+    p->data = data;
+    p->next = c->iqs;
+    c->iqs = p;
+}
+
 int ic_xmpp_client_iq(struct ic_xmpp_client *c,
                       struct ic_xml *iq,
                       void (*cb)(void *data, struct ic_xml *reply),
                       void *data)
 {
-    struct pending_iq *p;
     char id[32];
     int rc;
 
@@ -800,14 +813,31 @@ int ic_xmpp_client_iq(struct ic_xmpp_client *c,
     ic_xml_set_attr(iq, "id", id);
     rc = ic_xmpp_client_send(c, iq);
     ic_xml_free(iq);
-    if (rc != 0)
-        return rc;
-    p = ic_calloc(1, sizeof *p);
-    p->id = ic_strdup(id);
-    p->cb = cb;
-    p->data = data;
-    p->next = c->iqs;
-    c->iqs = p;
+    if (rc == 0)
+        wait_answer(c, id, cb, data);
+    return rc;
+}
+
+int ic_xmpp_client_iq_text(struct ic_xmpp_client *c,
+                           const char *head,
+                           size_t head_len,
+                           const char *tail,
+                           size_t tail_len,
+                           void (*cb)(void *data, struct ic_xml *reply),
+                           void *data)
+{
+    struct ic_buf b = {0};
+    char id[32];
+
+    if (c->closing || c->state != CL_READY)
+        return IC_EINVAL;
+    snprintf(id, sizeof id, "c%llu", (unsigned long long)++c->next_id);
+    ic_buf_append(&b, head, head_len);
+    ic_buf_puts(&b, id);
+    ic_buf_append(&b, tail, tail_len);
+    send_bytes(c, b.data, b.len);
+    ic_buf_free(&b);
+    wait_answer(c, id, cb, data);
     return 0;
 }
 

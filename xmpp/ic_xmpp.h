@@ -605,6 +605,17 @@ int ic_xmpp_client_iq(struct ic_xmpp_client *c,
                       struct ic_xml *iq,
                       void (*cb)(void *data, struct ic_xml *reply),
                       void *data);
+/* The same for an iq the caller wrote: HEAD (ending inside its id
+ * attribute's opening quote), the fresh id, then TAIL (from the closing
+ * quote on) are sent as they are. For a generator that sends one stanza
+ * many times. */
+int ic_xmpp_client_iq_text(struct ic_xmpp_client *c,
+                           const char *head,
+                           size_t head_len,
+                           const char *tail,
+                           size_t tail_len,
+                           void (*cb)(void *data, struct ic_xml *reply),
+                           void *data);
 /* The channel-binding type SCRAM-PLUS used, or NULL (after on_ready). */
 const char *ic_xmpp_client_binding(const struct ic_xmpp_client *c);
 /* The SASL mechanism used (after on_ready). */
