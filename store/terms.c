@@ -78,20 +78,26 @@ arena_put(struct ic_store__terms_build *b, const char *s, size_t n)
     return off;
 }
 
+/* A term as the builder keys it: a typed literal's datatype by index. */
+struct tkey {
+    unsigned kind;
+    const char *v;
+    size_t len;
+    const char *tag; /* K_LANG */
+    size_t tlen;
+    uint32_t dt; /* K_TYPED */
+};
+
 static bool same(const struct ic_store__terms_build *b,
                  const struct tb_term *x,
-                 unsigned kind,
-                 const char *v,
-                 size_t len,
-                 const char *tag,
-                 size_t tlen,
-                 uint32_t dt)
+                 const struct tkey *k)
 {
-    return x->kind == kind && x->len == len &&
-           memcmp(b->arena + x->off, v, len) == 0 &&
-           (kind != K_TYPED || x->dt == dt) &&
-           (kind != K_LANG ||
-            (x->xlen == tlen && memcmp(b->arena + x->xoff, tag, tlen) == 0));
+    return x->kind == k->kind && x->len == k->len &&
+           memcmp(b->arena + x->off, k->v, k->len) == 0 &&
+           (k->kind != K_TYPED || x->dt == k->dt) &&
+           (k->kind != K_LANG ||
+            (x->xlen == k->tlen &&
+             memcmp(b->arena + x->xoff, k->tag, k->tlen) == 0));
 }
 
 static void rehash(struct ic_store__terms_build *b)
@@ -109,18 +115,13 @@ static void rehash(struct ic_store__terms_build *b)
     }
 }
 
-/* The index of the term (KIND, V, TAG or DT), added when new. */
-static uint32_t intern(struct ic_store__terms_build *b,
-                       unsigned kind,
-                       const char *v,
-                       size_t len,
-                       const char *tag,
-                       size_t tlen,
-                       uint32_t dt)
+/* The index of term K, added when new. */
+static uint32_t intern(struct ic_store__terms_build *b, const struct tkey *k)
 {
-    uint64_t h = ic_store__hash(v, len) ^ (uint64_t)kind * 0x9e3779b97f4a7c15u ^
-                 (kind == K_TYPED ? (uint64_t)dt << 32 : 0) ^
-                 (kind == K_LANG ? ic_store__hash(tag, tlen) : 0);
+    uint64_t h = ic_store__hash(k->v, k->len) ^
+                 (uint64_t)k->kind * 0x9e3779b97f4a7c15u ^
+                 (k->kind == K_TYPED ? (uint64_t)k->dt << 32 : 0) ^
+                 (k->kind == K_LANG ? ic_store__hash(k->tag, k->tlen) : 0);
     size_t s;
     struct tb_term *x;
 
@@ -129,7 +130,7 @@ static uint32_t intern(struct ic_store__terms_build *b,
     for (s = h & (b->nslots - 1); b->slots[s] != 0;
          s = (s + 1) & (b->nslots - 1)) {
         x = &b->t[b->slots[s] - 1];
-        if (x->hash == h && same(b, x, kind, v, len, tag, tlen, dt))
+        if (x->hash == h && same(b, x, k))
             return b->slots[s] - 1;
     }
     if (b->n == b->cap) {
@@ -138,14 +139,14 @@ static uint32_t intern(struct ic_store__terms_build *b,
     }
     x = &b->t[b->n];
     memset(x, 0, sizeof *x);
-    x->kind = kind;
+    x->kind = k->kind;
     x->hash = h;
-    x->dt = dt;
-    x->len = len;
-    x->off = arena_put(b, v, len);
-    if (kind == K_LANG) {
-        x->xlen = tlen;
-        x->xoff = arena_put(b, tag, tlen);
+    x->dt = k->dt;
+    x->len = k->len;
+    x->off = arena_put(b, k->v, k->len);
+    if (k->kind == K_LANG) {
+        x->xlen = k->tlen;
+        x->xoff = arena_put(b, k->tag, k->tlen);
     }
     b->slots[s] = (uint32_t)b->n + 1;
     return (uint32_t)b->n++;
@@ -180,12 +181,12 @@ static int term_index(struct ic_store__terms_build *b,
     case IC_TERM_LITERAL:
         kind = t->lang ? K_LANG : t->datatype ? K_TYPED : K_LITERAL;
         if (kind == K_TYPED)
-            dt = intern(b, K_IRI, x, xlen, NULL, 0, 0);
+            dt = intern(b, &(struct tkey){K_IRI, x, xlen, NULL, 0, 0});
         break;
     default:
         return IC_EINVAL;
     }
-    *ix = intern(b, kind, t->value, t->len, x, xlen, dt);
+    *ix = intern(b, &(struct tkey){kind, t->value, t->len, x, xlen, dt});
     return 0;
 }
 
