@@ -19,6 +19,9 @@
 #   BENCH_ROLES=0       at concurrency 1, no extra cases with the client
 #                       on the leader and on a follower (of both systems)
 #   BENCH_ETCD=0        icroot only
+#   BENCH_ETCD_PROTO    how etcd-bench puts: grpc (etcd's own KV/Put over
+#                       HTTP/2, what etcd's clients use; default) or json
+#                       (its HTTP/1.1 JSON gateway, which costs etcd more)
 #   BENCH_QUERY=0       no query cases
 #   BENCH_PRESENCE=0    no presence case (100 publishers on one node, 100
 #                       watchers on another; BENCH_PRESENCE_RATES changes
@@ -38,6 +41,7 @@ levels=${BENCH_CONCURRENCY:-1 64 1000}
 qclients=${BENCH_QUERY_CLIENTS:-64}
 repeat=${BENCH_REPEAT:-1}
 with_etcd=${BENCH_ETCD:-1}
+etcd_proto=${BENCH_ETCD_PROTO:-grpc}
 with_query=${BENCH_QUERY:-1}
 with_presence=${BENCH_PRESENCE:-1}
 presence_rates=${BENCH_PRESENCE_RATES:-10 50}
@@ -251,6 +255,7 @@ etcd_put() { # N CASE ENDPOINTS
     say "$2 on etcd ..."
     timeout "$limit" "$ebench" --endpoints "$3" --value-file "$work/payload.xml" \
         --clients "$1" --duration "$dur" --warmup "$warm" --case "$2" \
+        --proto "$etcd_proto" \
         --key-prefix "$kprefix" --pids "$pids" >>"$results" || say "$2 on etcd: failed"
     tail -1 "$results" | cut -c1-400 >&2
 }
@@ -337,7 +342,7 @@ done
 {
     echo
     echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r); $dur s measured per case after $warm s of warm-up; $repeat run(s) per case (medians shown); fresh clusters per level"
-    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, HTTP/1.1 JSON gateway $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
+    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, $(if [ "$etcd_proto" = grpc ]; then echo "gRPC over HTTP/2 (h2c), one connection per client,"; else echo "HTTP/1.1 JSON gateway,"; fi) $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
     echo
     "$gen" --compare "$results"
     echo

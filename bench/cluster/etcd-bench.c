@@ -1,19 +1,30 @@
 /*
  * etcd-bench - the peer side of the cluster benchmark
- * (docs/benchmarks-cluster.md): N HTTP/1.1 keep-alive connections to
- * etcd's v3 JSON gateway (grpc-gateway; `/v3/kv/put` in etcd 3.4, which
- * also serves `/v3beta/`), spread round robin over the members, each
- * putting back to back, one request in flight, the value of --value-file
- * (the same bytes as icroot-cluster-bench's publish description) under its
- * own key PREFIX<i>, as a cloud replaces its own description.
+ * (docs/benchmarks-cluster.md): N connections to etcd's client port,
+ * spread round robin over the members, each putting back to back, one
+ * request in flight, the value of --value-file (the same bytes as
+ * icroot-cluster-bench's publish description) under its own key
+ * PREFIX<i>, as a cloud replaces its own description.
  *
- * An answer counts when it is HTTP 200 and its JSON holds a "header" with
- * a "revision"; anything else is an error (its first body is reported).
- * A connection that drops is counted and opened again.
+ * Two ways to put (--proto):
  *
- * One process, one libuv loop, plain libuv TCP (no HTTP library): the
- * request of each connection is built once; the answer is parsed for its
- * status line, Content-Length or chunked body. Measuring is cbench.h's.
+ *   grpc  etcd's own API, what its clients and its benchmark tool use:
+ *         `etcdserverpb.KV/Put` over HTTP/2 without TLS (h2c, prior
+ *         knowledge; nghttp2 frames it), one stream at a time per
+ *         connection. An answer counts when it is :status 200, its
+ *         trailers say grpc-status 0 and its PutResponse carries a
+ *         header with a revision.
+ *   json  the v3 JSON gateway (grpc-gateway; `/v3/kv/put` in etcd 3.4,
+ *         which also serves `/v3beta/`) over HTTP/1.1 keep-alive: HTTP
+ *         200 and a JSON "header" with a "revision". The gateway
+ *         translates to a gRPC call inside etcd, so this costs etcd more
+ *         per put than grpc.
+ *
+ * Anything else is an error (its first answer is reported). A connection
+ * that drops is counted and opened again.
+ *
+ * One process, one libuv loop, libuv TCP: each connection's request is
+ * built once. Measuring is cbench.h's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
@@ -25,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <nghttp2/nghttp2.h>
 #include <uv.h>
 
 #include "cbench.h"
@@ -37,8 +49,10 @@ struct opts {
     const char *case_name, *pids;
     unsigned clients;
     double duration, warmup, grace;
-    bool verbose;
+    bool verbose, grpc;
 };
+
+#define GRPC_PUT_PATH "/etcdserverpb.KV/Put"
 
 struct ebench;
 
@@ -49,13 +63,21 @@ struct conn {
     uv_write_t wreq;
     unsigned idx; /* 1-based */
     int ep;
-    char *req; /* the whole request, built once */
+    char *req; /* json: the whole request; grpc: the gRPC message */
     size_t req_len;
+    nghttp2_session *h2; /* grpc */
+    size_t req_off;      /* grpc: bytes of req given to nghttp2 */
+    int32_t stream;      /* grpc: the put in flight */
+    int h2_status, grpc_status;
+    char ans[256]; /* grpc: the answer's message (its start) */
+    size_t ans_len;
+    char grpc_message[128];
     char *in; /* answer bytes so far */
     size_t in_len, in_cap;
     bool open, up, busy;
-    bool ever_up; /* counted in up or failed for the start */
-    bool was_up;  /* connected since the last (re)open: reopen if lost */
+    bool ever_up;  /* counted in up or failed for the start */
+    bool was_up;   /* connected since the last (re)open: reopen if lost */
+    bool answered; /* grpc: an answer came in the bytes being read */
     uint64_t sent;
 };
 
@@ -67,6 +89,8 @@ struct ebench {
     struct conn *c;
     int neps;
     char host[MAX_EPS][64];
+    char authority[MAX_EPS][112]; /* grpc: HOST:PORT */
+    nghttp2_session_callbacks *h2cb;
     int port[MAX_EPS];
     char *value;
     size_t value_len;
@@ -103,6 +127,48 @@ static char *base64(const char *s, size_t n, size_t *out_len)
     return out;
 }
 
+static size_t put_varint(unsigned char *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (unsigned char)v;
+    return n;
+}
+
+/* The gRPC message of a put: a 5-byte prefix (not compressed, length
+ * big-endian), then the PutRequest: key = field 1, value = field 2, both
+ * length-delimited (etcd's rpc.proto). */
+static void
+build_grpc_message(struct ebench *b, struct conn *k, const char *key)
+{
+    size_t kl = strlen(key), n = 5;
+    unsigned char *m = malloc(5 + 2 * 10 + kl + b->value_len);
+    uint32_t len;
+
+    if (m == NULL)
+        abort();
+    m[n++] = 0x0a;
+    n += put_varint(m + n, kl);
+    memcpy(m + n, key, kl);
+    n += kl;
+    m[n++] = 0x12;
+    n += put_varint(m + n, b->value_len);
+    memcpy(m + n, b->value, b->value_len);
+    n += b->value_len;
+    len = (uint32_t)(n - 5);
+    m[0] = 0;
+    m[1] = (unsigned char)(len >> 24);
+    m[2] = (unsigned char)(len >> 16);
+    m[3] = (unsigned char)(len >> 8);
+    m[4] = (unsigned char)len;
+    k->req = (char *)m;
+    k->req_len = n;
+}
+
 static void build_request(struct ebench *b, struct conn *k)
 {
     char key[256], head[512];
@@ -110,6 +176,10 @@ static void build_request(struct ebench *b, struct conn *k)
     char *k64, *v64;
 
     snprintf(key, sizeof key, "%s%u", b->o.key_prefix, k->idx);
+    if (b->o.grpc) {
+        build_grpc_message(b, k, key);
+        return;
+    }
     k64 = base64(key, strlen(key), &kl);
     v64 = base64(b->value, b->value_len, &vl);
     body_len = kl + vl + sizeof "{\"key\":\"\",\"value\":\"\"}" - 1;
@@ -231,6 +301,8 @@ static void on_closed(uv_handle_t *h)
 
     k->open = false;
     b->open--;
+    nghttp2_session_del(k->h2); /* NULL for json */
+    k->h2 = NULL;
     if (b->closing || b->run.stopping || !k->was_up)
         return;
     conn_open(k); /* dropped during the run: open it again, once */
@@ -286,28 +358,333 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(k->in + k->in_len, (unsigned)(k->in_cap - k->in_len));
 }
 
-static void answered(struct conn *k, const struct answer *a)
+/* One answer in: OK or not, WHAT (N bytes) is what the first answer and
+ * the first error report. */
+static void finish(struct conn *k, bool ok, const char *what, size_t n)
 {
     struct ebench *b = k->b;
-    bool ok = a->status == 200 &&
-              find(a->body, a->body_len, "\"header\"") != NULL &&
-              find(a->body, a->body_len, "\"revision\"") != NULL;
 
     if (b->first_body[0] == '\0' || (!ok && b->run.first_error[0] == '\0')) {
-        size_t n = a->body_len < sizeof b->first_body - 1
-                       ? a->body_len
-                       : sizeof b->first_body - 1;
-        memcpy(b->first_body, a->body, n);
+        if (n > sizeof b->first_body - 1)
+            n = sizeof b->first_body - 1;
+        memcpy(b->first_body, what, n);
         b->first_body[n] = '\0';
         if (b->o.verbose)
-            fprintf(stderr, "etcd-bench: HTTP %d %s\n", a->status,
-                    b->first_body);
+            fprintf(stderr, "etcd-bench: %s\n", b->first_body);
     }
     if (!ok)
-        cb_run_error(&b->run, "HTTP %d: %s", a->status, b->first_body);
+        cb_run_error(&b->run, "%s", b->first_body);
     k->busy = false;
     b->in_flight--;
     cb_run_done(&b->run, k->sent, ok);
+}
+
+static void answered(struct conn *k, const struct answer *a)
+{
+    char what[300];
+    bool ok = a->status == 200 &&
+              find(a->body, a->body_len, "\"header\"") != NULL &&
+              find(a->body, a->body_len, "\"revision\"") != NULL;
+    int n = snprintf(what, sizeof what, "HTTP %d %.*s", a->status,
+                     (int)(a->body_len < 200 ? a->body_len : 200), a->body);
+
+    finish(k, ok, what, (size_t)n < sizeof what ? (size_t)n : sizeof what - 1);
+}
+
+/* ---- gRPC over HTTP/2 ---------------------------------------------------- */
+
+struct h2_out {
+    uv_write_t w; /* first: freed through it */
+    char data[];
+};
+
+static void on_h2_written(uv_write_t *w, int status)
+{
+    struct conn *k = w->data;
+
+    free(w);
+    if (status < 0)
+        conn_fail(k, "write: %s", uv_strerror(status));
+}
+
+/* Writes what nghttp2 has to send, in one write; -1 when the connection
+ * failed. Never from inside nghttp2's callbacks. */
+static int h2_flush(struct conn *k)
+{
+    struct h2_out *o = NULL;
+    size_t len = 0, cap = 0;
+    const uint8_t *data;
+    ssize_t n;
+    uv_buf_t buf;
+
+    while ((n = nghttp2_session_mem_send(k->h2, &data)) > 0) {
+        if (len + (size_t)n > cap) {
+            cap = 2 * (len + (size_t)n) < 4096 ? 4096 : 2 * (len + (size_t)n);
+            o = realloc(o, sizeof *o + cap);
+            if (o == NULL)
+                abort();
+        }
+        memcpy(o->data + len, data, (size_t)n);
+        len += (size_t)n;
+    }
+    if (n < 0) {
+        free(o);
+        conn_fail(k, "HTTP/2: %s", nghttp2_strerror((int)n));
+        return -1;
+    }
+    if (len == 0)
+        return 0;
+    buf = uv_buf_init(o->data, (unsigned)len);
+    o->w.data = k;
+    if (uv_write(&o->w, (uv_stream_t *)&k->tcp, &buf, 1, on_h2_written) != 0) {
+        free(o);
+        conn_fail(k, "%s", "cannot write");
+        return -1;
+    }
+    return 0;
+}
+
+static ssize_t h2_read_req(nghttp2_session *s,
+                           int32_t stream,
+                           uint8_t *buf,
+                           size_t length,
+                           uint32_t *flags,
+                           nghttp2_data_source *src,
+                           void *user)
+{
+    struct conn *k = user;
+    size_t n = k->req_len - k->req_off;
+
+    (void)s;
+    (void)stream;
+    (void)src;
+    if (n > length)
+        n = length;
+    memcpy(buf, k->req + k->req_off, n);
+    k->req_off += n;
+    if (k->req_off == k->req_len)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+#define NV(n, v)                                                         \
+    {                                                                    \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),        \
+            NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE \
+    }
+
+static int h2_send_put(struct conn *k)
+{
+    struct ebench *b = k->b;
+    const nghttp2_nv hdrs[] = {
+        NV(":method", "POST"),
+        NV(":scheme", "http"),
+        NV(":path", GRPC_PUT_PATH),
+        NV(":authority", b->authority[k->ep]),
+        NV("content-type", "application/grpc"),
+        NV("te", "trailers"),
+    };
+    nghttp2_data_provider dp = {.read_callback = h2_read_req};
+
+    k->req_off = 0;
+    k->h2_status = 0;
+    k->grpc_status = -1;
+    k->ans_len = 0;
+    k->grpc_message[0] = '\0';
+    k->stream = nghttp2_submit_request(k->h2, NULL, hdrs,
+                                       sizeof hdrs / sizeof hdrs[0], &dp, k);
+    if (k->stream < 0) {
+        conn_fail(k, "HTTP/2 request: %s", nghttp2_strerror(k->stream));
+        return -1;
+    }
+    return h2_flush(k);
+}
+
+static int
+get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        unsigned char c = *(*p)++;
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if ((c & 0x80) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* The next field of a protobuf message in [*P, END): its number in
+ * *FIELD; a varint's value in *V, or a length-delimited field's bytes at
+ * *SUB (*V long). 1 for a field, 0 at the end, -1 when malformed or of
+ * another wire type. */
+static int pb_next(const unsigned char **p,
+                   const unsigned char *end,
+                   uint64_t *field,
+                   uint64_t *v,
+                   const unsigned char **sub)
+{
+    uint64_t tag;
+
+    *sub = NULL;
+    if (*p == end)
+        return 0;
+    if (get_varint(p, end, &tag) != 0 || get_varint(p, end, v) != 0)
+        return -1;
+    *field = tag >> 3;
+    if ((tag & 7) == 0)
+        return 1;
+    if ((tag & 7) != 2 || *v > (uint64_t)(end - *p))
+        return -1;
+    *sub = *p;
+    *p += *v;
+    return 1;
+}
+
+/* The revision of the PutResponse in the gRPC message P (N bytes):
+ * PutResponse.header (1) -> ResponseHeader.revision (3); -1 if none. */
+static int64_t put_revision(const unsigned char *p, size_t n)
+{
+    const unsigned char *end, *hdr = NULL, *sub;
+    uint64_t field, v, hlen = 0;
+    uint32_t len;
+    int rc;
+
+    if (n < 5 || p[0] != 0)
+        return -1;
+    len = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 |
+          p[4];
+    if (len > n - 5)
+        return -1;
+    p += 5;
+    end = p + len;
+    while ((rc = pb_next(&p, end, &field, &v, &sub)) == 1)
+        if (field == 1 && sub != NULL) {
+            hdr = sub;
+            hlen = v;
+        }
+    if (rc < 0 || hdr == NULL)
+        return -1;
+    end = hdr + hlen;
+    while ((rc = pb_next(&hdr, end, &field, &v, &sub)) == 1)
+        if (field == 3 && sub == NULL)
+            return v > 0 && v <= INT64_MAX ? (int64_t)v : -1;
+    return -1;
+}
+
+static void grpc_answered(struct conn *k, uint32_t error_code)
+{
+    char what[300];
+    int64_t rev = put_revision((const unsigned char *)k->ans, k->ans_len);
+    bool ok = error_code == 0 && k->h2_status == 200 && k->grpc_status == 0 &&
+              rev > 0;
+    int n;
+
+    if (ok)
+        n = snprintf(what, sizeof what, "grpc-status 0, revision %lld",
+                     (long long)rev);
+    else
+        n = snprintf(what, sizeof what,
+                     ":status %d, grpc-status %d %s, stream error %u, "
+                     "%zu bytes of message",
+                     k->h2_status, k->grpc_status, k->grpc_message, error_code,
+                     k->ans_len);
+    finish(k, ok, what, (size_t)n < sizeof what ? (size_t)n : sizeof what - 1);
+}
+
+static int h2_on_header(nghttp2_session *s,
+                        const nghttp2_frame *f,
+                        const uint8_t *name,
+                        size_t namelen,
+                        const uint8_t *value,
+                        size_t valuelen,
+                        uint8_t flags,
+                        void *user)
+{
+    struct conn *k = user;
+    char v[16];
+
+    (void)s;
+    (void)flags;
+    if (f->hd.stream_id != k->stream)
+        return 0;
+    if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
+        size_t n = valuelen < sizeof k->grpc_message - 1
+                       ? valuelen
+                       : sizeof k->grpc_message - 1;
+        memcpy(k->grpc_message, value, n);
+        k->grpc_message[n] = '\0';
+        return 0;
+    }
+    if (valuelen >= sizeof v)
+        return 0;
+    memcpy(v, value, valuelen);
+    v[valuelen] = '\0';
+    if (namelen == 7 && memcmp(name, ":status", 7) == 0)
+        k->h2_status = atoi(v);
+    else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0)
+        k->grpc_status = atoi(v);
+    return 0;
+}
+
+static int h2_on_data(nghttp2_session *s,
+                      uint8_t flags,
+                      int32_t stream,
+                      const uint8_t *data,
+                      size_t len,
+                      void *user)
+{
+    struct conn *k = user;
+    size_t room = sizeof k->ans - k->ans_len;
+
+    (void)s;
+    (void)flags;
+    if (stream != k->stream)
+        return 0;
+    memcpy(k->ans + k->ans_len, data, len < room ? len : room);
+    k->ans_len += len < room ? len : room;
+    return 0;
+}
+
+static int
+h2_on_close(nghttp2_session *s, int32_t stream, uint32_t error_code, void *user)
+{
+    struct conn *k = user;
+
+    (void)s;
+    if (stream != k->stream || !k->busy)
+        return 0;
+    k->stream = 0;
+    k->answered = true; /* the next put is sent after nghttp2 returns */
+    grpc_answered(k, error_code);
+    return 0;
+}
+
+static int h2_start(struct conn *k)
+{
+    if (nghttp2_session_client_new(&k->h2, k->b->h2cb, k) != 0)
+        abort();
+    if (nghttp2_submit_settings(k->h2, NGHTTP2_FLAG_NONE, NULL, 0) != 0) {
+        conn_fail(k, "%s", "HTTP/2 settings");
+        return -1;
+    }
+    return h2_flush(k);
+}
+
+static void h2_read(struct conn *k, const char *data, size_t n)
+{
+    ssize_t rc = nghttp2_session_mem_recv(k->h2, (const uint8_t *)data, n);
+
+    if (rc < 0) {
+        conn_fail(k, "HTTP/2: %s", nghttp2_strerror((int)rc));
+        return;
+    }
+    if (k->answered) {
+        k->answered = false;
+        send_next(k);
+    }
+    if (k->open && !uv_is_closing((uv_handle_t *)&k->tcp) && h2_flush(k) == 0 &&
+        !nghttp2_session_want_read(k->h2) && !nghttp2_session_want_write(k->h2))
+        conn_fail(k, "%s", "HTTP/2 session ended by etcd (GOAWAY)");
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -319,6 +696,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (nread < 0) {
         conn_fail(k, "connection lost: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (k->h2 != NULL) {
+        h2_read(k, k->in, (size_t)nread); /* in_len stays 0 */
         return;
     }
     k->in_len += (size_t)nread;
@@ -354,6 +735,13 @@ static void send_next(struct conn *k)
 
     if (b->run.stopping || b->closing || !k->up || k->busy)
         return;
+    if (k->h2 != NULL) {
+        k->sent = cb_now_ns();
+        k->busy = true;
+        b->in_flight++;
+        h2_send_put(k); /* a failure is conn_fail's */
+        return;
+    }
     k->sent = cb_now_ns();
     k->wreq.data = k;
     if (uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &buf, 1, on_written) != 0) {
@@ -378,6 +766,8 @@ static void on_connected(uv_connect_t *req, int status)
         conn_fail(k, "%s", "cannot read");
         return;
     }
+    if (b->o.grpc && h2_start(k) != 0)
+        return;
     k->up = true;
     k->was_up = true;
     if (!k->ever_up) {
@@ -477,6 +867,9 @@ static int parse_endpoints(struct ebench *b)
         b->port[b->neps] = atoi(colon + 1);
         if (b->port[b->neps] <= 0)
             return -1;
+        one[colon - one] = '\0'; /* the host */
+        snprintf(b->authority[b->neps], sizeof b->authority[0], "%s:%d", one,
+                 b->port[b->neps]);
         b->neps++;
         s = comma ? comma + 1 : NULL;
     }
@@ -512,8 +905,10 @@ static void usage(FILE *f)
           "  --value-file FILE  the value put (icroot-cluster-bench\n"
           "                     --print-payload writes the same bytes)\n"
           "  --clients N        connections, one request in flight each (64)\n"
+          "  --proto P          grpc (etcd's KV/Put over HTTP/2, default)\n"
+          "                     or json (the HTTP/1.1 JSON gateway)\n"
           "  --key-prefix P     keys P1..PN (/icroot-bench/bench)\n"
-          "  --path P           gateway path (/v3/kv/put)\n"
+          "  --path P           json: the gateway's path (/v3/kv/put)\n"
           "  --duration S       measured seconds (10)\n"
           "  --warmup S         seconds before the window opens (2)\n"
           "  --grace S          wait for answers after the window (10)\n"
@@ -530,6 +925,7 @@ static const struct option long_opts[] = {
     {"clients", required_argument, NULL, 'n'},
     {"key-prefix", required_argument, NULL, 'k'},
     {"path", required_argument, NULL, 'p'},
+    {"proto", required_argument, NULL, 'r'},
     {"duration", required_argument, NULL, 'd'},
     {"warmup", required_argument, NULL, 'w'},
     {"grace", required_argument, NULL, 'g'},
@@ -561,6 +957,13 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'p':
             o->path = optarg;
+            break;
+        case 'r':
+            if (strcmp(optarg, "grpc") != 0 && strcmp(optarg, "json") != 0) {
+                fprintf(stderr, "--proto: grpc or json\n");
+                return 2;
+            }
+            o->grpc = strcmp(optarg, "grpc") == 0;
             break;
         case 'd':
             o->duration = atof(optarg);
@@ -623,6 +1026,15 @@ static int setup(struct ebench *b, char *case_buf, size_t len, char *target)
         fprintf(stderr, "--pids: a list of process ids\n");
         return -1;
     }
+    if (b->o.grpc) {
+        if (nghttp2_session_callbacks_new(&b->h2cb) != 0)
+            abort();
+        nghttp2_session_callbacks_set_on_header_callback(b->h2cb, h2_on_header);
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(b->h2cb,
+                                                                  h2_on_data);
+        nghttp2_session_callbacks_set_on_stream_close_callback(b->h2cb,
+                                                               h2_on_close);
+    }
     b->c = calloc(b->o.clients, sizeof *b->c);
     if (b->c == NULL)
         abort();
@@ -632,7 +1044,7 @@ static int setup(struct ebench *b, char *case_buf, size_t len, char *target)
         b->c[i].ep = (int)(i % (unsigned)b->neps);
         build_request(b, &b->c[i]);
     }
-    r->request_bytes = b->c[0].req_len;
+    r->request_bytes = b->c[0].req_len; /* grpc: the message, no framing */
     return 0;
 }
 
@@ -658,6 +1070,7 @@ int main(int argc, char **argv)
 
     b.o = (struct opts){.key_prefix = "/icroot-bench/bench",
                         .path = "/v3/kv/put",
+                        .grpc = true,
                         .label = "etcd",
                         .clients = 64,
                         .duration = 10,
@@ -679,7 +1092,9 @@ int main(int argc, char **argv)
     uv_run(&b.loop, UV_RUN_DEFAULT);
     uv_loop_close(&b.loop);
     snprintf(extra, sizeof extra,
-             ",\"path\":\"%s\",\"members\":%d,\"first_answer\":\"", b.o.path,
+             ",\"proto\":\"%s\",\"path\":\"%s\",\"members\":%d,"
+             "\"first_answer\":\"",
+             b.o.grpc ? "grpc" : "json", b.o.grpc ? GRPC_PUT_PATH : b.o.path,
              b.neps);
     escape_into(extra, sizeof extra, b.first_body);
     cb_report_print(&b.run, extra);
@@ -689,5 +1104,6 @@ int main(int argc, char **argv)
     }
     free(b.c);
     free(b.value);
+    nghttp2_session_callbacks_del(b.h2cb);
     return b.run.cpu1 > 0 ? 0 : 1;
 }
