@@ -5,9 +5,10 @@
  *
  * Happy path, outgoing (to peer N): connect -> TLS (we check the server's
  * certificate names the domain and "node N") -> our header (from=self,
- * to=N) -> N's header -> up: queued messages flushed, then every message
- * written at once; a <ping/> every second, answered <pong/> on the same
- * connection, proves the peer alive.
+ * to=N) -> N's header -> up: queued messages flushed, then the messages of
+ * each loop turn written together before the loop next waits (one TLS
+ * record, one write for all a turn's answers); a <ping/> every second, answered
+ * <pong/> on the same connection, proves the peer alive.
  *
  * Happy path, accepted: TLS (the client's certificate must chain to the
  * cluster CA and name "node M") -> M's header, from=M, M a member, to=self
@@ -83,6 +84,7 @@ struct peer {
     bool up;
     bool removed;
     struct ic_buf queue; /* serialized messages waiting for the link */
+    struct ic_buf turn;  /* this loop turn's messages, link up */
     struct peer *next;
 };
 
@@ -95,6 +97,8 @@ struct ic_xmpp_links {
     struct ic_tls_ctx *server_ctx, *client_ctx;
     struct peer *peers;
     struct link *links;
+    uv_prepare_t flush; /* writes the turn's messages before the loop waits */
+    bool flush_on;
     int pending; /* handles not yet closed during shutdown */
     bool shutting_down;
     void (*shutdown_cb)(void *data);
@@ -132,6 +136,19 @@ static void send_header(struct link *k)
 
 static void schedule_reconnect(struct peer *p);
 
+/* This turn's messages for P onto its link, in one write. */
+static void write_turn(struct peer *p)
+{
+    if (p->turn.len == 0)
+        return;
+    if (p->up && p->out != NULL)
+        ic_xmpp__sock_send(&p->out->sock, p->turn.data, p->turn.len);
+    if (p->turn.cap > 65536)
+        ic_buf_free(&p->turn); /* keep a small buffer, not a burst's */
+    else
+        ic_buf_reset(&p->turn);
+}
+
 /* Ends link K; with COND, a stream error first (when a stream is open). */
 static void link_fail(struct link *k, const char *cond, const char *why)
 {
@@ -140,6 +157,8 @@ static void link_fail(struct link *k, const char *cond, const char *why)
 
     if (k->state == LK_CLOSING)
         return;
+    if (p != NULL && p->out == k)
+        write_turn(p); /* what was sent before the end goes first */
     IC_LOG(was_up ? IC_LOG_WARN : IC_LOG_INFO, "link", "node %u (%s): %s%s%s",
            k->remote, k->peer ? "out" : "in", cond ? cond : "",
            cond ? ": " : "", why);
@@ -506,15 +525,17 @@ int ic_xmpp_links_new(struct uv_loop_s *loop,
     l->loop = loop;
     copy_cfg(&l->cfg, cfg);
     l->ops = *ops;
+    uv_prepare_init(loop, &l->flush);
+    l->flush.data = l;
     rc = make_ctxs(l, why, why_len);
     if (rc == 0 && cfg->port != 0)
         rc = listen_on(l, why, why_len);
     if (rc != 0) {
         l->shutting_down = true;
-        if (l->listening) { /* closed before anything else can happen */
+        uv_close((uv_handle_t *)&l->flush, NULL);
+        if (l->listening) /* closed before anything else can happen */
             uv_close((uv_handle_t *)&l->listener, NULL);
-            uv_run(loop, UV_RUN_NOWAIT);
-        }
+        uv_run(loop, UV_RUN_NOWAIT);
         ic_xmpp_links_free(l);
         return rc;
     }
@@ -542,6 +563,7 @@ static void on_peer_timer_closed(uv_handle_t *h)
     if (*pp == p)
         *pp = p->next;
     ic_buf_free(&p->queue);
+    ic_buf_free(&p->turn);
     ic_free(p->host);
     ic_free(p);
     if (l->shutting_down) {
@@ -588,6 +610,18 @@ int ic_xmpp_links_set_peer(struct ic_xmpp_links *l,
     return 0;
 }
 
+/* Before the loop next waits for I/O: every peer's messages of the turn
+ * (from reads, timers or check handles alike), one write each. */
+static void on_flush(uv_prepare_t *h)
+{
+    struct ic_xmpp_links *l = h->data;
+
+    uv_prepare_stop(h);
+    l->flush_on = false;
+    for (struct peer *p = l->peers; p != NULL; p = p->next)
+        write_turn(p);
+}
+
 int ic_xmpp_links_send(struct ic_xmpp_links *l,
                        unsigned id,
                        const struct ic_xml *msg)
@@ -599,9 +633,13 @@ int ic_xmpp_links_send(struct ic_xmpp_links *l,
     if (p == NULL)
         return IC_ENOTFOUND;
     ic_xml_write(&b, msg, IC_NS_LINK);
-    if (p->up && p->out != NULL)
-        ic_xmpp__sock_send(&p->out->sock, b.data, b.len);
-    else if (p->queue.len + b.len > l->cfg.queue_max)
+    if (p->up && p->out != NULL) {
+        ic_buf_append(&p->turn, b.data, b.len);
+        if (!l->flush_on && uv_prepare_start(&l->flush, on_flush) == 0)
+            l->flush_on = true;
+        else if (!l->flush_on)
+            write_turn(p);
+    } else if (p->queue.len + b.len > l->cfg.queue_max)
         rc = IC_ELIMIT;
     else
         ic_buf_append(&p->queue, b.data, b.len);
@@ -616,7 +654,7 @@ bool ic_xmpp_links_up(const struct ic_xmpp_links *l, unsigned id)
     return p != NULL && p->up;
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     struct ic_xmpp_links *l = h->data;
 
@@ -646,8 +684,11 @@ void ic_xmpp_links_shutdown(struct ic_xmpp_links *l,
     l->pending = 1; /* ourselves, until the loop below is done */
     if (l->listening) {
         l->pending++;
-        uv_close((uv_handle_t *)&l->listener, on_listener_closed);
+        uv_close((uv_handle_t *)&l->listener, on_handle_closed);
     }
+    on_flush(&l->flush); /* the turn's messages before the stream ends */
+    l->pending++;
+    uv_close((uv_handle_t *)&l->flush, on_handle_closed);
     for (p = l->peers; p != NULL; p = pn) {
         pn = p->next;
         l->pending++;
