@@ -58,6 +58,18 @@ int ic_node_store_open_replica(const char *dir,
                                char *why,
                                size_t why_len);
 
+/* What a running node opens (replica.c): the replica store, first moved
+ * aside to store.unsynced and replaced by an empty one when it was open,
+ * unsynced, when the machine went down (the marker DIR/store.boot names
+ * another boot), so that Raft rebuilds it from its snapshot and log; then
+ * marked open under this boot. */
+int ic_node_replica_open(const char *dir,
+                         struct ic_store **out,
+                         char *why,
+                         size_t why_len);
+/* Syncs ST, marks it closed and closes it (NULL: nothing). */
+void ic_node_replica_close(const char *dir, struct ic_store *st);
+
 /* Loads FILE (Turtle, TriG, N-Triples, N-Quads by extension) into ST in one
  * write transaction: by default each cloud's statements (xmpp: subjects)
  * into the cloud's own graph and the rest into a graph named after the

@@ -158,8 +158,7 @@ static int start(struct node *n)
     char why[512];
     int rc;
 
-    rc = ic_node_store_open_replica(n->cfg.node.data_dir, &n->st, why,
-                                    sizeof why);
+    rc = ic_node_replica_open(n->cfg.node.data_dir, &n->st, why, sizeof why);
     if (rc != 0) {
         fprintf(stderr, "icroot: %s\n", why);
         return rc;
@@ -230,7 +229,7 @@ int ic_node_run(const char *config_path)
     ic_node_service_free(n.svc);
     ic_free(n.s2s_routes);
     json_decref(n.ctx.rosters);
-    ic_store_close(n.st);
+    ic_node_replica_close(n.cfg.node.data_dir, n.st);
     uv_loop_close(&n.loop);
     ic_node_config_free(&n.cfg);
     return rc == 0 ? 0 : 1;

@@ -66,6 +66,9 @@ int ic_store_open(const char *dir,
                   struct ic_store **out,
                   char *why,
                   size_t why_len);
+/* Flushes every committed transaction to disk (fsync), whatever the
+ * store was opened with. */
+int ic_store_sync(struct ic_store *st);
 /* Closes the store; no transaction may be open. ic_store_close(NULL) is a
  * no-op. */
 void ic_store_close(struct ic_store *st);

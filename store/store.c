@@ -387,6 +387,11 @@ const char *ic_store_dir(const struct ic_store *st)
     return dir;
 }
 
+int ic_store_sync(struct ic_store *st)
+{
+    return ic_store__mdb_err(mdb_env_sync(st->env, 1));
+}
+
 void ic_store_close(struct ic_store *st)
 {
     if (st == NULL)
