@@ -1130,6 +1130,7 @@ struct stmt {
     char pbuf[64];
     ic_store_statement_fn fn;
     void *data;
+    struct ic_store__pairs_rec rec; /* what to remember (pairs.c) */
 };
 
 static int object_term(
@@ -1145,9 +1146,12 @@ static int object_term(
         st->p = p;
     }
     if (rc == 0 && o == NULL) {
+        st->rec.off = true; /* an individual: depends on the catalog */
         rc = ic_store_term_get(m->t, id, &term, buf);
         o = &term;
     }
+    if (rc == 0)
+        ic_store__pairs_note(&st->rec, &st->pt, o);
     return rc != 0 ? rc : st->fn(st->data, &st->pt, o);
 }
 
@@ -1161,10 +1165,16 @@ int ic_store_attr_statements(struct ic_txn *t,
 {
     struct stmt st;
     uint64_t p;
+    int rc;
 
+    if (ic_store__pairs_replay(t, attribute, value, fn, data, &rc))
+        return rc;
     memset(&st, 0, sizeof st);
     st.fn = fn;
     st.data = data;
-    return attr_objects(t, attribute, value, &p, object_term, &st, err,
-                        err_len);
+    rc = attr_objects(t, attribute, value, &p, object_term, &st, err, err_len);
+    if (rc == 0)
+        ic_store__pairs_keep(t, attribute, value, &st.rec);
+    ic_store__pairs_rec_free(&st.rec);
+    return rc;
 }

@@ -398,6 +398,7 @@ void ic_store_close(struct ic_store *st)
         return;
     ic_store__attr_cache_free(st->attrs);
     ic_store__amap_free(st->amap);
+    ic_store__pairs_free(st->pairs);
     ic_store__tcache_free(&st->terms);
     mdb_env_close(st->env);
     ic_free(st);

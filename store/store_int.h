@@ -41,6 +41,9 @@ struct ic_store__attr_cache;
 /* The matcher's cache of attribute look-ups (match.c), valid while
  * ic_store.attr_gen is what it was filled at. */
 struct ic_store__amap;
+/* What (attribute, value) pairs mapped to (pairs.c), valid while
+ * ic_store.attr_gen is what it was filled at. */
+struct ic_store__pairs;
 
 /* Terms of a write transaction, kept so repeated look-ups are cheap and the
  * hash2id inserts can be done sorted at commit; and the store's terms
@@ -71,6 +74,7 @@ struct ic_store {
      * at a snapshot restore: attribute look-ups made before are stale. */
     uint64_t attr_gen;
     struct ic_store__amap *amap;
+    struct ic_store__pairs *pairs;
     /* Terms of committed write transactions (encoding -> id), looked at
      * after a write transaction's own: a term's id never changes once
      * committed, until a snapshot restore (which empties this and moves
@@ -91,6 +95,34 @@ void ic_store__amap_free(struct ic_store__amap *c);
  * it): T marks the attribute map changed when P is one of its predicates,
  * or any quad while those are not all in the dictionary yet. */
 void ic_store__amap_touch(struct ic_txn *t, uint64_t p);
+
+/* pairs.c: the statements of one ic_store_attr_statements call, as they
+ * are made; OFF once one cannot be kept (an object that is not a
+ * literal). */
+struct ic_store__pairs_rec {
+    struct pair_stmt *s;
+    size_t n, cap;
+    bool off;
+};
+void ic_store__pairs_free(struct ic_store__pairs *c);
+/* When T may use the table and it holds (ATTRIBUTE, VALUE): FN called
+ * with each statement kept (*RC: the first failure, or 0), true. */
+bool ic_store__pairs_replay(struct ic_txn *t,
+                            const char *attribute,
+                            const char *value,
+                            ic_store_statement_fn fn,
+                            void *data,
+                            int *rc);
+void ic_store__pairs_note(struct ic_store__pairs_rec *r,
+                          const struct ic_term *p,
+                          const struct ic_term *o);
+/* Keeps R's statements for (ATTRIBUTE, VALUE) when T may fill the table
+ * (R is then empty). */
+void ic_store__pairs_keep(struct ic_txn *t,
+                          const char *attribute,
+                          const char *value,
+                          struct ic_store__pairs_rec *r);
+void ic_store__pairs_rec_free(struct ic_store__pairs_rec *r);
 
 struct ic_txn {
     struct ic_store *st;

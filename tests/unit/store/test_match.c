@@ -794,6 +794,100 @@ static void test_attr_cache_follows_the_map(void **state)
     assert_string_equal(got, rf);
 }
 
+/* The object tierCountries=ATLANTIS maps to, in a new read transaction:
+ * its IRI in OUT, or the call's failure. */
+static int
+country_object(void *data, const struct ic_term *p, const struct ic_term *o)
+{
+    char *out = data;
+
+    (void)p;
+    snprintf(out, 128, "%.*s", (int)o->len, o->value);
+    return 0;
+}
+
+static int atlantis_now(struct ic_store *st, char out[128])
+{
+    struct ic_txn *t;
+    char err[256];
+    int rc;
+
+    out[0] = '\0';
+    assert_int_equal(ic_store_txn_begin(st, false, &t), 0);
+    rc = ic_store_attr_statements(t, "tierCountries", "ATLANTIS",
+                                  country_object, out, err, sizeof err);
+    ic_store_txn_abort(t);
+    return rc;
+}
+
+/* What a pair maps to is remembered across transactions while the
+ * attribute map stands (pairs.c), but only for literal objects: a pair
+ * that names an individual by its label follows the catalog, whose
+ * changes do not move the attribute map. Literal pairs give the same
+ * statements from the table as computed. */
+static void test_pairs_follow_the_catalog(void **state)
+{
+    static const char ic[] = "@prefix ic: <http://www.csp/resOntology#> . "
+                             "@prefix rdfs: "
+                             "<http://www.w3.org/2000/01/rdf-schema#> . ";
+    struct tu_fx *f = *state;
+    struct ic_load_result res;
+    char got[128], text[512];
+
+    assert_int_equal(atlantis_now(f->st, got), IC_EVALUE);
+    snprintf(text, sizeof text,
+             "%s<urn:x:atlantis> a ic:Country ; rdfs:label \"ATLANTIS\" .", ic);
+    assert_int_equal(
+        tu_load_text(f->st, text, "urn:x:g", IC_LOAD_ONE_GRAPH, true, &res), 0);
+    assert_int_equal(atlantis_now(f->st, got), 0);
+    assert_string_equal(got, "urn:x:atlantis");
+    assert_int_equal(atlantis_now(f->st, got), 0);
+    assert_string_equal(got, "urn:x:atlantis");
+    /* the label moves to another individual: same map, other answer */
+    snprintf(text, sizeof text,
+             "%s<urn:x:atlantis2> a ic:Country ; rdfs:label \"ATLANTIS\" .",
+             ic);
+    assert_int_equal(
+        tu_load_text(f->st, text, "urn:x:g", IC_LOAD_ONE_GRAPH, true, &res), 0);
+    assert_int_equal(atlantis_now(f->st, got), 0);
+    assert_string_equal(got, "urn:x:atlantis2");
+
+    /* literal pairs: the second look-up (from the table) gives the same
+     * statements as the first */
+    for (int i = 0; i < 2; i++) {
+        static const char *const pairs[][2] = {
+            {"maxPrice", "0.021"},
+            {"replicationFactor", " 5 "},
+            {"region", "eu-central \"x\"\n"},
+        };
+        for (size_t k = 0; k < IC_ARRAY_LEN(pairs); k++) {
+            struct capture_out c1 = {{0}, ic_term_iri("urn:s"), 0},
+                               c2 = {{0}, ic_term_iri("urn:s"), 0};
+            char err[256];
+            struct ic_txn *t;
+            assert_int_equal(ic_store_txn_begin(f->st, false, &t), 0);
+            assert_int_equal(ic_store_attr_statements(t, pairs[k][0],
+                                                      pairs[k][1], capture, &c1,
+                                                      err, sizeof err),
+                             0);
+            ic_store_txn_abort(t);
+            assert_int_equal(ic_store_txn_begin(f->st, false, &t), 0);
+            assert_int_equal(ic_store_attr_statements(t, pairs[k][0],
+                                                      pairs[k][1], capture, &c2,
+                                                      err, sizeof err),
+                             0);
+            ic_store_txn_abort(t);
+            assert_int_equal(ic_store_terms_end(&c1.w), 0);
+            assert_int_equal(ic_store_terms_end(&c2.w), 0);
+            assert_true(c1.n >= 1 && c1.n == c2.n);
+            assert_int_equal(c1.w.len, c2.w.len);
+            assert_memory_equal(c1.w.buf, c2.w.buf, c1.w.len);
+            ic_store_terms_free(&c1.w);
+            ic_store_terms_free(&c2.w);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -830,6 +924,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_generated_catalog,
                                         tu_fx_setup_ontology, tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_attr_cache_follows_the_map,
+                                        tu_fx_setup_ontology, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pairs_follow_the_catalog,
                                         tu_fx_setup_ontology, tu_fx_teardown),
     };
 
