@@ -262,7 +262,7 @@ int ic_store__quads_add_bulk(struct ic_txn *t, uint64_t (*q)[4], size_t n)
 
     if (!t->write)
         return IC_EREADONLY;
-    for (size_t i = 0; i < n && !t->amap_dirty; i++)
+    for (size_t i = 0; i < n && !(t->amap_dirty && t->label_dirty); i++)
         ic_store__amap_touch(t, q[i][1]);
     for (int x = 0; x < 4 && rc == 0; x++)
         rc = ic_store__put_bulk(t, dbis[x], q, n, &orders[x]);

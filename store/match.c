@@ -238,19 +238,62 @@ void ic_store__amap_free(struct ic_store__amap *c)
     ic_free(c);
 }
 
+/* rdf:type and every label property the attribute map names (the
+ * objects of icq:labelProperty), into T; state 2 when rdf:type is not in
+ * the dictionary yet (then any quad counts). */
+static void label_preds(struct ic_txn *t)
+{
+    uint64_t type, lp;
+    MDB_cursor *cur;
+    unsigned char kb[8];
+    MDB_val k = {8, kb}, v;
+    int rc;
+
+    t->label_state = 2;
+    if (iri_id(t, IC_RDF "type", &type) != 0)
+        return;
+    t->label_ids = ic_malloc(sizeof *t->label_ids);
+    t->label_ids[0] = type;
+    t->n_label_ids = 1;
+    if (iri_id(t, ICQ "labelProperty", &lp) == 0) {
+        if (mdb_cursor_open(t->txn, t->st->dbi[DBI_POS], &cur) != 0)
+            return;
+        ic_store__be64(kb, lp);
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+            t->label_ids = ic_realloc(t->label_ids, (t->n_label_ids + 1) *
+                                                        sizeof *t->label_ids);
+            t->label_ids[t->n_label_ids++] = ic_store__get_be64(v.mv_data);
+        }
+        mdb_cursor_close(cur);
+        if (rc != MDB_NOTFOUND)
+            return;
+    }
+    t->label_state = 1;
+}
+
 void ic_store__amap_touch(struct ic_txn *t, uint64_t p)
 {
-    if (t->amap_dirty)
-        return;
-    if (t->amap_state == 0) {
-        t->amap_state = 1;
+    if (!t->amap_dirty) {
+        if (t->amap_state == 0) {
+            t->amap_state = 1;
+            for (size_t i = 0; i < IC_ARRAY_LEN(amap_preds); i++)
+                if (iri_id(t, amap_preds[i], &t->amap_ids[i]) != 0)
+                    t->amap_state = 2; /* a quad may bring it: any counts */
+        }
         for (size_t i = 0; i < IC_ARRAY_LEN(amap_preds); i++)
-            if (iri_id(t, amap_preds[i], &t->amap_ids[i]) != 0)
-                t->amap_state = 2; /* a quad may bring it: any quad counts */
+            if (t->amap_state == 2 || t->amap_ids[i] == p)
+                t->amap_dirty = true;
     }
-    for (size_t i = 0; i < IC_ARRAY_LEN(amap_preds); i++)
-        if (t->amap_state == 2 || t->amap_ids[i] == p)
-            t->amap_dirty = true;
+    if (!t->label_dirty) {
+        if (t->label_state == 0)
+            label_preds(t);
+        for (size_t i = 0; i < t->n_label_ids; i++)
+            if (t->label_ids[i] == p)
+                t->label_dirty = true;
+        if (t->label_state == 2)
+            t->label_dirty = true;
+    }
 }
 
 static struct vec vec_dup(const struct vec *v)
@@ -1146,9 +1189,11 @@ static int object_term(
         st->p = p;
     }
     if (rc == 0 && o == NULL) {
-        st->rec.off = true; /* an individual: depends on the catalog */
+        st->rec.labels = true; /* an individual, named by a label */
         rc = ic_store_term_get(m->t, id, &term, buf);
         o = &term;
+    } else if (rc == 0 && o->kind != IC_TERM_LITERAL) {
+        st->rec.off = true;
     }
     if (rc == 0)
         ic_store__pairs_note(&st->rec, &st->pt, o);

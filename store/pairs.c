@@ -5,12 +5,16 @@
  * A cloud publishes its whole description again for each change, so the
  * node that takes a publish maps the same pairs over and over
  * (ic_store_attr_statements: the attribute map's property, the value
- * parsed and checked against the attribute's datatype). The statements a
- * pair gave are kept in a direct-mapped table of PAIRS_SLOTS entries
- * (a collision replaces the older entry), valid while ic_store.attr_gen is
- * what it was filled at: a pair whose objects are literals depends on the
- * attribute map only. A pair that named an individual by its label (a
- * class-valued attribute) depends on the catalog itself and is never kept.
+ * parsed and checked against the attribute's datatype, or the individual
+ * its label names). The statements a pair gave are kept in a
+ * direct-mapped table of PAIRS_SLOTS entries (a collision replaces the
+ * older entry), valid while ic_store.attr_gen is what it was filled at: a
+ * pair whose objects are literals depends on the attribute map only. A
+ * pair that named an individual by its label (a class-valued attribute)
+ * also depends on the catalog's rdf:type and label statements, and is
+ * valid only while ic_store.label_gen stands too (publishes replace
+ * their graphs writing only the quads that differ, so a republished
+ * description moves neither).
  * Read transactions only, at the store's current generation; used on the
  * loop's thread, as the attribute caches are.
  */
@@ -23,8 +27,9 @@
 
 struct pair_stmt {
     char *p; /* the property's IRI */
-    char *o; /* the literal's lexical form, OLEN bytes */
+    char *o; /* the literal's lexical form or the individual's IRI */
     size_t plen, olen;
+    enum ic_term_kind okind;
     char *datatype, *lang; /* or NULL */
 };
 
@@ -34,6 +39,8 @@ struct pair_entry {
     size_t klen;
     size_t n;
     struct pair_stmt *s;
+    bool labels;        /* an object named by a label: */
+    uint64_t label_gen; /* valid at this ic_store.label_gen only */
 };
 
 struct ic_store__pairs {
@@ -112,7 +119,9 @@ bool ic_store__pairs_replay(struct ic_txn *t,
     h = make_key(attribute, value, &key, &klen);
     e = &c->e[h % PAIRS_SLOTS];
     if (e->key == NULL || e->hash != h || e->klen != klen ||
-        memcmp(e->key, key, klen) != 0) {
+        memcmp(e->key, key, klen) != 0 ||
+        (e->labels && (e->label_gen != t->st->label_gen ||
+                       t->label_gen != t->st->label_gen))) {
         ic_free(key);
         return false;
     }
@@ -121,8 +130,7 @@ bool ic_store__pairs_replay(struct ic_txn *t,
     for (size_t i = 0; *rc == 0 && i < e->n; i++) {
         const struct pair_stmt *s = &e->s[i];
         struct ic_term p = {IC_TERM_IRI, s->p, s->plen, NULL, NULL};
-        struct ic_term o = {IC_TERM_LITERAL, s->o, s->olen, s->datatype,
-                            s->lang};
+        struct ic_term o = {s->okind, s->o, s->olen, s->datatype, s->lang};
         *rc = fn(data, &p, &o);
     }
     return true;
@@ -141,7 +149,8 @@ void ic_store__pairs_note(struct ic_store__pairs_rec *r,
 
     if (r->off)
         return;
-    if (p->kind != IC_TERM_IRI || o->kind != IC_TERM_LITERAL) {
+    if (p->kind != IC_TERM_IRI || !(o->kind == IC_TERM_LITERAL ||
+                                    (o->kind == IC_TERM_IRI && r->labels))) {
         r->off = true;
         return;
     }
@@ -154,6 +163,7 @@ void ic_store__pairs_note(struct ic_store__pairs_rec *r,
     s->plen = p->len;
     s->o = ic_strndup(o->value, o->len);
     s->olen = o->len;
+    s->okind = o->kind;
     s->datatype = dup_or_null(o->datatype);
     s->lang = dup_or_null(o->lang);
 }
@@ -169,7 +179,8 @@ void ic_store__pairs_keep(struct ic_txn *t,
     size_t klen;
     uint64_t h;
 
-    if (r->off || t->write || t->attr_gen != st->attr_gen)
+    if (r->off || t->write || t->attr_gen != st->attr_gen ||
+        (r->labels && t->label_gen != st->label_gen))
         return;
     (void)usable(t); /* drops a table of an older generation */
     if (st->pairs == NULL) {
@@ -184,6 +195,8 @@ void ic_store__pairs_keep(struct ic_txn *t,
     e->klen = klen;
     e->n = r->n;
     e->s = r->s;
+    e->labels = r->labels;
+    e->label_gen = t->label_gen;
     r->s = NULL;
     r->n = r->cap = 0;
 }

@@ -391,6 +391,7 @@ int ic_store_snapshot_restore(
     ic_store__tcache_free(&t->st->terms);
     t->st->terms_epoch = mdb_txn_id(t->txn);
     t->amap_dirty = true; /* the attribute map may be another */
+    t->label_dirty = true;
     for (int i = 0; i < DBI__COUNT && rc == 0; i++) {
         rc = empty_db(t, i);
         if (rc == 0)

@@ -415,6 +415,7 @@ int ic_store_txn_begin(struct ic_store *st, bool write, struct ic_txn **out)
     t->st = st;
     t->write = write;
     t->attr_gen = st->attr_gen;
+    t->label_gen = st->label_gen;
     rc = mdb_txn_begin(st->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     if (rc != 0) {
         ic_free(t);
@@ -450,8 +451,22 @@ int ic_store_txn_begin_nested(struct ic_txn *parent, struct ic_txn **out)
     t->parent = parent;
     t->write = true;
     t->next_id = parent->next_id;
+    /* what the parent resolved about the attribute map and the labels
+     * (match.c ic_store__amap_touch) holds for the child */
+    t->amap_dirty = parent->amap_dirty;
+    t->amap_state = parent->amap_state;
+    memcpy(t->amap_ids, parent->amap_ids, sizeof t->amap_ids);
+    t->label_dirty = parent->label_dirty;
+    if (parent->label_state != 0) {
+        t->label_state = parent->label_state;
+        t->n_label_ids = parent->n_label_ids;
+        t->label_ids = ic_malloc((t->n_label_ids + 1) * sizeof *t->label_ids);
+        memcpy(t->label_ids, parent->label_ids,
+               t->n_label_ids * sizeof *t->label_ids);
+    }
     rc = mdb_txn_begin(parent->st->env, parent->txn, 0, &t->txn);
     if (rc != 0) {
+        ic_free(t->label_ids);
         ic_free(t);
         return ic_store__mdb_err(rc);
     }
@@ -477,13 +492,26 @@ int ic_store_txn_commit(struct ic_txn *t)
         t->parent->next_id = t->next_id;
         t->parent->dirty_counter |= t->dirty_counter;
         t->parent->amap_dirty |= t->amap_dirty;
-    } else if (rc == 0 && t->amap_dirty) {
-        t->st->attr_gen++;
+        t->parent->label_dirty |= t->label_dirty;
+        if (t->parent->amap_state == 0) { /* resolved once per batch */
+            t->parent->amap_state = t->amap_state;
+            memcpy(t->parent->amap_ids, t->amap_ids, sizeof t->amap_ids);
+        }
+        if (t->parent->label_state == 0 && t->label_state != 0) {
+            t->parent->label_state = t->label_state;
+            t->parent->label_ids = t->label_ids;
+            t->parent->n_label_ids = t->n_label_ids;
+            t->label_ids = NULL;
+        }
+    } else if (rc == 0) {
+        t->st->attr_gen += t->amap_dirty;
+        t->st->label_gen += t->label_dirty;
     }
     if (rc == 0 && t->write)
         ic_store__tcache_commit(t);
     ic_store__tcache_free(&t->cache);
     ic_free(t->scratch);
+    ic_free(t->label_ids);
     ic_free(t);
     return rc;
 }
@@ -495,6 +523,7 @@ void ic_store_txn_abort(struct ic_txn *t)
     mdb_txn_abort(t->txn);
     ic_store__tcache_free(&t->cache);
     ic_free(t->scratch);
+    ic_free(t->label_ids);
     ic_free(t);
 }
 

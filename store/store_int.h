@@ -73,6 +73,11 @@ struct ic_store {
      * predicate is one of the attribute map's (ic_store__amap_touch), and
      * at a snapshot restore: attribute look-ups made before are stale. */
     uint64_t attr_gen;
+    /* Moves when a committed write transaction touched a quad whose
+     * predicate is rdf:type or a label property of the attribute map (or
+     * any quad while those are not all known), and at a snapshot restore:
+     * what a label names (a class-valued pair) may have changed. */
+    uint64_t label_gen;
     struct ic_store__amap *amap;
     struct ic_store__pairs *pairs;
     /* Terms of committed write transactions (encoding -> id), looked at
@@ -93,16 +98,18 @@ void ic_store__attr_cache_free(struct ic_store__attr_cache *c);
 void ic_store__amap_free(struct ic_store__amap *c);
 /* Notes that T writes a quad with predicate P (every quad write calls
  * it): T marks the attribute map changed when P is one of its predicates,
- * or any quad while those are not all in the dictionary yet. */
+ * or any quad while those are not all in the dictionary yet; and what
+ * labels name changed when P is rdf:type or a label property. */
 void ic_store__amap_touch(struct ic_txn *t, uint64_t p);
 
 /* pairs.c: the statements of one ic_store_attr_statements call, as they
- * are made; OFF once one cannot be kept (an object that is not a
- * literal). */
+ * are made; OFF once one cannot be kept (an object neither a literal nor
+ * an individual named by a label). */
 struct ic_store__pairs_rec {
     struct pair_stmt *s;
     size_t n, cap;
     bool off;
+    bool labels; /* an object came from a label: valid while label_gen */
 };
 void ic_store__pairs_free(struct ic_store__pairs *c);
 /* When T may use the table and it holds (ATTRIBUTE, VALUE): FN called
@@ -135,7 +142,12 @@ struct ic_txn {
         amap_state; /* 0 predicates unresolved, 1 resolved, 2 not all known */
     uint64_t amap_ids[6]; /* the attribute map's predicates */
     uint64_t attr_gen;    /* a read transaction's ic_store.attr_gen at begin */
-    uint64_t next_id;     /* next dictionary counter value */
+    bool label_dirty;     /* a write touched what labels name */
+    uint8_t label_state;  /* 0 unresolved, 1 resolved, 2 not all known */
+    uint64_t *label_ids;  /* rdf:type, then the label properties */
+    size_t n_label_ids;
+    uint64_t label_gen; /* ic_store.label_gen at begin */
+    uint64_t next_id;   /* next dictionary counter value */
     struct ic_store__tcache cache;
     char *scratch; /* term encodings are built here */
     size_t scratch_cap;

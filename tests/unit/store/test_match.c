@@ -839,10 +839,10 @@ static void pair_statements(struct ic_store *st,
 }
 
 /* What a pair maps to is remembered across transactions while the
- * attribute map stands (pairs.c), but only for literal objects: a pair
- * that names an individual by its label follows the catalog, whose
- * changes do not move the attribute map. Literal pairs give the same
- * statements from the table as computed. */
+ * attribute map stands (pairs.c); a pair that names an individual by its
+ * label follows the catalog's labels and types too, whose changes do not
+ * move the attribute map. Pairs give the same statements from the table as
+ * computed. */
 static void test_pairs_follow_the_catalog(void **state)
 {
     static const char ic[] = "@prefix ic: <http://www.csp/resOntology#> . "
@@ -869,6 +869,19 @@ static void test_pairs_follow_the_catalog(void **state)
         tu_load_text(f->st, text, "urn:x:g", IC_LOAD_ONE_GRAPH, true, &res), 0);
     assert_int_equal(atlantis_now(f->st, got), 0);
     assert_string_equal(got, "urn:x:atlantis2");
+    assert_int_equal(atlantis_now(f->st, got), 0); /* kept */
+    assert_string_equal(got, "urn:x:atlantis2");
+    /* an unrelated write keeps it; the individual's type gone: no more */
+    assert_int_equal(tu_load_text(f->st, "<urn:x:a> <urn:x:b> \"c\" .",
+                                  "urn:x:other", IC_LOAD_ONE_GRAPH, true, &res),
+                     0);
+    assert_int_equal(atlantis_now(f->st, got), 0);
+    assert_string_equal(got, "urn:x:atlantis2");
+    snprintf(text, sizeof text, "%s<urn:x:atlantis2> rdfs:label \"ATLANTIS\" .",
+             ic);
+    assert_int_equal(
+        tu_load_text(f->st, text, "urn:x:g", IC_LOAD_ONE_GRAPH, true, &res), 0);
+    assert_int_equal(atlantis_now(f->st, got), IC_EVALUE);
 
     /* literal pairs: the second look-up (from the table) gives the same
      * statements as the first */
