@@ -461,8 +461,9 @@ int ic_store_txn_begin_nested(struct ic_txn *parent, struct ic_txn **out)
         t->label_state = parent->label_state;
         t->n_label_ids = parent->n_label_ids;
         t->label_ids = ic_malloc((t->n_label_ids + 1) * sizeof *t->label_ids);
-        memcpy(t->label_ids, parent->label_ids,
-               t->n_label_ids * sizeof *t->label_ids);
+        if (t->n_label_ids > 0)
+            memcpy(t->label_ids, parent->label_ids,
+                   t->n_label_ids * sizeof *t->label_ids);
     }
     rc = mdb_txn_begin(parent->st->env, parent->txn, 0, &t->txn);
     if (rc != 0) {
