@@ -19,6 +19,7 @@
 #include "app.h"
 #include "cluster.h"
 #include "presence.h"
+#include "sweep.h"
 #include "node_int.h"
 
 struct node {
@@ -28,6 +29,7 @@ struct node {
     struct ic_store *st;
     struct ic_node_cluster *cluster;
     struct ic_node_presence *presence;
+    struct ic_node_sweep *sweep;
     struct ic_node_ctx ctx; /* what the engine's ops reach */
     struct ic_xmpp_server *srv;
     struct ic_node_service *svc;
@@ -67,11 +69,13 @@ static void on_presence_down(void *data)
         on_cluster_down(n);
 }
 
-/* Presence batching first, then the cluster (its pending writes answer
- * their clients), then the streams. */
+/* The sweep and presence batching first, then the cluster (its pending
+ * writes answer their clients), then the streams. */
 static void stop(struct node *n)
 {
     n->stopping = true;
+    ic_node_sweep_close(n->sweep); /* before the cluster: it writes there */
+    n->sweep = NULL;
     if (n->presence != NULL)
         ic_node_presence_close(n->presence, on_presence_down, n);
     else
@@ -186,6 +190,7 @@ static int start(struct node *n)
     }
     ic_node_cluster_set_router(n->cluster, on_routed, n);
     ic_node_presence_start(n->presence, n->cluster, n->srv);
+    ic_node_sweep_start(&n->loop, n->cluster, n->st, &n->sweep);
     rc = ic_node_service_start(n->srv, n->st, n->cluster, n->cfg.node.domain,
                                &n->svc);
     if (rc != 0)

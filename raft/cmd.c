@@ -88,6 +88,7 @@ static bool op_known(unsigned type)
     case IC_RAFT_OP_KV_UPDATE:
     case IC_RAFT_OP_PRESENCE_BATCH:
     case IC_RAFT_OP_NODE_LEASE:
+    case IC_RAFT_OP_TERMS_SWEEP:
         return true;
     default:
         return false;
@@ -97,7 +98,8 @@ static bool op_known(unsigned type)
 /* Whether TYPE is a command of its own, never inside a batch. */
 static bool op_alone(unsigned type)
 {
-    return type == IC_RAFT_OP_PRESENCE_BATCH || type == IC_RAFT_OP_NODE_LEASE;
+    return type == IC_RAFT_OP_PRESENCE_BATCH || type == IC_RAFT_OP_NODE_LEASE ||
+           type == IC_RAFT_OP_TERMS_SWEEP;
 }
 
 /* Checking */
@@ -184,6 +186,8 @@ static bool op_ok(const struct ic_raft_op *op)
         return presence_ok(&op->presence);
     case IC_RAFT_OP_NODE_LEASE:
         return lease_ok(&op->lease);
+    case IC_RAFT_OP_TERMS_SWEEP:
+        return op->sweep_max >= 1 && op->sweep_max <= IC_RAFT_SWEEP_MAX;
     case IC_RAFT_OP_GRAPH_REPLACE:
     case IC_RAFT_OP_GRAPH_CLEAR:
     case IC_RAFT_OP_RDF_LOAD:
@@ -276,6 +280,9 @@ static void w_op(struct wr *w, const struct ic_raft_op *op)
         w_uint(w, op->lease.node, 2);
         w_uint(w, op->lease.incarnation, 8);
         w_uint(w, (uint64_t)op->lease.action, 1);
+        return;
+    case IC_RAFT_OP_TERMS_SWEEP:
+        w_uint(w, op->sweep_max, 4);
         return;
     case IC_RAFT_OP_GRAPH_CLEAR:
         w_str16(w, r->graph);
@@ -574,6 +581,16 @@ static int r_lease(struct rd *r, struct ic_raft_lease *o)
     return 0;
 }
 
+static int r_sweep(struct rd *r, uint32_t *max)
+{
+    uint64_t n;
+
+    if (r_uint(r, 4, &n) != 0 || n == 0 || n > IC_RAFT_SWEEP_MAX)
+        return IC_ECORRUPT;
+    *max = (uint32_t)n;
+    return 0;
+}
+
 /* One operation's body into OP (scratch in the counting pass). */
 static int r_op(struct rd *r, unsigned type, struct ic_raft_op *op)
 {
@@ -588,6 +605,8 @@ static int r_op(struct rd *r, unsigned type, struct ic_raft_op *op)
         return r_presence(r, &op->presence);
     case IC_RAFT_OP_NODE_LEASE:
         return r_lease(r, &op->lease);
+    case IC_RAFT_OP_TERMS_SWEEP:
+        return r_sweep(r, &op->sweep_max);
     default:
         return r_rdf(r, type, &op->rdf);
     }

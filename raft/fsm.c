@@ -287,6 +287,9 @@ static int run_op(struct ic_txn *t,
         break;
     case IC_RAFT_OP_KV_UPDATE:
         return ic_raft__kv_update_run(t, &op->kv, msg);
+    case IC_RAFT_OP_TERMS_SWEEP:
+        rc = ic_store_terms_sweep(t, op->sweep_max, NULL);
+        break;
     case IC_RAFT_OP_PRESENCE_BATCH:
     case IC_RAFT_OP_NODE_LEASE:
         rc = ic_raft__presence_run(t, op, ch, msg);

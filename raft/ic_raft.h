@@ -55,8 +55,8 @@
 #define IC_RAFT_JID_MAX IC_STORE_JID_MAX
 
 /* Type codes of the encoding (one byte). A command is one operation, or a
- * batch of several; PRESENCE_BATCH and NODE_LEASE are never inside a batch
- * (0x20). A code this build does not know is IC_EFORMAT. */
+ * batch of several; PRESENCE_BATCH, NODE_LEASE and TERMS_SWEEP are never
+ * inside a batch (0x20). A code this build does not know is IC_EFORMAT. */
 enum ic_raft_op_type {
     IC_RAFT_OP_GRAPH_REPLACE = 0x01, /* the graph becomes the text's triples */
     IC_RAFT_OP_GRAPH_CLEAR = 0x02,   /* every quad of the graph removed */
@@ -68,8 +68,12 @@ enum ic_raft_op_type {
     IC_RAFT_OP_KV_UPDATE = 0x12,      /* a registered update of one value */
     IC_RAFT_OP_PRESENCE_BATCH = 0x30, /* one node's presence changes */
     IC_RAFT_OP_NODE_LEASE = 0x31,     /* a node's incarnation starts or ends */
+    IC_RAFT_OP_TERMS_SWEEP = 0x50,    /* ic_store_terms_sweep of a slice */
 };
+/* Most terms one TERMS_SWEEP examines. */
+#define IC_RAFT_SWEEP_MAX 65536
 #define IC_RAFT_TYPE_BATCH 0x20
+/* 0x40 is taken too: a node's group of commands (raft_int.h). */
 
 /* An RDF operation (GRAPH_REPLACE, GRAPH_CLEAR, RDF_LOAD, GRAPH_TERMS:
  * this one with the graph and the text only). */
@@ -158,6 +162,7 @@ struct ic_raft_op {
     struct ic_raft_kvop kv;
     struct ic_raft_presence presence; /* PRESENCE_BATCH */
     struct ic_raft_lease lease;       /* NODE_LEASE */
+    uint32_t sweep_max; /* TERMS_SWEEP: terms examined, 1..IC_RAFT_SWEEP_MAX */
 };
 
 struct ic_raft_cmd {

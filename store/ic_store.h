@@ -157,6 +157,28 @@ struct ic_store_stats {
 };
 int ic_store_stats(struct ic_txn *txn, struct ic_store_stats *out);
 
+/* The dictionary sweep (sweep.c): examines up to MAX terms from where the
+ * previous sweep stopped (a cursor in the replicated content) and removes
+ * those no quad uses; deterministic, so run it as a replicated command.
+ * OUT (may be NULL) says how many were examined and removed, and whether
+ * the slice reached the end of the dictionary (the next starts again at
+ * its first term). */
+struct ic_store_sweep {
+    uint64_t examined;
+    uint64_t removed;
+    bool wrapped;
+};
+int ic_store_terms_sweep(struct ic_txn *txn,
+                         uint32_t max,
+                         struct ic_store_sweep *out);
+/* Where the next sweep starts: 0 at the dictionary's first term (none
+ * ran yet, or the last one reached the end). */
+int ic_store_sweep_cursor(struct ic_txn *txn, uint64_t *next);
+/* Quads removed by the write transactions committed since ST opened (a
+ * snapshot restore counts as one): while it stands still, no term has
+ * fallen out of use since. */
+uint64_t ic_store_quads_removed(const struct ic_store *st);
+
 /* The Raft index last applied to this store (0 for none). */
 int ic_store_applied_get(struct ic_txn *txn, uint64_t *index);
 int ic_store_applied_set(struct ic_txn *txn, uint64_t index);

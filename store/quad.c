@@ -79,6 +79,7 @@ static int unindex(struct ic_txn *t, const uint64_t q[4])
         return 0; /* no such quad */
     if (rc != 0)
         return ic_store__mdb_err(rc);
+    t->quads_removed++;
     rc = triple_held(t, r, &held);
     if (rc == 0) {
         put_ids(r, gspo, 4);

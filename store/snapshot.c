@@ -392,6 +392,7 @@ int ic_store_snapshot_restore(
     t->st->terms_epoch = mdb_txn_id(t->txn);
     t->amap_dirty = true; /* the attribute map may be another */
     t->label_dirty = true;
+    t->quads_removed++; /* terms may have fallen out of use */
     for (int i = 0; i < DBI__COUNT && rc == 0; i++) {
         rc = empty_db(t, i);
         if (rc == 0)

@@ -387,6 +387,11 @@ const char *ic_store_dir(const struct ic_store *st)
     return dir;
 }
 
+uint64_t ic_store_quads_removed(const struct ic_store *st)
+{
+    return st->quads_removed;
+}
+
 int ic_store_sync(struct ic_store *st)
 {
     return ic_store__mdb_err(mdb_env_sync(st->env, 1));
@@ -492,6 +497,7 @@ int ic_store_txn_commit(struct ic_txn *t)
     if (rc == 0 && t->parent != NULL) {
         t->parent->next_id = t->next_id;
         t->parent->dirty_counter |= t->dirty_counter;
+        t->parent->quads_removed += t->quads_removed;
         t->parent->amap_dirty |= t->amap_dirty;
         t->parent->label_dirty |= t->label_dirty;
         if (t->parent->amap_state == 0) { /* resolved once per batch */
@@ -505,6 +511,7 @@ int ic_store_txn_commit(struct ic_txn *t)
             t->label_ids = NULL;
         }
     } else if (rc == 0) {
+        t->st->quads_removed += t->quads_removed;
         t->st->attr_gen += t->amap_dirty;
         t->st->label_gen += t->label_dirty;
     }

@@ -91,6 +91,7 @@ struct ic_store {
     struct ic_store__tcache terms;
     uint64_t terms_epoch;
     uint32_t absent; /* bit i: database i missing (older store, read-only) */
+    uint64_t quads_removed; /* by committed write transactions */
 };
 
 /* match.c */
@@ -146,8 +147,9 @@ struct ic_txn {
     uint8_t label_state;  /* 0 unresolved, 1 resolved, 2 not all known */
     uint64_t *label_ids;  /* rdf:type, then the label properties */
     size_t n_label_ids;
-    uint64_t label_gen; /* ic_store.label_gen at begin */
-    uint64_t next_id;   /* next dictionary counter value */
+    uint64_t label_gen;     /* ic_store.label_gen at begin */
+    uint64_t next_id;       /* next dictionary counter value */
+    uint64_t quads_removed; /* by this transaction (and its children) */
     struct ic_store__tcache cache;
     char *scratch; /* term encodings are built here */
     size_t scratch_cap;

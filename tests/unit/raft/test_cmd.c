@@ -152,7 +152,50 @@ static void assert_op_equal(const struct ic_raft_op *a,
         assert_int_equal(a->lease.incarnation, b->lease.incarnation);
         assert_int_equal(a->lease.action, b->lease.action);
         break;
+    case IC_RAFT_OP_TERMS_SWEEP:
+        assert_int_equal(a->sweep_max, b->sweep_max);
+        break;
     }
+}
+
+/* TERMS_SWEEP: the slice size travels as 4 bytes; 0 and more than
+ * IC_RAFT_SWEEP_MAX are refused both ways, and so is a sweep in a batch. */
+static void test_terms_sweep(void **state)
+{
+    struct ic_raft_op op = {0}, two[2];
+    struct ic_raft_cmd c = {0}, *d;
+    unsigned char *buf;
+    size_t len;
+
+    (void)state;
+    op.type = IC_RAFT_OP_TERMS_SWEEP;
+    op.sweep_max = 1024;
+    c.client = 5;
+    c.seq = 6;
+    c.n_ops = 1;
+    c.ops = &op;
+    buf = encode(&c, &len);
+    assert_int_equal(len, 24); /* 18 bytes + 4, padded */
+    assert_int_equal(buf[1], IC_RAFT_OP_TERMS_SWEEP);
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), 0);
+    assert_op_equal(&op, &d->ops[0]);
+    ic_raft_cmd_free(d);
+    memset(buf + 18, 0, 4); /* a slice of 0 */
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), IC_ECORRUPT);
+    buf[18] = 0xff; /* more than IC_RAFT_SWEEP_MAX */
+    assert_int_equal(ic_raft_cmd_decode(buf, len, &d), IC_ECORRUPT);
+    ic_free(buf);
+    op.sweep_max = 0;
+    assert_int_not_equal(ic_raft_cmd_size(&c, &len), 0);
+    op.sweep_max = IC_RAFT_SWEEP_MAX + 1;
+    assert_int_not_equal(ic_raft_cmd_size(&c, &len), 0);
+    op.sweep_max = 1;
+    two[0] = op;
+    two[1] = op;
+    c.batch = true;
+    c.n_ops = 2;
+    c.ops = two;
+    assert_int_not_equal(ic_raft_cmd_size(&c, &len), 0);
 }
 
 /* KV_UPDATE: the update id travels (right after the key); id 0 is
@@ -790,6 +833,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_kv_update),
+        cmocka_unit_test(test_terms_sweep),
         cmocka_unit_test(test_graph_terms),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_encode_checks),

@@ -859,6 +859,43 @@ static void test_group(void **state)
     solo_close(&s);
 }
 
+/* TERMS_SWEEP through the log: the values ttl_b replaced (5, "gold")
+ * leave the dictionary of every replica in the same entry; the replicas
+ * stay identical; a sweep entry is no group. */
+static void test_sweep_replicated(void **state)
+{
+    struct fx *x = *state;
+    struct ic_raft_op op = {0};
+    struct ic_store_stats st0, st1;
+    struct ic_raft_cmd c = {x->client, 1000, false, 1, &op};
+    struct raft_buffer b;
+    struct sub *s[3];
+
+    op.type = IC_RAFT_OP_TERMS_SWEEP;
+    op.sweep_max = 1024;
+    b = encoded(&c);
+    assert_false(ic_raft__is_group(b.base, b.len));
+    raft_free(b.base);
+    s[0] = submit(x, 0, replace(G_CLOUD, ttl_a));
+    s[1] = submit(x, 0, replace(G_CLOUD, ttl_b));
+    wait_ok(x, s[1], 0);
+    wait_all_applied(x, s[1]->req.index);
+    tu_stats(x->st[0], &st0);
+    s[2] = submit(x, 0, op);
+    wait_ok(x, s[2], 0);
+    wait_all_applied(x, s[2]->req.index);
+    assert_all_same(x);
+    for (unsigned i = 0; i < 3; i++) {
+        char *dump = tu_dump(x->st[i], G_CLOUD, IC_RDF_NQUADS);
+        tu_stats(x->st[i], &st1);
+        assert_int_equal(st1.terms, st0.terms - 3); /* 5, "gold", ic:tier */
+        assert_non_null(strstr(dump, "\"7\"^^"));
+        ic_free(dump);
+    }
+    for (int i = 0; i < 3; i++)
+        ic_free(s[i]);
+}
+
 /* The snapshot counts under a memory budget: the configured counts while
  * entries are small, a third / two thirds of the budget in entries when
  * they are large, never under 64 / 128, and the counts alone without a
@@ -902,6 +939,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_full_store_held),
         cmocka_unit_test(test_deferred_batch),
         cmocka_unit_test(test_group),
+        cmocka_unit_test_setup_teardown(test_sweep_replicated, setup, teardown),
         cmocka_unit_test(test_log_bounds),
     };
     return tu_main(argc, argv, "raft_fsm", tests, IC_ARRAY_LEN(tests));
