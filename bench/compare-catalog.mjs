@@ -31,4 +31,9 @@ for (const r of rows) {
         console.log(`          oxigraph: ${o.error}`);
     if (o.matches !== undefined && o.matches !== i.matches)
         console.log("          WARNING: the engines disagree on matches");
+    if (i.sweep_slices)
+        console.log(`          icroot dictionary sweep: ${i.sweep_terms} ` +
+            `terms in ${i.sweep_slices} slices, ` +
+            `${f(i.sweep_slice_ms, 3)} ms per slice (max ` +
+            `${f(i.sweep_slice_max_ms, 3)})`);
 }
