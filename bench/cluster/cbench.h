@@ -42,6 +42,9 @@ uint64_t cb_now_ns(void);
 double cb_cpu_self(void);    /* this process's CPU seconds */
 double cb_proc_cpu(int pid); /* another's, -1 if unknown */
 double cb_host_busy(void);   /* the machine's busy CPU seconds, or -1 */
+/* Resident set size (VmRSS) and its peak (VmHWM) of PID in KiB; -1 when
+ * unreadable. */
+int cb_proc_mem(int pid, long *rss_kb, long *hwm_kb);
 
 /* Parses "1,2,3" into PIDS (at most CB_MAX_PIDS); returns the count or -1. */
 int cb_parse_pids(const char *s, int *pids);
@@ -76,6 +79,9 @@ struct cb_run {
 
     /* the clocks at both ends of the window */
     double cpu0, cpu1, srv0, srv1, host0, host1;
+    /* the servers' memory when the window closed: resident sets summed,
+     * the largest peak of one (KiB; -1 unknown) */
+    long srv_rss_kb, srv_hwm_kb;
 };
 
 /* Starts the warm-up now; the window opens WARMUP_S later. */

@@ -122,11 +122,20 @@ static void fmt_srv(char *b, size_t n, const json_t *o)
                  num(o, "server_cpu_us_per_op"));
 }
 
+static void fmt_mem(char *b, size_t n, const json_t *o)
+{
+    if (o == NULL || num(o, "server_rss_mib") <= 0)
+        snprintf(b, n, "-");
+    else
+        snprintf(b, n, "%.0f (%.0f)", num(o, "server_rss_mib"),
+                 num(o, "server_hwm_mib_max"));
+}
+
 static void publish_row(struct kase *k)
 {
     const json_t *a = median(&k->icroot), *b = median(&k->peer);
     char ra[32], rb[32], ratio[32], la[64], lb[64], ea[96], eb[96];
-    char ca[48], cb[48], sa[48], sb[48], xa[128], xb[128];
+    char ca[48], cb[48], sa[48], sb[48], xa[128], xb[128], ma[48], mb[48];
     double n = num(a ? a : b, "clients");
     const char *where = strchr(k->name + 8, '-');
 
@@ -144,16 +153,18 @@ static void publish_row(struct kase *k)
     fmt_cpu(cb, sizeof cb, b);
     fmt_srv(sa, sizeof sa, a);
     fmt_srv(sb, sizeof sb, b);
+    fmt_mem(ma, sizeof ma, a);
+    fmt_mem(mb, sizeof mb, b);
     fmt_all(xa, sizeof xa, &k->icroot);
     fmt_all(xb, sizeof xb, &k->peer);
     printf("| %.0f%s%s | %s | %s | %s | %s%s | %s | %s | %s / %s | %s / %s | "
-           "%s / %s | %s / %s |\n",
+           "%s / %s | %s / %s | %s / %s |\n",
            n, where ? ", all on the " : "", where ? where + 1 : "", ra, rb,
            ratio, where ? "" : ">= ",
            where    ? "-"
            : n <= 1 ? "1x"
                     : "2x",
-           la, lb, ea, eb, ca, cb, sa, sb, xa, xb);
+           la, lb, ea, eb, ca, cb, sa, sb, ma, mb, xa, xb);
 }
 
 static void query_rows(struct kase *cases, size_t n)
@@ -243,9 +254,10 @@ int cb_compare(const char *file)
     printf("| clients | icroot publishes/s | etcd puts/s | icroot/etcd | "
            "target | icroot p50 / p99 / p99.9 ms | etcd p50 / p99 / p99.9 ms "
            "| errors icroot / etcd | generator CPU icroot / etcd run | "
-           "servers' CPU (cores) icroot / etcd | runs icroot / etcd |\n");
+           "servers' CPU (cores) icroot / etcd | servers' memory MiB: RSS "
+           "of all (one's peak) icroot / etcd | runs icroot / etcd |\n");
     printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | "
-           "--- |\n");
+           "--- | --- |\n");
     for (size_t i = 0; i < n; i++) {
         if (strncmp(cases[i].name, "publish-", 8) != 0)
             continue;

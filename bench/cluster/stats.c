@@ -104,6 +104,42 @@ double cb_proc_cpu(int pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+int cb_proc_mem(int pid, long *rss_kb, long *hwm_kb)
+{
+    char path[64], line[256];
+    FILE *f;
+    int got = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld kB", rss_kb) == 1)
+            got |= 1;
+        else if (sscanf(line, "VmHWM: %ld kB", hwm_kb) == 1)
+            got |= 2;
+    }
+    fclose(f);
+    return got == 3 ? 0 : -1;
+}
+
+/* The servers' resident sets summed and the largest peak, into R. */
+static void servers_mem(struct cb_run *r)
+{
+    r->srv_rss_kb = r->srv_hwm_kb = r->npids > 0 ? 0 : -1;
+    for (int i = 0; i < r->npids; i++) {
+        long rss, hwm;
+        if (cb_proc_mem(r->pids[i], &rss, &hwm) != 0) {
+            r->srv_rss_kb = r->srv_hwm_kb = -1;
+            return;
+        }
+        r->srv_rss_kb += rss;
+        if (hwm > r->srv_hwm_kb)
+            r->srv_hwm_kb = hwm;
+    }
+}
+
 double cb_host_busy(void)
 {
     unsigned long long v[8] = {0};
@@ -182,6 +218,7 @@ void cb_run_tick(struct cb_run *r)
         r->cpu1 = cb_cpu_self();
         r->srv1 = servers_cpu(r);
         r->host1 = cb_host_busy();
+        servers_mem(r);
     }
 }
 
@@ -271,6 +308,9 @@ static void print_cpu(const struct cb_run *r, double win, double ops)
     if (r->host0 >= 0 && r->host1 >= 0 && win > 0)
         printf(",\"host_busy_cores\":%.2f,\"other_cpu_cores\":%.2f", host / win,
                (host - cpu - srv) / win);
+    if (r->srv_rss_kb > 0)
+        printf(",\"server_rss_mib\":%.1f,\"server_hwm_mib_max\":%.1f",
+               (double)r->srv_rss_kb / 1024, (double)r->srv_hwm_kb / 1024);
 }
 
 void cb_report_print(const struct cb_run *r, const char *extra)
