@@ -7,10 +7,11 @@
  * A pass starts when this node becomes leader (what an earlier leader
  * left unfinished, terms a failed write created) and whenever quads were
  * removed since the last pass started (a republished description that
- * changed a value); it ends when a slice reaches the end of the
- * dictionary. An idle catalog therefore writes no sweep entries. A slice
- * costs each node about four B-tree look-ups per term examined, in the
- * apply of one entry: SLICE keeps that to about a millisecond.
+ * changed a value); it ends when it went over the whole dictionary (a
+ * pass that starts where another stopped goes on past the end until the
+ * slice that reaches the end again). An idle catalog therefore writes no sweep
+ * entries. A slice costs each node about four B-tree look-ups per term
+ * examined, in the apply of one entry: SLICE keeps that to about a millisecond.
  *
  * Failure modes: a slice that fails or whose outcome is unknown is simply
  * sent again at the next tick (the cursor is in the replicated state, so
@@ -33,9 +34,10 @@ struct ic_node_sweep {
     bool in_pass;  /* a pass is under way */
     bool inflight; /* a slice is submitted, not answered */
     bool closing, timer_closed;
-    uint64_t pass_mark; /* ic_store_quads_removed when the pass started */
-    uint64_t done_mark; /* ... when the last finished pass started */
-    bool done_any;      /* a pass finished while leading */
+    unsigned wraps_left; /* ends of the dictionary the pass still crosses */
+    uint64_t pass_mark;  /* ic_store_quads_removed when the pass started */
+    uint64_t done_mark;  /* ... when the last finished pass started */
+    bool done_any;       /* a pass finished while leading */
 };
 
 static void maybe_free(struct ic_node_sweep *sw)
@@ -44,11 +46,23 @@ static void maybe_free(struct ic_node_sweep *sw)
         ic_free(sw);
 }
 
+/* Where the next slice starts (0: at the first term); 1 when unknown. */
+static uint64_t cursor_now(struct ic_store *st)
+{
+    struct ic_txn *t;
+    uint64_t next = 1;
+
+    if (ic_store_txn_begin(st, false, &t) == 0) {
+        if (ic_store_sweep_cursor(t, &next) != 0)
+            next = 1;
+        ic_store_txn_abort(t);
+    }
+    return next;
+}
+
 static void on_slice(void *data, int rc, const struct ic_raft_result *res)
 {
     struct ic_node_sweep *sw = data;
-    struct ic_txn *t;
-    uint64_t next = 1;
 
     sw->inflight = false;
     if (sw->closing) {
@@ -60,11 +74,8 @@ static void on_slice(void *data, int rc, const struct ic_raft_result *res)
                rc != 0 ? ic_strerror(rc) : res->msg);
         return; /* again at the next tick */
     }
-    if (ic_store_txn_begin(sw->st, false, &t) == 0) {
-        ic_store_sweep_cursor(t, &next);
-        ic_store_txn_abort(t);
-    }
-    if (next == 0) { /* the slice reached the end */
+    if (cursor_now(sw->st) == 0 && sw->wraps_left > 0 &&
+        --sw->wraps_left == 0) { /* the pass went round */
         sw->in_pass = false;
         sw->done_mark = sw->pass_mark;
         sw->done_any = true;
@@ -101,6 +112,9 @@ static void on_tick(uv_timer_t *h)
     if (!sw->in_pass && (!sw->done_any || removed != sw->done_mark)) {
         sw->in_pass = true;
         sw->pass_mark = removed;
+        /* a pass covers the whole dictionary: from the middle (where an
+         * earlier pass or leader stopped), round twice past the end */
+        sw->wraps_left = cursor_now(sw->st) == 0 ? 1 : 2;
     }
     if (sw->in_pass)
         submit(sw);
