@@ -22,6 +22,10 @@
 #   BENCH_ETCD_PROTO    how etcd-bench puts: grpc (etcd's own KV/Put over
 #                       HTTP/2, what etcd's clients use; default) or json
 #                       (its HTTP/1.1 JSON gateway, which costs etcd more)
+#   BENCH_ETCD_TLS=1    etcd with TLS as icroot has it (clients: server
+#                       certificate, ALPN h2; members: mutual TLS), an
+#                       RSA-2048 certificate of a CA made here, as icroot
+#                       dev's; grpc only
 #   BENCH_QUERY=0       no query cases
 #   BENCH_PRESENCE=0    no presence case (100 publishers on one node, 100
 #                       watchers on another; BENCH_PRESENCE_RATES changes
@@ -42,6 +46,7 @@ qclients=${BENCH_QUERY_CLIENTS:-64}
 repeat=${BENCH_REPEAT:-1}
 with_etcd=${BENCH_ETCD:-1}
 etcd_proto=${BENCH_ETCD_PROTO:-grpc}
+etcd_tls=${BENCH_ETCD_TLS:-0}
 with_query=${BENCH_QUERY:-1}
 with_presence=${BENCH_PRESENCE:-1}
 presence_rates=${BENCH_PRESENCE_RATES:-10 50}
@@ -192,20 +197,38 @@ icroot_check() { # CASE: the nodes agree (applied index, digest)
 # ---- etcd: a fresh 3-member cluster ----
 edir="$work/etcd"
 eps="127.0.0.1:$((base + 100)),127.0.0.1:$((base + 102)),127.0.0.1:$((base + 104))"
+scheme=http etls='' ebench_tls=''
+if [ "$etcd_tls" = 1 ]; then
+    [ "$etcd_proto" = grpc ] || { say "BENCH_ETCD_TLS=1 wants BENCH_ETCD_PROTO=grpc"; exit 2; }
+    t="$work/etcd-tls"
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/ca.key" -out "$t/ca.crt" \
+        -days 2 -subj "/CN=icroot bench etcd CA" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout "$t/etcd.key" -out "$t/etcd.csr" \
+        -subj "/CN=etcd" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$t/ext.cnf"
+    openssl x509 -req -in "$t/etcd.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" \
+        -CAcreateserial -out "$t/etcd.crt" -days 2 -extfile "$t/ext.cnf" 2>/dev/null
+    scheme=https
+    etls="--cert-file $t/etcd.crt --key-file $t/etcd.key --peer-cert-file $t/etcd.crt --peer-key-file $t/etcd.key --peer-trusted-ca-file $t/ca.crt --peer-client-cert-auth"
+    ebench_tls="--tls-ca $t/ca.crt"
+    export ETCDCTL_CACERT="$t/ca.crt"
+fi
 etcd_start() {
     rm -rf "$edir"
     mkdir -p "$edir"
-    ic="e1=http://127.0.0.1:$((base + 101)),e2=http://127.0.0.1:$((base + 103)),e3=http://127.0.0.1:$((base + 105))"
+    ic="e1=$scheme://127.0.0.1:$((base + 101)),e2=$scheme://127.0.0.1:$((base + 103)),e3=$scheme://127.0.0.1:$((base + 105))"
     for i in 1 2 3; do
         cp=$((base + 100 + 2 * (i - 1)))
         pp=$((cp + 1))
+        # shellcheck disable=SC2086 # $etls: several words
         etcd --name "e$i" --data-dir "$edir/e$i" \
-            --listen-client-urls "http://127.0.0.1:$cp" \
-            --advertise-client-urls "http://127.0.0.1:$cp" \
-            --listen-peer-urls "http://127.0.0.1:$pp" \
-            --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+            --listen-client-urls "$scheme://127.0.0.1:$cp" \
+            --advertise-client-urls "$scheme://127.0.0.1:$cp" \
+            --listen-peer-urls "$scheme://127.0.0.1:$pp" \
+            --initial-advertise-peer-urls "$scheme://127.0.0.1:$pp" \
             --initial-cluster "$ic" --initial-cluster-state new \
-            --initial-cluster-token icroot-bench >"$edir/e$i.log" 2>&1 &
+            --initial-cluster-token icroot-bench $etls >"$edir/e$i.log" 2>&1 &
         etcd_pids="$etcd_pids $!"
     done
     i=0
@@ -255,7 +278,7 @@ etcd_put() { # N CASE ENDPOINTS
     say "$2 on etcd ..."
     timeout "$limit" "$ebench" --endpoints "$3" --value-file "$work/payload.xml" \
         --clients "$1" --duration "$dur" --warmup "$warm" --case "$2" \
-        --proto "$etcd_proto" \
+        --proto "$etcd_proto" $ebench_tls \
         --key-prefix "$kprefix" --pids "$pids" >>"$results" || say "$2 on etcd: failed"
     tail -1 "$results" | cut -c1-400 >&2
 }
@@ -342,7 +365,7 @@ done
 {
     echo
     echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r); $dur s measured per case after $warm s of warm-up; $repeat run(s) per case (medians shown); fresh clusters per level"
-    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, $(if [ "$etcd_proto" = grpc ]; then echo "gRPC over HTTP/2 (h2c), one connection per client,"; else echo "HTTP/1.1 JSON gateway,"; fi) $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
+    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, $(if [ "$etcd_proto" = grpc ]; then if [ "$etcd_tls" = 1 ]; then echo "gRPC over HTTP/2 over TLS (RSA-2048; members over mutual TLS), one connection per client,"; else echo "gRPC over HTTP/2 (h2c), one connection per client,"; fi; else echo "HTTP/1.1 JSON gateway,"; fi) $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
     echo
     "$gen" --compare "$results"
     echo

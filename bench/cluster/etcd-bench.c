@@ -13,7 +13,9 @@
  *         knowledge; nghttp2 frames it), one stream at a time per
  *         connection. An answer counts when it is :status 200, its
  *         trailers say grpc-status 0 and its PutResponse carries a
- *         header with a revision.
+ *         header with a revision. With --tls-ca FILE the connections
+ *         are TLS (ALPN h2, etcd's certificate checked against FILE for
+ *         the endpoint's IP address), as etcd runs in production.
  *   json  the v3 JSON gateway (grpc-gateway; `/v3/kv/put` in etcd 3.4,
  *         which also serves `/v3beta/`) over HTTP/1.1 keep-alive: HTTP
  *         200 and a JSON "header" with a "revision". The gateway
@@ -37,6 +39,9 @@
 #include <strings.h>
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <uv.h>
 
 #include "cbench.h"
@@ -47,6 +52,7 @@
 struct opts {
     const char *endpoints, *value_file, *key_prefix, *path, *label;
     const char *case_name, *pids;
+    const char *tls_ca; /* grpc over TLS, the server checked against it */
     unsigned clients;
     double duration, warmup, grace;
     bool verbose, grpc;
@@ -66,8 +72,10 @@ struct conn {
     char *req; /* json: the whole request; grpc: the gRPC message */
     size_t req_len;
     nghttp2_session *h2; /* grpc */
-    size_t req_off;      /* grpc: bytes of req given to nghttp2 */
-    int32_t stream;      /* grpc: the put in flight */
+    SSL *ssl;            /* --tls-ca: over memory BIOs */
+    BIO *rbio, *wbio;
+    size_t req_off; /* grpc: bytes of req given to nghttp2 */
+    int32_t stream; /* grpc: the put in flight */
     int h2_status, grpc_status;
     char ans[256]; /* grpc: the answer's message (its start) */
     size_t ans_len;
@@ -91,6 +99,7 @@ struct ebench {
     char host[MAX_EPS][64];
     char authority[MAX_EPS][112]; /* grpc: HOST:PORT */
     nghttp2_session_callbacks *h2cb;
+    SSL_CTX *tls;
     int port[MAX_EPS];
     char *value;
     size_t value_len;
@@ -303,6 +312,8 @@ static void on_closed(uv_handle_t *h)
     b->open--;
     nghttp2_session_del(k->h2); /* NULL for json */
     k->h2 = NULL;
+    SSL_free(k->ssl); /* and its BIOs */
+    k->ssl = NULL;
     if (b->closing || b->run.stopping || !k->was_up)
         return;
     conn_open(k); /* dropped during the run: open it again, once */
@@ -407,6 +418,31 @@ static void on_h2_written(uv_write_t *w, int status)
         conn_fail(k, "write: %s", uv_strerror(status));
 }
 
+/* Writes the TLS records OpenSSL produced (handshake, data) to the
+ * socket; -1 when the connection failed. */
+static int tls_out(struct conn *k)
+{
+    size_t n = BIO_ctrl_pending(k->wbio);
+    struct h2_out *o;
+    uv_buf_t buf;
+
+    if (n == 0)
+        return 0;
+    o = malloc(sizeof *o + n);
+    if (o == NULL)
+        abort();
+    if (BIO_read(k->wbio, o->data, (int)n) != (int)n)
+        abort();
+    buf = uv_buf_init(o->data, (unsigned)n);
+    o->w.data = k;
+    if (uv_write(&o->w, (uv_stream_t *)&k->tcp, &buf, 1, on_h2_written) != 0) {
+        free(o);
+        conn_fail(k, "%s", "cannot write");
+        return -1;
+    }
+    return 0;
+}
+
 /* Writes what nghttp2 has to send, in one write; -1 when the connection
  * failed. Never from inside nghttp2's callbacks. */
 static int h2_flush(struct conn *k)
@@ -434,6 +470,15 @@ static int h2_flush(struct conn *k)
     }
     if (len == 0)
         return 0;
+    if (k->ssl != NULL) { /* memory BIO: the whole record is written */
+        int w = SSL_write(k->ssl, o->data, (int)len);
+        free(o);
+        if (w != (int)len) {
+            conn_fail(k, "%s", "TLS write");
+            return -1;
+        }
+        return tls_out(k);
+    }
     buf = uv_buf_init(o->data, (unsigned)len);
     o->w.data = k;
     if (uv_write(&o->w, (uv_stream_t *)&k->tcp, &buf, 1, on_h2_written) != 0) {
@@ -478,7 +523,7 @@ static int h2_send_put(struct conn *k)
     struct ebench *b = k->b;
     const nghttp2_nv hdrs[] = {
         NV(":method", "POST"),
-        NV(":scheme", "http"),
+        NV(":scheme", b->tls != NULL ? "https" : "http"),
         NV(":path", GRPC_PUT_PATH),
         NV(":authority", b->authority[k->ep]),
         NV("content-type", "application/grpc"),
@@ -687,6 +732,55 @@ static void h2_read(struct conn *k, const char *data, size_t n)
         conn_fail(k, "%s", "HTTP/2 session ended by etcd (GOAWAY)");
 }
 
+static void conn_ready(struct conn *k);
+
+static void tls_fail(struct conn *k, const char *what)
+{
+    char e[160];
+
+    ERR_error_string_n(ERR_get_error(), e, sizeof e);
+    conn_fail(k, "TLS %s: %s", what, e);
+}
+
+/* N bytes arrived at k->in: the handshake goes on, or the records are
+ * decrypted and handed to nghttp2. */
+static void tls_read(struct conn *k, size_t n)
+{
+    char plain[16384];
+    int r;
+
+    if (BIO_write(k->rbio, k->in, (int)n) != (int)n)
+        abort();
+    if (!SSL_is_init_finished(k->ssl)) {
+        const unsigned char *alpn = NULL;
+        unsigned alen = 0;
+        r = SSL_do_handshake(k->ssl);
+        if (tls_out(k) != 0)
+            return;
+        if (r != 1) {
+            if (SSL_get_error(k->ssl, r) != SSL_ERROR_WANT_READ)
+                tls_fail(k, "handshake");
+            return;
+        }
+        SSL_get0_alpn_selected(k->ssl, &alpn, &alen);
+        if (alen != 2 || memcmp(alpn, "h2", 2) != 0) {
+            conn_fail(k, "%s", "TLS: the server did not choose h2 (ALPN)");
+            return;
+        }
+        conn_ready(k);
+    }
+    while (k->open && !uv_is_closing((uv_handle_t *)&k->tcp) &&
+           (r = SSL_read(k->ssl, plain, sizeof plain)) > 0)
+        h2_read(k, plain, (size_t)r);
+    if (!k->open || uv_is_closing((uv_handle_t *)&k->tcp))
+        return;
+    if (SSL_get_error(k->ssl, r) != SSL_ERROR_WANT_READ) {
+        tls_fail(k, "read");
+        return;
+    }
+    tls_out(k); /* alerts, key updates */
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *k = s->data;
@@ -696,6 +790,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (nread < 0) {
         conn_fail(k, "connection lost: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (k->ssl != NULL) {
+        tls_read(k, (size_t)nread);
         return;
     }
     if (k->h2 != NULL) {
@@ -766,6 +864,35 @@ static void on_connected(uv_connect_t *req, int status)
         conn_fail(k, "%s", "cannot read");
         return;
     }
+    if (b->tls != NULL) { /* ready once the handshake is over */
+        k->ssl = SSL_new(b->tls);
+        k->rbio = BIO_new(BIO_s_mem());
+        k->wbio = BIO_new(BIO_s_mem());
+        if (k->ssl == NULL || k->rbio == NULL || k->wbio == NULL)
+            abort();
+        SSL_set_bio(k->ssl, k->rbio, k->wbio);
+        SSL_set_connect_state(k->ssl);
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl),
+                                          b->host[k->ep]) != 1) {
+            conn_fail(k, "%s", "TLS: the endpoint is not an IP address");
+            return;
+        }
+        int r = SSL_do_handshake(k->ssl);
+        if (r != 1 && SSL_get_error(k->ssl, r) != SSL_ERROR_WANT_READ) {
+            tls_fail(k, "handshake");
+            return;
+        }
+        tls_out(k);
+        return;
+    }
+    conn_ready(k);
+}
+
+/* Connected (and through TLS when asked): start putting. */
+static void conn_ready(struct conn *k)
+{
+    struct ebench *b = k->b;
+
     if (b->o.grpc && h2_start(k) != 0)
         return;
     k->up = true;
@@ -915,6 +1042,8 @@ static void usage(FILE *f)
           "  --label L          server name in the output (etcd)\n"
           "  --case C           case name (put-N)\n"
           "  --pids LIST        server processes to measure\n"
+          "  --tls-ca FILE      grpc over TLS, etcd's certificate checked\n"
+          "                     against FILE\n"
           "  --verbose          print the first answer\n",
           f);
 }
@@ -932,6 +1061,7 @@ static const struct option long_opts[] = {
     {"label", required_argument, NULL, 'l'},
     {"case", required_argument, NULL, 'c'},
     {"pids", required_argument, NULL, 'P'},
+    {"tls-ca", required_argument, NULL, 'T'},
     {"verbose", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -983,6 +1113,9 @@ static int parse(int argc, char **argv, struct opts *o)
         case 'P':
             o->pids = optarg;
             break;
+        case 'T':
+            o->tls_ca = optarg;
+            break;
         case 'V':
             o->verbose = true;
             break;
@@ -1025,6 +1158,21 @@ static int setup(struct ebench *b, char *case_buf, size_t len, char *target)
         (r->npids = cb_parse_pids(b->o.pids, r->pids)) < 0) {
         fprintf(stderr, "--pids: a list of process ids\n");
         return -1;
+    }
+    if (b->o.tls_ca != NULL && !b->o.grpc) {
+        fprintf(stderr, "--tls-ca: with --proto grpc only\n");
+        return -1;
+    }
+    if (b->o.tls_ca != NULL) {
+        static const unsigned char alpn[] = "\x02h2";
+        b->tls = SSL_CTX_new(TLS_client_method());
+        if (b->tls == NULL ||
+            SSL_CTX_load_verify_locations(b->tls, b->o.tls_ca, NULL) != 1 ||
+            SSL_CTX_set_alpn_protos(b->tls, alpn, sizeof alpn - 1) != 0) {
+            fprintf(stderr, "--tls-ca %s: cannot use it\n", b->o.tls_ca);
+            return -1;
+        }
+        SSL_CTX_set_verify(b->tls, SSL_VERIFY_PEER, NULL);
     }
     if (b->o.grpc) {
         if (nghttp2_session_callbacks_new(&b->h2cb) != 0)
