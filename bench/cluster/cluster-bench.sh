@@ -197,7 +197,7 @@ icroot_check() { # CASE: the nodes agree (applied index, digest)
 # ---- etcd: a fresh 3-member cluster ----
 edir="$work/etcd"
 eps="127.0.0.1:$((base + 100)),127.0.0.1:$((base + 102)),127.0.0.1:$((base + 104))"
-scheme=http etls='' ebench_tls=''
+scheme=http etls='' ebench_ca=''
 if [ "$etcd_tls" = 1 ]; then
     [ "$etcd_proto" = grpc ] || { say "BENCH_ETCD_TLS=1 wants BENCH_ETCD_PROTO=grpc"; exit 2; }
     t="$work/etcd-tls"
@@ -211,7 +211,7 @@ if [ "$etcd_tls" = 1 ]; then
         -CAcreateserial -out "$t/etcd.crt" -days 2 -extfile "$t/ext.cnf" 2>/dev/null
     scheme=https
     etls="--cert-file $t/etcd.crt --key-file $t/etcd.key --peer-cert-file $t/etcd.crt --peer-key-file $t/etcd.key --peer-trusted-ca-file $t/ca.crt --peer-client-cert-auth"
-    ebench_tls="--tls-ca $t/ca.crt"
+    ebench_ca="$t/ca.crt"
     export ETCDCTL_CACERT="$t/ca.crt"
 fi
 etcd_start() {
@@ -278,7 +278,7 @@ etcd_put() { # N CASE ENDPOINTS
     say "$2 on etcd ..."
     timeout "$limit" "$ebench" --endpoints "$3" --value-file "$work/payload.xml" \
         --clients "$1" --duration "$dur" --warmup "$warm" --case "$2" \
-        --proto "$etcd_proto" $ebench_tls \
+        --proto "$etcd_proto" ${ebench_ca:+--tls-ca "$ebench_ca"} \
         --key-prefix "$kprefix" --pids "$pids" >>"$results" || say "$2 on etcd: failed"
     tail -1 "$results" | cut -c1-400 >&2
 }
