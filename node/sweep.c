@@ -5,13 +5,14 @@
  * terms no quad uses any more in the same entries.
  *
  * A pass starts when this node becomes leader (what an earlier leader
- * left unfinished, terms a failed write created) and whenever quads were
- * removed since the last pass started (a republished description that
- * changed a value); it ends when it went over the whole dictionary (a
- * pass that starts where another stopped goes on past the end until the
- * slice that reaches the end again). An idle catalog therefore writes no sweep
- * entries. A slice costs each node about four B-tree look-ups per term
- * examined, in the apply of one entry: SLICE keeps that to about a millisecond.
+ * left unfinished, terms a failed write created) and, at most every
+ * PASS_EVERY_MS, when quads were removed since the last pass started (a
+ * republished description that changed a value); it ends when it went over the
+ * whole dictionary (a pass that starts where another stopped goes on past the
+ * end until the slice that reaches the end again). An idle catalog therefore
+ * writes no sweep entries. A slice costs each node about four B-tree look-ups
+ * per term examined, in the apply of one entry: SLICE keeps that to about a
+ * millisecond.
  *
  * Failure modes: a slice that fails or whose outcome is unknown is simply
  * sent again at the next tick (the cursor is in the replicated state, so
@@ -25,6 +26,7 @@
 
 #define TICK_MS 200
 #define SLICE 1024
+#define PASS_EVERY_MS 10000 /* at most one pass begins per */
 #define WRITE_DEADLINE_MS 10000
 
 struct ic_node_sweep {
@@ -38,6 +40,8 @@ struct ic_node_sweep {
     uint64_t pass_mark;  /* ic_store_quads_removed when the pass started */
     uint64_t done_mark;  /* ... when the last finished pass started */
     bool done_any;       /* a pass finished while leading */
+    uint64_t pass_at;    /* uv_now() when the last pass began */
+    uv_loop_t *loop;
 };
 
 static void maybe_free(struct ic_node_sweep *sw)
@@ -109,8 +113,11 @@ static void on_tick(uv_timer_t *h)
         return;
     }
     removed = ic_store_quads_removed(sw->st);
-    if (!sw->in_pass && (!sw->done_any || removed != sw->done_mark)) {
+    if (!sw->in_pass &&
+        (!sw->done_any || (removed != sw->done_mark &&
+                           uv_now(sw->loop) - sw->pass_at >= PASS_EVERY_MS))) {
         sw->in_pass = true;
+        sw->pass_at = uv_now(sw->loop);
         sw->pass_mark = removed;
         /* a pass covers the whole dictionary: from the middle (where an
          * earlier pass or leader stopped), round twice past the end */
@@ -129,6 +136,7 @@ void ic_node_sweep_start(struct uv_loop_s *loop,
 
     sw->cluster = cluster;
     sw->st = st;
+    sw->loop = loop;
     uv_timer_init(loop, &sw->timer);
     sw->timer.data = sw;
     uv_timer_start(&sw->timer, on_tick, TICK_MS, TICK_MS);

@@ -198,6 +198,15 @@ int ic_store__term_id_enc(struct ic_txn *txn,
 /* Inserts the pending hash2id entries (sorted); called before commit. */
 int ic_store__tcache_flush(struct ic_txn *txn);
 void ic_store__tcache_free(struct ic_store__tcache *c);
+/* Whether C holds the encoded term. */
+bool ic_store__tcache_has(struct ic_store__tcache *c,
+                          const char *enc,
+                          size_t len);
+/* Drops the entry of the encoded term (hash H), if C holds it. */
+void ic_store__tcache_remove(struct ic_store__tcache *c,
+                             uint64_t h,
+                             const char *enc,
+                             size_t len);
 /* After TXN committed: its terms go to its parent's cache (nested) or to
  * the store's (top level). */
 void ic_store__tcache_commit(struct ic_txn *txn);

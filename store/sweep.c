@@ -11,11 +11,11 @@
  * stay equal). A term is in use while any of spo (subject), pos
  * (predicate), osp (object) or gspo (graph) has it as a key.
  *
- * Removing a term invalidates what was remembered about ids: the
+ * Removing a term removes it from what remembers ids of terms: the
  * transaction's own term cache and its parents', the store's committed
- * terms (and read transactions older than this one may not use them),
- * what the attribute map and labels resolved to (the caches built on them
- * move to a new generation at commit). An ordered id freed at the end of
+ * terms (and read transactions older than this one stop using those),
+ * what the transaction resolved the attribute map's and labels'
+ * predicates to. An ordered id freed at the end of
  * its bucket may be given again to another literal later; nothing holds
  * it by then.
  */
@@ -44,36 +44,43 @@ static int in_use(struct ic_txn *t, uint64_t id, bool *used)
     return 0;
 }
 
-/* Removes the term at CUR (id2term) and its hash2id entry. */
+/* Removes the term at CUR (id2term) and its hash2id entry, and forgets
+ * its id wherever the term caches hold it. */
 static int
 remove_term(struct ic_txn *t, MDB_cursor *cur, MDB_val *k, MDB_val *v)
 {
+    uint64_t h = ic_store__hash(v->mv_data, v->mv_size);
     unsigned char hb[8];
     MDB_val hk = {8, hb}, hv = {8, k->mv_data};
     int rc;
 
-    ic_store__be64(hb, ic_store__hash(v->mv_data, v->mv_size));
+    ic_store__tcache_remove(&t->st->terms, h, v->mv_data, v->mv_size);
+    for (struct ic_txn *a = t; a != NULL; a = a->parent)
+        ic_store__tcache_remove(&a->cache, h, v->mv_data, v->mv_size);
+    ic_store__be64(hb, h);
     rc = mdb_del(t->txn, t->st->dbi[DBI_HASH2ID], &hk, &hv);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return ic_store__mdb_err(rc);
     return ic_store__mdb_err(mdb_cursor_del(cur, 0));
 }
 
-/* Forgets every id T and its parents, and the store, remembered. */
+/* After terms went: read transactions older than T stop using the
+ * store's term cache (an ordered id may be given again), and T and its
+ * parents look the attribute map's and the labels' predicates up again
+ * (one of them may have gone, to come back under another id). The
+ * store's caches above the dictionary keep what they hold: the pairs
+ * keep strings, and the attribute look-ups only ids of terms the
+ * attribute map's own quads use (a change of those moves attr_gen). */
 static void forget_ids(struct ic_txn *t)
 {
     t->st->terms_epoch = mdb_txn_id(t->txn);
-    ic_store__tcache_free(&t->st->terms);
     for (struct ic_txn *a = t; a != NULL; a = a->parent) {
-        ic_store__tcache_free(&a->cache); /* flushed: nothing pending */
         a->amap_state = 0;
         a->label_state = 0;
         ic_free(a->label_ids);
         a->label_ids = NULL;
         a->n_label_ids = 0;
     }
-    t->amap_dirty = true; /* new generations at the top-level commit */
-    t->label_dirty = true;
 }
 
 int ic_store_sweep_cursor(struct ic_txn *t, uint64_t *next)

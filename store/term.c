@@ -445,6 +445,41 @@ static void tcache_add(struct ic_store__tcache *c,
     c->n_created += created;
 }
 
+bool ic_store__tcache_has(struct ic_store__tcache *c,
+                          const char *enc,
+                          size_t len)
+{
+    return tcache_find(c, ic_store__hash(enc, len), enc, len) != NULL;
+}
+
+void ic_store__tcache_remove(struct ic_store__tcache *c,
+                             uint64_t h,
+                             const char *enc,
+                             size_t len)
+{
+    struct ic_store__tcache_entry *e = tcache_find(c, h, enc, len);
+    size_t mask = c->cap - 1, i, k;
+
+    if (e == NULL)
+        return;
+    i = (size_t)(e - c->slots);
+    c->n--;
+    c->n_created -= e->created;
+    ic_free(e->enc);
+    e->enc = NULL;
+    /* backward shift: move up every later entry of the run whose home
+     * slot is not between the hole and it (cyclically) */
+    for (k = (i + 1) & mask; c->slots[k].enc != NULL; k = (k + 1) & mask) {
+        size_t home = c->slots[k].hash & mask;
+        bool stays = i <= k ? (i < home && home <= k) : (i < home || home <= k);
+        if (stays)
+            continue;
+        c->slots[i] = c->slots[k];
+        c->slots[k].enc = NULL;
+        i = k;
+    }
+}
+
 void ic_store__tcache_free(struct ic_store__tcache *c)
 {
     for (size_t i = 0; i < c->cap; i++)

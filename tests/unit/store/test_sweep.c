@@ -184,6 +184,39 @@ static void test_swept_then_used_in_one_transaction(void **state)
     assert_int_equal(count(f->st, DBI_HASH2ID), 6);
 }
 
+/* The store's term cache loses exactly the swept terms: removing entries
+ * from its open-addressing table leaves every other one findable. */
+static void test_cache_follows_sweep(void **state)
+{
+    struct tu_fx *f = *state;
+    struct ic_txn *t;
+    char v[16], *enc = NULL;
+    size_t cap = 0, len;
+    uint64_t tag, okey, inl;
+
+    for (int pass = 0; pass < 2; pass++) { /* add all, then remove odds */
+        assert_int_equal(ic_store_txn_begin(f->st, true, &t), 0);
+        for (int i = pass; i < 600; i += 1 + pass) {
+            snprintf(v, sizeof v, "c%d", i);
+            quad(t, lit(v), G1, pass == 0);
+        }
+        assert_int_equal(ic_store_txn_commit(t), 0);
+    }
+    assert_int_equal(sweep_cycle(f->st, 1000), 300);
+    for (int i = 0; i < 600; i++) {
+        struct ic_term term;
+        snprintf(v, sizeof v, "c%d", i);
+        term = lit(v);
+        assert_int_equal(
+            ic_store__term_encode(&term, &enc, &cap, &len, &tag, &okey, &inl),
+            0);
+        assert_int_equal(ic_store__tcache_has(&f->st->terms, enc, len),
+                         i % 2 == 0);
+        assert_int_equal(known(f->st, term), i % 2 == 0);
+    }
+    ic_free(enc);
+}
+
 static void digest(struct ic_store *st, unsigned char out[32])
 {
     struct ic_txn *t;
@@ -235,6 +268,8 @@ int main(void)
                                         tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_swept_then_used_in_one_transaction,
                                         tu_fx_setup, tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_follows_sweep, tu_fx_setup,
+                                        tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_replicas_stay_identical,
                                         tu_fx_setup, tu_fx_teardown),
     };
