@@ -418,13 +418,27 @@ static void on_h2_written(uv_write_t *w, int status)
         conn_fail(k, "write: %s", uv_strerror(status));
 }
 
+/* Writes LEN bytes of O to the socket (O is freed once written); -1 when
+ * the connection failed. */
+static int out_write(struct conn *k, struct h2_out *o, size_t len)
+{
+    uv_buf_t buf = uv_buf_init(o->data, (unsigned)len);
+
+    o->w.data = k;
+    if (uv_write(&o->w, (uv_stream_t *)&k->tcp, &buf, 1, on_h2_written) != 0) {
+        free(o);
+        conn_fail(k, "%s", "cannot write");
+        return -1;
+    }
+    return 0;
+}
+
 /* Writes the TLS records OpenSSL produced (handshake, data) to the
  * socket; -1 when the connection failed. */
 static int tls_out(struct conn *k)
 {
     size_t n = BIO_ctrl_pending(k->wbio);
     struct h2_out *o;
-    uv_buf_t buf;
 
     if (n == 0)
         return 0;
@@ -433,14 +447,7 @@ static int tls_out(struct conn *k)
         abort();
     if (BIO_read(k->wbio, o->data, (int)n) != (int)n)
         abort();
-    buf = uv_buf_init(o->data, (unsigned)n);
-    o->w.data = k;
-    if (uv_write(&o->w, (uv_stream_t *)&k->tcp, &buf, 1, on_h2_written) != 0) {
-        free(o);
-        conn_fail(k, "%s", "cannot write");
-        return -1;
-    }
-    return 0;
+    return out_write(k, o, n);
 }
 
 /* Writes what nghttp2 has to send, in one write; -1 when the connection
@@ -451,7 +458,6 @@ static int h2_flush(struct conn *k)
     size_t len = 0, cap = 0;
     const uint8_t *data;
     ssize_t n;
-    uv_buf_t buf;
 
     while ((n = nghttp2_session_mem_send(k->h2, &data)) > 0) {
         if (len + (size_t)n > cap) {
@@ -479,14 +485,7 @@ static int h2_flush(struct conn *k)
         }
         return tls_out(k);
     }
-    buf = uv_buf_init(o->data, (unsigned)len);
-    o->w.data = k;
-    if (uv_write(&o->w, (uv_stream_t *)&k->tcp, &buf, 1, on_h2_written) != 0) {
-        free(o);
-        conn_fail(k, "%s", "cannot write");
-        return -1;
-    }
-    return 0;
+    return out_write(k, o, len);
 }
 
 static ssize_t h2_read_req(nghttp2_session *s,
