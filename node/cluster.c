@@ -588,6 +588,19 @@ uint64_t ic_node_cluster_unreachable_ms(struct ic_node_cluster *c, unsigned id)
     return uv_now(c->loop) - c->down_since[id];
 }
 
+bool ic_node_cluster_members_at(struct ic_node_cluster *c, unsigned level)
+{
+    struct ic_raft_status s;
+
+    ic_node_cluster_status(c, &s);
+    for (size_t i = 0; i < s.n_servers; i++)
+        if (s.servers[i].id != c->cfg->node.id &&
+            ic_xmpp_links_peer_level(c->links, (unsigned)s.servers[i].id) <
+                (int)level)
+            return false;
+    return true;
+}
+
 static void on_message(void *data, unsigned from, struct ic_xml *msg)
 {
     struct ic_node_cluster *c = data;
@@ -798,6 +811,7 @@ static int start_links(struct ic_node_cluster *c, char *why, size_t why_len)
 
     ops.data = c;
     lc.self = cfg->node.id;
+    lc.level = IC_NODE_LEVEL;
     lc.address = self != NULL ? self->host : cfg->c2s.address;
     lc.port = cfg->cluster.link_port;
     lc.domain = cfg->node.domain;

@@ -61,6 +61,16 @@ void ic_node_cluster_set_router(struct ic_node_cluster *c,
 /* How long (ms) our link to node ID has been down; 0 while it is up. */
 uint64_t ic_node_cluster_unreachable_ms(struct ic_node_cluster *c, unsigned id);
 
+/* What this build's state machine knows beyond the first commands, as the
+ * cluster links announce it to the other nodes: 1, TERMS_SWEEP
+ * (raft/README.md). A node writes a command of a later level only when
+ * every other member announced that level. */
+#define IC_NODE_LEVEL 1
+#define IC_NODE_LEVEL_SWEEP 1
+/* Whether every member of the Raft configuration but this node has its
+ * link to us up and announced LEVEL or more. */
+bool ic_node_cluster_members_at(struct ic_node_cluster *c, unsigned level);
+
 /* RC 0: applied, RES its result (a business failure is RES->code != 0);
  * IC_ETIMEDOUT or IC_EBUSY (closing): the outcome is unknown. */
 typedef void (*ic_node_write_cb)(void *data,

@@ -14,6 +14,10 @@
  * per term examined, in the apply of one entry: SLICE keeps that to about a
  * millisecond.
  *
+ * Rolling upgrades: a node of a build that does not know TERMS_SWEEP would
+ * stop at the first one, so slices go only while every other member's
+ * cluster link is up and announced IC_NODE_LEVEL_SWEEP (cluster.h).
+ *
  * Failure modes: a slice that fails or whose outcome is unknown is simply
  * sent again at the next tick (the cursor is in the replicated state, so
  * a slice applied twice examines the next terms: harmless); losing
@@ -41,6 +45,7 @@ struct ic_node_sweep {
     uint64_t done_mark;  /* ... when the last finished pass started */
     bool done_any;       /* a pass finished while leading */
     uint64_t pass_at;    /* uv_now() when the last pass began */
+    bool waiting;        /* for every member to know TERMS_SWEEP */
     uv_loop_t *loop;
 };
 
@@ -123,8 +128,20 @@ static void on_tick(uv_timer_t *h)
          * earlier pass or leader stopped), round twice past the end */
         sw->wraps_left = cursor_now(sw->st) == 0 ? 1 : 2;
     }
-    if (sw->in_pass)
-        submit(sw);
+    if (!sw->in_pass)
+        return;
+    /* a node of an older build would stop at the entry: wait for every
+     * member to announce that it knows TERMS_SWEEP */
+    if (!ic_node_cluster_members_at(sw->cluster, IC_NODE_LEVEL_SWEEP)) {
+        if (!sw->waiting)
+            IC_LOG(IC_LOG_INFO, "sweep",
+                   "waiting: a member is unreachable or does not know "
+                   "TERMS_SWEEP (an older build)");
+        sw->waiting = true;
+        return;
+    }
+    sw->waiting = false;
+    submit(sw);
 }
 
 void ic_node_sweep_start(struct uv_loop_s *loop,

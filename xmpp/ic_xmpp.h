@@ -655,6 +655,9 @@ struct ic_xmpp_links_config {
     size_t queue_max;        /* bytes held per peer while it is down; 0:
                                 16 MiB */
     size_t max_stanza;       /* largest message accepted; 0: 64 MiB */
+    /* Announced in this node's stream headers (attribute `level`): what
+     * the caller's peers may rely on it knowing; 0 is not announced. */
+    unsigned level;
 };
 
 struct ic_xmpp_links_ops {
@@ -686,6 +689,9 @@ int ic_xmpp_links_send(struct ic_xmpp_links *l,
                        unsigned id,
                        const struct ic_xml *msg);
 bool ic_xmpp_links_up(const struct ic_xmpp_links *l, unsigned id);
+/* The level node ID announced in its stream header (0 when it announced
+ * none, an older build), or -1 while our link to it is not up. */
+int ic_xmpp_links_peer_level(const struct ic_xmpp_links *l, unsigned id);
 /* Closes every link and the listener; CB runs when all is closed, then
  * free L with ic_xmpp_links_free. */
 void ic_xmpp_links_shutdown(struct ic_xmpp_links *l,

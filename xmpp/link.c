@@ -83,6 +83,7 @@ struct peer {
     unsigned backoff_ms;
     bool up;
     bool removed;
+    unsigned level;      /* from its last stream header */
     struct ic_buf queue; /* serialized messages waiting for the link */
     struct ic_buf turn;  /* this loop turn's messages, link up */
     struct peer *next;
@@ -122,13 +123,15 @@ static void move(struct link *k, enum lk_state to)
 
 static void send_header(struct link *k)
 {
-    char h[300];
+    char h[320], lv[24] = "";
 
+    if (k->l->cfg.level > 0)
+        snprintf(lv, sizeof lv, " level='%u'", k->l->cfg.level);
     snprintf(h, sizeof h,
              "<?xml version='1.0'?><stream:stream xmlns='" IC_NS_LINK
              "' xmlns:stream='" IC_NS_STREAMS
-             "' from='%u' to='%u' version='1.0'>",
-             k->l->cfg.self, k->remote);
+             "' from='%u' to='%u' version='1.0'%s>",
+             k->l->cfg.self, k->remote, lv);
     ic_xmpp__sock_send_str(&k->sock, h);
 }
 
@@ -215,7 +218,7 @@ static void on_down(void *owner, int err, const char *why)
 /* ---- the stream ------------------------------------------------------------
  */
 
-static unsigned attr_id(const struct ic_xml *x, const char *name)
+static unsigned attr_num(const struct ic_xml *x, const char *name)
 {
     const char *v = ic_xml_attr(x, name);
     char *end;
@@ -239,7 +242,8 @@ static void on_open(void *data, struct ic_xml *header)
     struct link *k = data;
     struct ic_xmpp_links *l = k->l;
     const char *ns = ic_xml_stream_content_ns(k->sock.stream);
-    unsigned from = attr_id(header, "from"), to = attr_id(header, "to");
+    unsigned from = attr_num(header, "from"), to = attr_num(header, "to");
+    unsigned level = attr_num(header, "level"); /* 0 when absent */
 
     ic_xml_free(header);
     if (k->state != LK_HEADER) {
@@ -265,7 +269,9 @@ static void on_open(void *data, struct ic_xml *header)
     k->last_input = uv_now(l->loop);
     if (k->peer != NULL) {
         struct peer *p = k->peer;
-        IC_LOG(IC_LOG_INFO, "link", "link to node %u up", p->id);
+        IC_LOG(IC_LOG_INFO, "link", "link to node %u up (level %u)", p->id,
+               level);
+        p->level = level;
         p->up = true;
         p->backoff_ms = 0;
         flush_queue(p);
@@ -652,6 +658,13 @@ bool ic_xmpp_links_up(const struct ic_xmpp_links *l, unsigned id)
     const struct peer *p = find_peer(l, id);
 
     return p != NULL && p->up;
+}
+
+int ic_xmpp_links_peer_level(const struct ic_xmpp_links *l, unsigned id)
+{
+    const struct peer *p = find_peer(l, id);
+
+    return p != NULL && p->up ? (int)p->level : -1;
 }
 
 static void on_handle_closed(uv_handle_t *h)

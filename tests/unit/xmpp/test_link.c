@@ -90,6 +90,9 @@ static int free_port(void)
 
 /* Starts node ID with the certificate CERTNAME (DIR/CERTNAME.pem/.key) of
  * the CA in CADIR. */
+/* The level the next start() announces (0: none, as an older build). */
+static unsigned start_level;
+
 static void start(struct node *n,
                   unsigned id,
                   const char *certname,
@@ -120,6 +123,7 @@ static void start(struct node *n,
     c.backoff_min_ms = 20;
     c.backoff_max_ms = 200;
     c.queue_max = 4096;
+    c.level = start_level;
     ops.data = n;
     if (ic_xmpp_links_new(&loop, &c, &ops, &n->links, why, sizeof why) != 0)
         fail_msg("links_new: %s", why);
@@ -256,6 +260,40 @@ static void test_messages_both_ways(void **state)
     stop(&b);
 }
 
+/* Each side learns the level the other announced in its stream header:
+ * 3 from a node that announces it, 0 from one that announces none (an
+ * older build), -1 while the link is not up. */
+static void test_levels(void **state)
+{
+    struct node a = {0}, b = {0};
+
+    (void)state;
+    start_level = 0;
+    start(&a, 1, "node1", dir, 1u << 2);
+    start_level = 3;
+    start(&b, 2, "node2", dir, 1u << 1);
+    start_level = 0;
+    assert_int_equal(ic_xmpp_links_peer_level(a.links, 2), -1);
+    assert_int_equal(ic_xmpp_links_set_peer(a.links, 2, "127.0.0.1", b.port),
+                     0);
+    assert_int_equal(ic_xmpp_links_set_peer(b.links, 1, "127.0.0.1", a.port),
+                     0);
+    assert_int_equal(ic_xmpp_links_peer_level(a.links, 2), -1);
+    send_text(&a, 2, "one");
+    send_text(&b, 1, "back");
+    run_until(&b, 1, 5000);
+    run_until(&a, 1, 5000);
+    assert_true(ic_xmpp_links_up(a.links, 2) && ic_xmpp_links_up(b.links, 1));
+    assert_int_equal(ic_xmpp_links_peer_level(a.links, 2), 3);
+    assert_int_equal(ic_xmpp_links_peer_level(b.links, 1), 0);
+    assert_int_equal(ic_xmpp_links_peer_level(a.links, 7), -1);
+    stop(&b); /* down again: unknown */
+    for (int i = 0; i < 100 && ic_xmpp_links_up(a.links, 2); i++)
+        run_until(NULL, 0, 20);
+    assert_int_equal(ic_xmpp_links_peer_level(a.links, 2), -1);
+    stop(&a);
+}
+
 static void test_peer_down_then_up_and_restart(void **state)
 {
     struct node a = {0}, b = {0};
@@ -353,6 +391,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_messages_both_ways),
+        cmocka_unit_test(test_levels),
         cmocka_unit_test(test_peer_down_then_up_and_restart),
         cmocka_unit_test(test_not_a_member),
         cmocka_unit_test(test_certificate_of_another_ca),
