@@ -7,12 +7,12 @@
  * A pass starts when this node becomes leader (what an earlier leader
  * left unfinished, terms a failed write created) and, at most every
  * PASS_EVERY_MS, when quads were removed since the last pass started (a
- * republished description that changed a value); it ends when it went over the
- * whole dictionary (a pass that starts where another stopped goes on past the
- * end until the slice that reaches the end again). An idle catalog therefore
- * writes no sweep entries. A slice costs each node about four B-tree look-ups
- * per term examined, in the apply of one entry: SLICE keeps that to about a
- * millisecond.
+ * republished description that changed a value); it ends when it went
+ * over the whole dictionary (a pass that starts where another stopped
+ * goes on past the end until the slice that reaches the end again). An
+ * idle catalog therefore writes no sweep entries. A slice costs each node
+ * about four B-tree look-ups per term examined, in the apply of one
+ * entry: SLICE keeps that under a millisecond (docs/benchmarks.md).
  *
  * Rolling upgrades: a node of a build that does not know TERMS_SWEEP would
  * stop at the first one, so slices go only while every other member's

@@ -15,9 +15,8 @@
  * transaction's own term cache and its parents', the store's committed
  * terms (and read transactions older than this one stop using those),
  * what the transaction resolved the attribute map's and labels'
- * predicates to. An ordered id freed at the end of
- * its bucket may be given again to another literal later; nothing holds
- * it by then.
+ * predicates to. An ordered id freed at the end of its bucket may be
+ * given again to another literal later; nothing holds it by then.
  */
 #include <string.h>
 
