@@ -229,6 +229,25 @@ static int cmp_spo(const void *a, const void *b)
     return 0;
 }
 
+/* Q in (s, p, o) order: the few triples of a description by insertion
+ * (no call per comparison, nearly sorted input costs nearly nothing),
+ * larger graphs by qsort. */
+static void sort_spo(uint64_t (*q)[4], size_t n)
+{
+    if (n > 48) {
+        qsort(q, n, sizeof *q, cmp_spo);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint64_t x[4];
+        size_t j = i;
+        memcpy(x, q[i], sizeof x);
+        for (; j > 0 && cmp_spo(q[j - 1], x) > 0; j--)
+            memcpy(q[j], q[j - 1], sizeof x);
+        memcpy(q[j], x, sizeof x);
+    }
+}
+
 int ic_store__graph_replace_id(
     struct ic_txn *t, uint64_t g, uint64_t (*q)[4], size_t n, size_t *n_add)
 {
@@ -236,11 +255,9 @@ int ic_store__graph_replace_id(
     size_t i = 0, j = 0, keep = 0;
     int rc = graph_triples(t, g, &old); /* what G holds now */
 
-    /* both sides in (s, p, o) order; Q's duplicates dropped */
-    if (old.n > 0)
-        qsort(old.v, old.n / 3, 3 * sizeof *old.v, cmp_spo);
-    if (n > 0)
-        qsort(q, n, sizeof *q, cmp_spo);
+    /* both sides in (s, p, o) order (OLD is: gspo's duplicates are
+     * big-endian ids compared bytewise); Q's duplicates dropped */
+    sort_spo(q, n);
     while (rc == 0 && (i < old.n || j < n)) {
         int c = i >= old.n ? 1 : j >= n ? -1 : cmp_spo(old.v + i, q[j]);
         if (c < 0) { /* held, no longer wanted */

@@ -305,6 +305,36 @@ static void test_damaged_documents(void **state)
     ic_store_terms_free(&w);
 }
 
+/* The term hash keys the dictionary on disk (hash2id): its values may
+ * never change within a format version, whatever the host or the code's
+ * shape. These are the values of the first implementation (a byte loop). */
+static void test_hash_is_stable(void **state)
+{
+    static const char *in[] = {"",
+                               "a",
+                               "abcdefg",
+                               "abcdefgh",
+                               "abcdefghi",
+                               "http://www.csp/resOntology#maxPrice",
+                               "0.01234\x01xyz",
+                               "\xff\xfe\x80\x7f"
+                               "0123456789abcdef"};
+    static const uint64_t want[] = {
+        0x9ca066f1a4ab2eeaULL, 0x3e6a772212b527ddULL, 0x03420dd068e98c3bULL,
+        0xec025f0842db83d9ULL, 0xab5118e39574f62fULL, 0xd8185e04dce1498fULL,
+        0xf6479e49c17c4449ULL, 0xa95c875b3af3f9e5ULL};
+    char buf[64];
+
+    (void)state;
+    for (size_t i = 0; i < IC_ARRAY_LEN(in); i++) {
+        size_t n = strlen(in[i]);
+        assert_true(ic_store__hash(in[i], n) == want[i]);
+        /* not only from an aligned address */
+        memcpy(buf + 1, in[i], n);
+        assert_true(ic_store__hash(buf + 1, n) == want[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +346,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_documented_layout, tu_fx_setup,
                                         tu_fx_teardown),
         cmocka_unit_test(test_put_refusals),
+        cmocka_unit_test(test_hash_is_stable),
         cmocka_unit_test(test_compact),
         cmocka_unit_test_setup_teardown(test_damaged_documents, tu_fx_setup,
                                         tu_fx_teardown),
