@@ -61,9 +61,11 @@ struct ic_xml_attr {
 
 struct ic_xml {
     char *name; /* local name; NULL for a text node */
-    char *ns;   /* namespace URI or NULL */
+    char *ns;   /* namespace URI or NULL (change it with ic_xml_set_ns) */
     char *text; /* text node: its content (NUL-terminated) */
     size_t text_len;
+    unsigned inl; /* IC_XML_INLINE_*: which strings share the node's
+                     allocation (the parser's nodes); 0 for built ones */
     struct ic_xml_attr *attrs;
     struct ic_xml *parent;
     struct ic_xml *children; /* first child */
@@ -71,8 +73,22 @@ struct ic_xml {
     struct ic_xml *next;     /* next sibling */
 };
 
+#define IC_XML_INLINE_NAME 1u
+#define IC_XML_INLINE_NS 2u
+#define IC_XML_INLINE_TEXT 4u
+
 /* A new element; NS may be NULL. */
 struct ic_xml *ic_xml_new(const char *name, const char *ns);
+/* A new element named LOCAL in NS (NULL: none), name and namespace in the
+ * node's own allocation (one allocation per element, for the parser). */
+struct ic_xml *ic_xml_new_n(const char *local,
+                            size_t local_len,
+                            const char *ns,
+                            size_t ns_len);
+/* A new text node holding LEN bytes of TEXT, in one allocation. */
+struct ic_xml *ic_xml_new_text(const char *text, size_t len);
+/* Replaces X's namespace (NULL: none). */
+void ic_xml_set_ns(struct ic_xml *x, const char *ns);
 /* A new child element of PARENT, appended; NS NULL means PARENT's. */
 struct ic_xml *
 ic_xml_add(struct ic_xml *parent, const char *name, const char *ns);

@@ -314,8 +314,7 @@ static void to_client_ns(struct ic_xml *x)
     if (x->name == NULL)
         return;
     if (x->ns != NULL && strcmp(x->ns, IC_NS_SERVER) == 0) {
-        ic_free(x->ns);
-        x->ns = ic_strdup(IC_NS_CLIENT);
+        ic_xml_set_ns(x, IC_NS_CLIENT);
     }
     for (struct ic_xml *c = x->children; c != NULL; c = c->next)
         to_client_ns(c);

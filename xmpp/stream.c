@@ -266,12 +266,8 @@ static struct qname split_name(const char *q)
 static struct ic_xml *element_new(const char *qname)
 {
     struct qname n = split_name(qname);
-    struct ic_xml *x = ic_calloc(1, sizeof(*x));
 
-    x->name = ic_strndup(n.local, n.local_len);
-    if (n.uri != NULL)
-        x->ns = ic_strndup(n.uri, n.uri_len);
-    return x;
+    return ic_xml_new_n(n.local, n.local_len, n.uri, n.uri_len);
 }
 
 /* The tree's spelling of an attribute name: "xml:lang", "URI|local" or
@@ -332,7 +328,10 @@ static bool count_child(struct ic_xml_stream *s, unsigned level)
     return false;
 }
 
-/* Moves the gathered character data into cur as one text node. */
+/* A text buffer up to this size is kept for the stream's next text. */
+#define TEXT_KEEP 4096
+
+/* Copies the gathered character data into cur as one text node. */
 static bool flush_text(struct ic_xml_stream *s)
 {
     struct ic_xml *t;
@@ -341,10 +340,11 @@ static bool flush_text(struct ic_xml_stream *s)
         return true;
     if (!count_child(s, s->depth - 1))
         return false;
-    t = ic_calloc(1, sizeof(*t));
-    t->text = ic_realloc(s->text.data, s->text.len + 1);
-    t->text_len = s->text.len;
-    s->text = (struct ic_buf){0};
+    t = ic_xml_new_text(s->text.data, s->text.len);
+    if (s->text.cap > TEXT_KEEP)
+        ic_buf_free(&s->text);
+    else
+        ic_buf_reset(&s->text); /* kept for the next text */
     ic_xml_append(s->cur, t);
     return true;
 }

@@ -60,6 +60,50 @@ struct ic_xml *ic_xml_new(const char *name, const char *ns)
     return x;
 }
 
+struct ic_xml *
+ic_xml_new_n(const char *local, size_t local_len, const char *ns, size_t ns_len)
+{
+    size_t extra = local_len + 1 + (ns != NULL ? ns_len + 1 : 0);
+    struct ic_xml *x = ic_malloc(sizeof(*x) + extra);
+    char *p = (char *)(x + 1);
+
+    memset(x, 0, sizeof(*x));
+    x->name = p;
+    memcpy(p, local, local_len);
+    p[local_len] = '\0';
+    x->inl = IC_XML_INLINE_NAME;
+    if (ns != NULL) {
+        x->ns = p + local_len + 1;
+        memcpy(x->ns, ns, ns_len);
+        x->ns[ns_len] = '\0';
+        x->inl |= IC_XML_INLINE_NS;
+    }
+    return x;
+}
+
+struct ic_xml *ic_xml_new_text(const char *text, size_t len)
+{
+    struct ic_xml *t = ic_malloc(sizeof(*t) + len + 1);
+
+    memset(t, 0, sizeof(*t));
+    t->text = (char *)(t + 1);
+    memcpy(t->text, text, len);
+    t->text[len] = '\0';
+    t->text_len = len;
+    t->inl = IC_XML_INLINE_TEXT;
+    return t;
+}
+
+void ic_xml_set_ns(struct ic_xml *x, const char *ns)
+{
+    char *copy = dup_or_null(ns);
+
+    if (!(x->inl & IC_XML_INLINE_NS))
+        ic_free(x->ns);
+    x->inl &= ~IC_XML_INLINE_NS;
+    x->ns = copy;
+}
+
 void ic_xml_append(struct ic_xml *parent, struct ic_xml *child)
 {
     assert(child->parent == NULL && child->next == NULL);
@@ -88,6 +132,12 @@ void ic_xml_add_text(struct ic_xml *parent, const char *text, size_t len)
     if (len == 0)
         return;
     if (last != NULL && last->name == NULL) {
+        if (last->inl & IC_XML_INLINE_TEXT) { /* give it its own buffer */
+            char *own = ic_malloc(last->text_len + 1);
+            memcpy(own, last->text, last->text_len + 1);
+            last->text = own;
+            last->inl &= ~IC_XML_INLINE_TEXT;
+        }
         last->text = ic_realloc(last->text, last->text_len + len + 1);
         memcpy(last->text + last->text_len, text, len);
         last->text_len += len;
@@ -303,9 +353,12 @@ void ic_xml_free(struct ic_xml *x)
             n->attrs = a->next;
             attr_free(a);
         }
-        ic_free(n->name);
-        ic_free(n->ns);
-        ic_free(n->text);
+        if (!(n->inl & IC_XML_INLINE_NAME))
+            ic_free(n->name);
+        if (!(n->inl & IC_XML_INLINE_NS))
+            ic_free(n->ns);
+        if (!(n->inl & IC_XML_INLINE_TEXT))
+            ic_free(n->text);
         ic_free(n);
     }
 }

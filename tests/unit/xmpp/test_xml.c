@@ -391,8 +391,7 @@ static void test_xmlns_placement(void **state)
     (void)state;
     ic_xml_add(x, "field", NULL);
     none = ic_xml_add(x, "plain", NULL);
-    ic_free(none->ns);
-    none->ns = NULL;
+    ic_xml_set_ns(none, NULL);
     ic_xml_add(none, "inner", "jabber:x:data");
     (void)body;
     /* In a client stream, the stanza needs no declaration. */
@@ -607,6 +606,43 @@ static void test_parse_one_element(void **state)
     }
 }
 
+/* The parser's nodes keep their strings in the node's own allocation;
+ * changing them (more text, another namespace) and copying them works as
+ * for built nodes, and freeing frees each allocation once (ASan). */
+static void test_parsed_nodes_change(void **state)
+{
+    struct ic_xml *x =
+        parse_in(IC_NS_CLIENT, "<message to='a@b'><body>hello</body>"
+                               "<x xmlns='jabber:x:data'>v</x></message>");
+    struct ic_xml *body, *data, *copy;
+    char *out;
+
+    (void)state;
+    assert_non_null(x);
+    assert_true(x->inl & IC_XML_INLINE_NAME);
+    body = ic_xml_child(x, "body", NULL);
+    data = ic_xml_child(x, "x", "jabber:x:data");
+    assert_non_null(body);
+    assert_non_null(data);
+    assert_true(body->children->inl & IC_XML_INLINE_TEXT);
+    ic_xml_add_text(body, ", world", 7);
+    assert_string_equal(body->children->text, "hello, world");
+    assert_int_equal(body->children->text_len, 12);
+    ic_xml_set_ns(data, "urn:other");
+    assert_string_equal(data->ns, "urn:other");
+    ic_xml_set_ns(body, NULL);
+    assert_null(body->ns);
+    ic_xml_set_ns(body, IC_NS_CLIENT);
+    copy = ic_xml_copy(x);
+    assert_tree_equal(x, copy);
+    out = ic_xml_to_string(copy, IC_NS_CLIENT);
+    assert_string_equal(out, "<message to='a@b'><body>hello, world</body>"
+                             "<x xmlns='urn:other'>v</x></message>");
+    ic_free(out);
+    ic_xml_free(copy);
+    ic_xml_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_namespaces),
         cmocka_unit_test(test_round_trip_seed),
         cmocka_unit_test(test_parse_one_element),
+        cmocka_unit_test(test_parsed_nodes_change),
     };
 
     return cmocka_run_group_tests_name("xmpp_xml", tests, NULL, NULL);
