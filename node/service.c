@@ -399,7 +399,8 @@ static int publish_pairs(struct ic_node_service *svc,
          x != NULL && rc == 0; x = ic_xml_next(x, "resource", NS_RES)) {
         const struct ic_xml *a = ic_xml_child(x, "attribute", NS_RES);
         const struct ic_xml *v = ic_xml_child(x, "value", NS_RES);
-        char *at, *vt;
+        const char *at, *vt;
+        char *own_a, *own_v;
         if (a == NULL || v == NULL) {
             snprintf(err, err_len,
                      "a <resource> needs <attribute> and "
@@ -407,12 +408,12 @@ static int publish_pairs(struct ic_node_service *svc,
             rc = IC_EVALUE;
             break;
         }
-        at = ic_xml_text(a);
-        vt = ic_xml_text(v);
+        at = ic_xml_text_ref(a, &own_a);
+        vt = ic_xml_text_ref(v, &own_v);
         rc = ic_store_attr_statements(t, at, vt, put_statement, &out, err,
                                       err_len);
-        ic_free(at);
-        ic_free(vt);
+        ic_free(own_a);
+        ic_free(own_v);
     }
     if (t != NULL)
         ic_store_txn_abort(t);

@@ -57,6 +57,7 @@ struct ic_xml_attr {
                    "NAMESPACE-URI|local" */
     char *value;
     struct ic_xml_attr *next;
+    bool inl; /* name and value share the attribute's allocation */
 };
 
 struct ic_xml {
@@ -87,6 +88,11 @@ struct ic_xml *ic_xml_new_n(const char *local,
                             size_t ns_len);
 /* A new text node holding LEN bytes of TEXT, in one allocation. */
 struct ic_xml *ic_xml_new_text(const char *text, size_t len);
+/* A new attribute, name and value in its own allocation (the parser's). */
+struct ic_xml_attr *ic_xml_attr_new_n(const char *name,
+                                      size_t name_len,
+                                      const char *value,
+                                      size_t value_len);
 /* Replaces X's namespace (NULL: none). */
 void ic_xml_set_ns(struct ic_xml *x, const char *ns);
 /* A new child element of PARENT, appended; NS NULL means PARENT's. */
@@ -112,6 +118,10 @@ ic_xml_next(const struct ic_xml *after, const char *name, const char *ns);
 /* The concatenated text of X's direct text children (never NULL; the
  * caller frees). */
 char *ic_xml_text(const struct ic_xml *x);
+/* The same without a copy when X's text is one text node (or none):
+ * otherwise the text is gathered into *OWNED, which the caller frees
+ * (*OWNED is NULL when nothing was copied). */
+const char *ic_xml_text_ref(const struct ic_xml *x, char **owned);
 struct ic_xml *ic_xml_copy(const struct ic_xml *x);
 /* Frees X and its subtree; X must be detached. ic_xml_free(NULL) is a
  * no-op. */

@@ -309,9 +309,14 @@ start_tag(struct ic_xml_stream *s, const char *qname, const char **atts)
     x = element_new(qname);
     tail = &x->attrs;
     for (const char **a = atts; *a != NULL; a += 2) {
-        struct ic_xml_attr *attr = ic_calloc(1, sizeof(*attr));
-        attr->name = attr_name(a[0]);
-        attr->value = ic_strdup(a[1]);
+        struct ic_xml_attr *attr;
+        if (strchr(a[0], NS_SEP) == NULL) { /* the usual: no namespace */
+            attr = ic_xml_attr_new_n(a[0], strlen(a[0]), a[1], strlen(a[1]));
+        } else {
+            char *name = attr_name(a[0]);
+            attr = ic_xml_attr_new_n(name, strlen(name), a[1], strlen(a[1]));
+            ic_free(name);
+        }
         *tail = attr;
         tail = &attr->next;
     }

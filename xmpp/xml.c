@@ -178,9 +178,30 @@ void ic_xml_detach(struct ic_xml *child)
 
 static void attr_free(struct ic_xml_attr *a)
 {
-    ic_free(a->name);
-    ic_free(a->value);
+    if (!a->inl) {
+        ic_free(a->name);
+        ic_free(a->value);
+    }
     ic_free(a);
+}
+
+struct ic_xml_attr *ic_xml_attr_new_n(const char *name,
+                                      size_t name_len,
+                                      const char *value,
+                                      size_t value_len)
+{
+    struct ic_xml_attr *a =
+        ic_malloc(sizeof(*a) + name_len + 1 + value_len + 1);
+
+    a->name = (char *)(a + 1);
+    memcpy(a->name, name, name_len);
+    a->name[name_len] = '\0';
+    a->value = a->name + name_len + 1;
+    memcpy(a->value, value, value_len);
+    a->value[value_len] = '\0';
+    a->next = NULL;
+    a->inl = true;
+    return a;
 }
 
 void ic_xml_set_attr(struct ic_xml *x, const char *name, const char *value)
@@ -209,7 +230,12 @@ void ic_xml_set_attr(struct ic_xml *x, const char *name, const char *value)
     }
     /* Copy before freeing: VALUE may be the old value itself. */
     char *copy = ic_strdup(value);
-    ic_free(a->value);
+    if (a->inl) { /* the name gets its own allocation too */
+        a->name = ic_strdup(a->name);
+        a->inl = false;
+    } else {
+        ic_free(a->value);
+    }
     a->value = copy;
 }
 
@@ -272,6 +298,23 @@ char *ic_xml_text(const struct ic_xml *x)
     if (b.data == NULL)
         return ic_strdup("");
     return b.data;
+}
+
+const char *ic_xml_text_ref(const struct ic_xml *x, char **owned)
+{
+    const struct ic_xml *only = NULL;
+
+    *owned = NULL;
+    if (x->name == NULL)
+        return x->text;
+    for (const struct ic_xml *c = x->children; c != NULL; c = c->next) {
+        if (c->name != NULL)
+            continue;
+        if (only != NULL) /* more than one: gather them */
+            return *owned = ic_xml_text(x);
+        only = c;
+    }
+    return only != NULL ? only->text : "";
 }
 
 /* ---------------------------------------------------------------------

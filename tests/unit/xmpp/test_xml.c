@@ -633,13 +633,46 @@ static void test_parsed_nodes_change(void **state)
     ic_xml_set_ns(body, NULL);
     assert_null(body->ns);
     ic_xml_set_ns(body, IC_NS_CLIENT);
+    assert_true(x->attrs->inl);
+    ic_xml_set_attr(x, "to", ic_xml_attr(x, "to")); /* its own value */
+    assert_string_equal(ic_xml_attr(x, "to"), "a@b");
+    ic_xml_set_attr(x, "id", "1");
+    ic_xml_set_attr(x, "to", NULL);
+    ic_xml_set_attr(x, "to", "c@d");
     copy = ic_xml_copy(x);
     assert_tree_equal(x, copy);
     out = ic_xml_to_string(copy, IC_NS_CLIENT);
-    assert_string_equal(out, "<message to='a@b'><body>hello, world</body>"
-                             "<x xmlns='urn:other'>v</x></message>");
+    assert_string_equal(out,
+                        "<message id='1' to='c@d'><body>hello, world</body>"
+                        "<x xmlns='urn:other'>v</x></message>");
     ic_free(out);
     ic_xml_free(copy);
+    ic_xml_free(x);
+}
+
+/* ic_xml_text_ref copies only when the text is split by elements. */
+static void test_text_ref(void **state)
+{
+    struct ic_xml *x =
+        parse_in(IC_NS_CLIENT, "<message><body>one</body><subject/>"
+                               "<thread>a<x/>b</thread></message>");
+    char *own;
+    const char *t;
+
+    (void)state;
+    t = ic_xml_text_ref(ic_xml_child(x, "body", NULL), &own);
+    assert_string_equal(t, "one");
+    assert_null(own);
+    t = ic_xml_text_ref(ic_xml_child(x, "body", NULL)->children, &own);
+    assert_string_equal(t, "one");
+    assert_null(own);
+    t = ic_xml_text_ref(ic_xml_child(x, "subject", NULL), &own);
+    assert_string_equal(t, "");
+    assert_null(own);
+    t = ic_xml_text_ref(ic_xml_child(x, "thread", NULL), &own);
+    assert_string_equal(t, "ab");
+    assert_non_null(own);
+    ic_free(own);
     ic_xml_free(x);
 }
 
@@ -663,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_seed),
         cmocka_unit_test(test_parse_one_element),
         cmocka_unit_test(test_parsed_nodes_change),
+        cmocka_unit_test(test_text_ref),
     };
 
     return cmocka_run_group_tests_name("xmpp_xml", tests, NULL, NULL);
