@@ -4,8 +4,15 @@
  *
  * Happy path (apply): per entry, skip when the entry's index is not above
  * the stored applied index; decode; look the sequence up in the client's
- * deduplication window (fsm_client.c); run the operations in a nested
- * transaction; mark the sequence applied with its result; store the index.
+ * deduplication window (fsm_client.c); run the operations; mark the
+ * sequence applied with its result; store the index. The operations of a
+ * command run first straight in the entry's (or batch's) transaction; if
+ * any command fails, that transaction is aborted and the whole batch run
+ * again with each command in a nested transaction of its own (the only
+ * way to undo a failed command's writes and keep the others'). The
+ * outcome is the same either way; the nested way costs LMDB a child
+ * transaction per command (its dirty-page lists and page copies), which a
+ * batch of publishes that all succeed no longer pays.
  * In the node's (deferred) mode raft's apply callback only copies the entry
  * to the held list, and the node flushes it once per turn of its loop: the
  * entries of the turn go through one LMDB write transaction (a batch; one
@@ -15,7 +22,8 @@
  * fixture in the unit tests) each entry has its own transaction.
  *
  * Failure modes: a business failure (bad Turtle, an empty key) aborts the
- * nested transaction only and becomes the result. An undecodable entry is
+ * command's nested transaction only (in the second run) and becomes the
+ * result. An undecodable entry is
  * a result too (IC_ECORRUPT: every replica decodes it the same way). An
  * entry of an unknown version or type, or a store error (I/O), fails the
  * entry's transaction: nothing of it is committed, and it is held and
@@ -56,6 +64,9 @@
 
 #define MOD "raft"
 #define WAIT_BUCKETS 1024
+/* A command failed in a run without nested transactions: run the batch
+ * again with them (not an IC_E* code: those are negative and small). */
+#define RUN_NESTED (-100000)
 
 /* An entry raft handed over that the store does not have yet: waiting for
  * its batch's transaction, or for room. The outcome fields are filled by
@@ -307,9 +318,11 @@ static int run_op(struct ic_txn *t,
 
 /* Runs CMD's operations in a transaction nested in T: all or nothing. A
  * business failure goes to RES and returns 0; the presence changes go to
- * CH, which is cleared when they are undone. */
+ * CH, which is cleared when they are undone. FLAT: straight in T, and any
+ * failure returns RUN_NESTED (T cannot undo one command's writes). */
 static int run_cmd(struct ic_txn *t,
                    const struct ic_raft_cmd *cmd,
+                   bool flat,
                    struct ic_raft_result *res,
                    struct ic_raft__changes *ch)
 {
@@ -318,6 +331,11 @@ static int run_cmd(struct ic_txn *t,
     size_t i;
     int rc;
 
+    if (flat) { /* straight in T; any failure: the nested way instead */
+        for (i = 0, rc = 0; i < cmd->n_ops && rc == 0; i++)
+            rc = run_op(t, &cmd->ops[i], msg, ch);
+        return rc == 0 ? 0 : RUN_NESTED;
+    }
     rc = ic_store_txn_begin_nested(t, &child);
     if (rc != 0)
         return rc;
@@ -340,6 +358,7 @@ static int run_cmd(struct ic_txn *t,
 /* The deduplication window (fsm_client.c), then the command. */
 static int apply_cmd(struct ic_txn *t,
                      const struct ic_raft_cmd *cmd,
+                     bool flat,
                      struct ic_raft_result *res,
                      struct ic_raft__changes *ch)
 {
@@ -349,7 +368,7 @@ static int apply_cmd(struct ic_txn *t,
     if (rc != 0)
         return rc;
     if (ic_raft__window_check(w, cmd->seq, res) == IC_RAFT__APPLY) {
-        rc = run_cmd(t, cmd, res, ch);
+        rc = run_cmd(t, cmd, flat, res, ch);
         if (rc == 0) {
             ic_raft__window_mark(w, cmd->seq, res);
             rc = ic_raft__window_store(t, cmd->client, w);
@@ -399,6 +418,7 @@ static int apply_one(struct ic_txn *t,
                      const void *buf,
                      size_t len,
                      bool grouped,
+                     bool flat,
                      struct outcome *o,
                      struct ic_raft__changes *ch)
 {
@@ -435,7 +455,7 @@ static int apply_one(struct ic_txn *t,
             return 0;
         }
     }
-    rc = apply_cmd(t, cmd, &o->res, ch);
+    rc = apply_cmd(t, cmd, flat, &o->res, ch);
     ic_raft_cmd_free(cmd);
     return rc;
 }
@@ -443,6 +463,7 @@ static int apply_one(struct ic_txn *t,
 struct group_run {
     struct ic_txn *t;
     uint64_t index;
+    bool flat;
     struct held *h;
 };
 
@@ -455,22 +476,24 @@ static int group_one(void *data, const void *cmd, size_t len)
         h->cap_group = h->cap_group ? 2 * h->cap_group : 16;
         h->group = ic_realloc(h->group, h->cap_group * sizeof *h->group);
     }
-    return apply_one(g->t, g->index, cmd, len, true, &h->group[h->n_group++],
-                     &h->ch);
+    return apply_one(g->t, g->index, cmd, len, true, g->flat,
+                     &h->group[h->n_group++], &h->ch);
 }
 
 /* Runs the entry at INDEX (LEN bytes at BUF: a command or a group) inside
  * T, whose store has applied up to APPLIED: its outcomes go to H (kept
  * until T commits). An IC_E* code when the store failed (T must then be
- * aborted). */
+ * aborted). FLAT: commands straight in T; RUN_NESTED when one failed (T
+ * must then be aborted and the entry run again without FLAT). */
 static int apply_in(struct ic_txn *t,
                     uint64_t applied,
                     uint64_t index,
                     const void *buf,
                     size_t len,
+                    bool flat,
                     struct held *h)
 {
-    struct group_run g = {t, index, h};
+    struct group_run g = {t, index, flat, h};
     int rc;
 
     h->one.has_cmd = false;
@@ -478,7 +501,7 @@ static int apply_in(struct ic_txn *t,
     if (index <= applied) /* replayed after a restart */
         return 0;
     if (!ic_raft__is_group(buf, len))
-        return apply_one(t, index, buf, len, false, &h->one, &h->ch);
+        return apply_one(t, index, buf, len, false, flat, &h->one, &h->ch);
     rc = ic_raft__group_walk(buf, len, group_one, &g);
     if (rc == IC_ECORRUPT && h->n_group == 0) {
         /* no command of it ran: nobody to answer */
@@ -509,10 +532,11 @@ static void deliver(struct ic_raft_fsm *fsm, struct held *h)
     observe(fsm, h->index, false, &h->ch);
 }
 
-int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
-                          uint64_t index,
-                          const void *buf,
-                          size_t len)
+static int apply_at(struct ic_raft_fsm *fsm,
+                    uint64_t index,
+                    const void *buf,
+                    size_t len,
+                    bool flat)
 {
     struct held h = {0};
     struct ic_txn *t = NULL;
@@ -528,7 +552,7 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
         return 0;
     }
     if (rc == 0)
-        rc = apply_in(t, applied, index, buf, len, &h);
+        rc = apply_in(t, applied, index, buf, len, flat, &h);
     if (rc == 0)
         rc = ic_store_applied_set(t, index);
     if (rc == 0) {
@@ -539,13 +563,24 @@ int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
         deliver(fsm, &h);
     } else {
         /* reported once by the caller, which holds the entry */
-        IC_LOG(IC_LOG_DEBUG, MOD, "entry %llu: apply failed: %s",
-               (unsigned long long)index, ic_strerror(rc));
+        if (rc != RUN_NESTED)
+            IC_LOG(IC_LOG_DEBUG, MOD, "entry %llu: apply failed: %s",
+                   (unsigned long long)index, ic_strerror(rc));
         ic_store_txn_abort(t);
     }
     ic_raft__changes_free(&h.ch);
     ic_free(h.group);
     return rc;
+}
+
+int ic_raft__fsm_apply_at(struct ic_raft_fsm *fsm,
+                          uint64_t index,
+                          const void *buf,
+                          size_t len)
+{
+    int rc = apply_at(fsm, index, buf, len, true);
+
+    return rc == RUN_NESTED ? apply_at(fsm, index, buf, len, false) : rc;
 }
 
 /* Entries the store does not have yet (waiting for their batch, or for
@@ -617,8 +652,9 @@ static void stick(struct ic_raft_fsm *fsm, uint64_t index, int rc)
 
 /* Applies the first IC_RAFT__BATCH_MAX held entries (at most) in one write
  * transaction; once it committed, hands each its results in order and
- * drops them. Nothing is dropped when the store fails (its IC_E* code). */
-static int apply_batch(struct ic_raft_fsm *fsm)
+ * drops them. Nothing is dropped when the store fails (its IC_E* code) or
+ * a command failed in a FLAT run (RUN_NESTED). */
+static int run_batch(struct ic_raft_fsm *fsm, bool flat)
 {
     struct ic_txn *t = NULL;
     struct held *h, *end;
@@ -631,7 +667,7 @@ static int apply_batch(struct ic_raft_fsm *fsm)
         rc = ic_store_applied_get(t, &applied);
     for (h = fsm->held; rc == 0 && h != NULL && n < IC_RAFT__BATCH_MAX;
          h = h->next, n++) {
-        rc = apply_in(t, applied, h->index, h->buf, h->len, h);
+        rc = apply_in(t, applied, h->index, h->buf, h->len, flat, h);
         last = h->index;
     }
     end = h;
@@ -642,9 +678,10 @@ static int apply_batch(struct ic_raft_fsm *fsm)
         t = NULL;
     }
     if (rc != 0) {
-        IC_LOG(IC_LOG_DEBUG, MOD, "entries %llu..%llu: apply failed: %s",
-               (unsigned long long)fsm->held->index, (unsigned long long)last,
-               ic_strerror(rc));
+        if (rc != RUN_NESTED)
+            IC_LOG(IC_LOG_DEBUG, MOD, "entries %llu..%llu: apply failed: %s",
+                   (unsigned long long)fsm->held->index,
+                   (unsigned long long)last, ic_strerror(rc));
         ic_store_txn_abort(t);
         for (h = fsm->held; h != end; h = h->next)
             ic_raft__changes_clear(&h->ch);
@@ -655,6 +692,13 @@ static int apply_batch(struct ic_raft_fsm *fsm)
         held_pop(fsm);
     }
     return 0;
+}
+
+static int apply_batch(struct ic_raft_fsm *fsm)
+{
+    int rc = run_batch(fsm, true);
+
+    return rc == RUN_NESTED ? run_batch(fsm, false) : rc;
 }
 
 /* Applies every held entry, a batch at a time; on a store error the entry

@@ -726,6 +726,39 @@ assert_get_solo(struct ic_store *st, const char *key, const char *want)
     ic_store_txn_abort(t);
 }
 
+/* A batch runs first without nested transactions: when a command fails
+ * there after writing (its first operation did), the batch runs again
+ * the nested way, so that command's writes are undone and the others'
+ * kept, exactly as if each command had its own transaction. */
+static void test_batch_failure_undone(void **state)
+{
+    struct solo s;
+    struct ic_raft__wait w[3];
+    struct ic_raft_op o1 = kv_put("x", "1"), o2[2], o3 = kv_put("y", "3");
+    struct ic_raft_cmd c1 = {7, 1, false, 1, &o1};
+    struct ic_raft_cmd c2 = {8, 1, true, 2, o2};
+    struct ic_raft_cmd c3 = {7, 2, false, 1, &o3};
+
+    (void)state;
+    o2[0] = kv_put("x", "2");
+    o2[1] = replace(G_CLOUD, "this is not turtle");
+    solo_open(&s);
+    deferred(&s, 1, &c1, &w[0]);
+    deferred(&s, 2, &c2, &w[1]);
+    deferred(&s, 3, &c3, &w[2]);
+    ic_raft__fsm_flush(s.fsm);
+    assert_int_equal(applied_of(s.st), 3);
+    assert_true(w[0].done && w[0].res.code == 0);
+    assert_true(w[1].done && w[1].res.code == IC_ESYNTAX);
+    assert_non_null(strstr(w[1].res.msg, "op 2:"));
+    assert_true(w[2].done && w[2].res.code == 0);
+    assert_get_solo(s.st, "x", "1");
+    assert_get_solo(s.st, "y", "3");
+    for (int i = 0; i < 3; i++)
+        ic_raft__fsm_wait_del(s.fsm, &w[i]);
+    solo_close(&s);
+}
+
 /* C encoded into a raft_malloc'd buffer. */
 static struct raft_buffer encoded(const struct ic_raft_cmd *c)
 {
@@ -938,6 +971,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_business_failure, setup, teardown),
         cmocka_unit_test(test_full_store_held),
         cmocka_unit_test(test_deferred_batch),
+        cmocka_unit_test(test_batch_failure_undone),
         cmocka_unit_test(test_group),
         cmocka_unit_test_setup_teardown(test_sweep_replicated, setup, teardown),
         cmocka_unit_test(test_log_bounds),
