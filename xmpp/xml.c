@@ -480,6 +480,13 @@ static void put_escaped(struct ic_buf *out, const char *s, size_t n, bool attr)
         const char *rep;
         size_t step = 1;
 
+        /* the common case first: printable ASCII that needs nothing (the
+         * quotes go the long way, which copies them in text) */
+        while (i < n && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '&' &&
+               u[i] != '<' && u[i] != '>' && u[i] != '\'' && u[i] != '"')
+            i++;
+        if (i == n)
+            break;
         if (u[i] < 0x80) {
             rep = ascii_escape(u[i], attr);
         } else {
