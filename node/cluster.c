@@ -471,7 +471,7 @@ on_write_msg(struct ic_node_cluster *c, unsigned from, const struct ic_xml *m)
     const char *id = ic_xml_attr(m, "id"), *at = ic_xml_attr(m, "attempt");
     struct ic_raft_cmd *cmd = NULL;
     struct fwd *f;
-    char *text;
+    char *own;
     size_t len = 0;
 
     if (id == NULL || at == NULL || strlen(id) >= 32 || strlen(at) >= 16)
@@ -481,9 +481,8 @@ on_write_msg(struct ic_node_cluster *c, unsigned from, const struct ic_xml *m)
     f->from = from;
     snprintf(f->id, sizeof f->id, "%s", id);
     snprintf(f->attempt, sizeof f->attempt, "%s", at);
-    text = ic_xml_text(m);
-    f->buf = b64_decode(text, &len);
-    ic_free(text);
+    f->buf = b64_decode(ic_xml_text_ref(m, &own), &len);
+    ic_free(own);
     if (f->buf == NULL || ic_raft_cmd_decode(f->buf, len, &cmd) != 0 ||
         c->closing ||
         ic_raft_node_submit(c->raft, cmd, on_forwarded_done, f) != 0) {

@@ -629,13 +629,19 @@ int ic_store__term_id_enc(struct ic_txn *t,
                           uint64_t *id)
 {
     uint64_t h = ic_store__hash(enc, len);
-    struct ic_store__tcache_entry *e = tcache_find(&t->cache, h, enc, len);
+    struct ic_store__tcache_entry *e = NULL;
     unsigned char kb[8];
     MDB_val k, v;
     int rc;
 
-    if (e == NULL && (t->write || mdb_txn_id(t->txn) >= t->st->terms_epoch))
+    /* the store's committed terms first (most of a publish's terms are
+     * there), then this transaction's: an id in the store's cache stands
+     * in any later transaction, as a sweep takes what it removes out of
+     * it at once (older read transactions stop using it) */
+    if (t->write || mdb_txn_id(t->txn) >= t->st->terms_epoch)
         e = tcache_find(&t->st->terms, h, enc, len);
+    if (e == NULL)
+        e = tcache_find(&t->cache, h, enc, len);
     if (e != NULL) {
         *id = e->id;
         goto done;
