@@ -352,6 +352,16 @@ def membership(c):
     lead = c.leader([1, 2, 3])
     target = [n for n in (1, 2, 3) if n != lead][0]
     rc, out, err = c.ctl(lead, 'transfer', str(target))
+    if rc != 0 and 'timed out' in err:
+        # raft gives the target one election timeout to win; on a loaded
+        # machine (ASan nodes, tests in parallel) it may not, and the
+        # leader says so: an operator asks again, so does the test
+        print('note transfer timed out once, asking again: %s' % err.strip())
+        lead = c.leader([1, 2, 3])
+        if lead != target:  # or it did lead in the end
+            rc, out, err = c.ctl(lead, 'transfer', str(target))
+        else:
+            rc = 0
     check(rc == 0, 'transfer leadership to node %d: %s' % (target, err))
     check(c.leader([1, 2, 3]) == target, 'node %d leads now' % target)
 
