@@ -535,7 +535,8 @@ static int table_id(struct ic_txn *txn,
         t.len = pl + x->len;
     }
     rc = ic_store_term_id(txn, &t, true, &x->id);
-    ic_free(label);
+    if (label != NULL)
+        ic_free(label);
     *id = x->id;
     return rc;
 }

@@ -399,6 +399,69 @@ static void solo_close(struct solo *s)
     tu_rmrf(s->dir);
 }
 
+/* The deduplication window against a plain model (every sequence ever
+ * applied): 20,000 sequences, most just above the top, some far above it
+ * (slides of every length, past the whole window too), some below it (in
+ * the window or too old). Each verdict is the model's, and a duplicate
+ * keeps its result. */
+static void test_window_model(void **state)
+{
+    enum { N = 20000, MAXSEQ = 40 * 1024 };
+    static bool applied[MAXSEQ + 2048];
+    struct solo s;
+    struct ic_txn *t;
+    struct ic_raft__window *w;
+    uint64_t high = 0, rnd = 12345;
+
+    (void)state;
+    memset(applied, 0, sizeof applied);
+    solo_open(&s);
+    assert_int_equal(ic_store_txn_begin(s.st, false, &t), 0);
+    assert_int_equal(ic_raft__window_load(t, 99, &w), 0);
+    for (int i = 0; i < N; i++) {
+        struct ic_raft_result res = {0, ""};
+        enum ic_raft__verdict v, want;
+        uint64_t seq, r;
+        rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+        r = rnd >> 33;
+        if (r % 10 < 6)
+            seq = high + 1 + r % 3;
+        else if (r % 10 < 7)
+            seq = high + 1 + (r / 10) % 1100;
+        else
+            seq = high > 1 ? 1 + (high - 1 - (r / 10) % 1200 % high) : 1;
+        if (seq > MAXSEQ)
+            break;
+        if (seq > high)
+            want = IC_RAFT__APPLY;
+        else if (high >= IC_RAFT__WINDOW && seq <= high - IC_RAFT__WINDOW)
+            want = IC_RAFT__STALE;
+        else
+            want = applied[seq] ? IC_RAFT__DUPLICATE : IC_RAFT__APPLY;
+        v = ic_raft__window_check(w, seq, &res);
+        if (v != want)
+            fail_msg("step %d: seq %llu (top %llu): verdict %d, model %d", i,
+                     (unsigned long long)seq, (unsigned long long)high, v,
+                     want);
+        if (v == IC_RAFT__APPLY) {
+            struct ic_raft_result done = {seq % 7 == 0 ? IC_EVALUE : 0, ""};
+            if (done.code != 0)
+                snprintf(done.msg, sizeof done.msg, "failed %llu",
+                         (unsigned long long)seq);
+            ic_raft__window_mark(w, seq, &done);
+            applied[seq] = true;
+            if (seq > high)
+                high = seq;
+        } else if (v == IC_RAFT__DUPLICATE) {
+            assert_int_equal(res.code, seq % 7 == 0 ? IC_EVALUE : 0);
+        }
+    }
+    assert_true(high > 4 * IC_RAFT__WINDOW);
+    ic_raft__window_free(w);
+    ic_store_txn_abort(t);
+    solo_close(&s);
+}
+
 /* Applies command (CLIENT, SEQ, OP) at the next index; returns the apply's
  * code, with the command's result in *RES. */
 static int solo_apply(struct solo *s,
@@ -972,6 +1035,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_full_store_held),
         cmocka_unit_test(test_deferred_batch),
         cmocka_unit_test(test_batch_failure_undone),
+        cmocka_unit_test(test_window_model),
         cmocka_unit_test(test_group),
         cmocka_unit_test_setup_teardown(test_sweep_replicated, setup, teardown),
         cmocka_unit_test(test_log_bounds),
