@@ -242,6 +242,22 @@ static bool lex_datetime(const char *s, long double *out)
     return true;
 }
 
+/* The value of a checked numeric lexical form, as strtold gives it; a
+ * plain integer of at most 18 digits, which a long double holds exactly,
+ * without strtold's general parse (most catalog numbers are such). */
+static long double lex_value(const char *lex)
+{
+    const char *p = lex + (*lex == '+' || *lex == '-');
+    uint64_t n = 0;
+    size_t i;
+
+    for (i = 0; i < 18 && p[i] >= '0' && p[i] <= '9'; i++)
+        n = n * 10 + (uint64_t)(p[i] - '0');
+    if (i == 0 || p[i] != '\0')
+        return strtold(lex, NULL);
+    return *lex == '-' ? -(long double)n : (long double)n;
+}
+
 int ic_store__ordered_value(const char *lex,
                             const char *dt,
                             uint64_t *tag,
@@ -265,7 +281,7 @@ int ic_store__ordered_value(const char *lex,
     } else if (!lex_number(lex, strcmp(l, "decimal") != 0, false)) {
         return IC_EVALUE;
     }
-    *value = strtold(lex, NULL);
+    *value = lex_value(lex);
     *tag = IC_TAG_NUM;
     return 0;
 }

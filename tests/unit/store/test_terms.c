@@ -3,6 +3,7 @@
  * comes back out of it; a document cut or damaged anywhere is refused
  * with a message and leaves the store as it was. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,41 @@ static void test_hash_is_stable(void **state)
     }
 }
 
+/* A numeric literal's value, which orders it in the dictionary, is what
+ * strtold says, to the sign of zero, whether or not it takes the integer
+ * shortcut. */
+static void test_numeric_value_as_strtold(void **state)
+{
+    static const char *in[] = {"0",
+                               "-0",
+                               "+0",
+                               "7",
+                               "007",
+                               "-5",
+                               "+42",
+                               "4096",
+                               "1024000",
+                               "123456789012345678",
+                               "-999999999999999999",
+                               "1234567890123456789",
+                               "99.99",
+                               "0.01234",
+                               "-0.0",
+                               "5.",
+                               ".5"};
+    const char *xsd_decimal = "http://www.w3.org/2001/XMLSchema#decimal";
+
+    (void)state;
+    for (size_t i = 0; i < IC_ARRAY_LEN(in); i++) {
+        uint64_t tag;
+        long double v, want = strtold(in[i], NULL);
+        assert_int_equal(ic_store__ordered_value(in[i], xsd_decimal, &tag, &v),
+                         0);
+        if (v != want || signbit(v) != signbit(want))
+            fail_msg("%s: %Lg, strtold %Lg", in[i], v, want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +383,7 @@ int main(int argc, char **argv)
                                         tu_fx_teardown),
         cmocka_unit_test(test_put_refusals),
         cmocka_unit_test(test_hash_is_stable),
+        cmocka_unit_test(test_numeric_value_as_strtold),
         cmocka_unit_test(test_compact),
         cmocka_unit_test_setup_teardown(test_damaged_documents, tu_fx_setup,
                                         tu_fx_teardown),
