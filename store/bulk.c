@@ -249,6 +249,8 @@ int ic_store__put_bulk(struct ic_txn *t,
     return rc;
 }
 
+#define SMALL_ADD 4
+
 int ic_store__quads_add_bulk(struct ic_txn *t, uint64_t (*q)[4], size_t n)
 {
     static const struct ic_store__order orders[4] = {
@@ -262,6 +264,13 @@ int ic_store__quads_add_bulk(struct ic_txn *t, uint64_t (*q)[4], size_t n)
 
     if (!t->write)
         return IC_EREADONLY;
+    /* a few (a republished description's changed values): one put per
+     * index each, without the sort, the scratch arrays and the cursors */
+    if (n <= SMALL_ADD) {
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = ic_store_quad_add_ids(t, q[i]);
+        return rc;
+    }
     for (size_t i = 0; i < n && !(t->amap_dirty && t->label_dirty); i++)
         ic_store__amap_touch(t, q[i][1]);
     for (int x = 0; x < 4 && rc == 0; x++)

@@ -1244,10 +1244,52 @@ static void test_term_cache_committed_only(void **state)
     free(snap);
 }
 
+/* Quads added in bulk (sorted, appended per index) and a few at a time
+ * (one put per index each) leave the same store: same digest. */
+static void test_add_small_and_bulk_same(void **state)
+{
+    char dir[2][64], path[128];
+    struct ic_store *st[2];
+    unsigned char dg[2][32];
+    uint64_t q[6][4];
+
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        q[i][0] = IC_ID_MAKE(IC_TAG_DICT, 100 + (uint64_t)(i % 2));
+        q[i][1] = IC_ID_MAKE(IC_TAG_DICT, 200 + (uint64_t)(i % 3));
+        q[i][2] = IC_ID_MAKE(IC_TAG_DICT, 300 + (uint64_t)i);
+        q[i][3] = IC_ID_MAKE(IC_TAG_DICT, 400);
+    }
+    for (int k = 0; k < 2; k++) {
+        struct ic_txn *t;
+        tu_tmpdir(dir[k], sizeof dir[k]);
+        tu_join(path, sizeof path, dir[k], "store");
+        st[k] = tu_store_open(path, 64ULL << 20);
+        assert_int_equal(ic_store_txn_begin(st[k], true, &t), 0);
+        if (k == 0) {
+            assert_int_equal(ic_store__quads_add_bulk(t, q, 6), 0);
+        } else {
+            assert_int_equal(ic_store__quads_add_bulk(t, q, 3), 0);
+            assert_int_equal(ic_store__quads_add_bulk(t, q + 3, 3), 0);
+            assert_int_equal(ic_store__quads_add_bulk(t, q, 2), 0); /* again */
+        }
+        assert_int_equal(ic_store_txn_commit(t), 0);
+        assert_int_equal(ic_store_txn_begin(st[k], false, &t), 0);
+        assert_int_equal(ic_store_digest(t, dg[k]), 0);
+        ic_store_txn_abort(t);
+    }
+    assert_memory_equal(dg[0], dg[1], 32);
+    for (int k = 0; k < 2; k++) {
+        ic_store_close(st[k]);
+        tu_rmrf(dir[k]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_close, setup, teardown),
+        cmocka_unit_test(test_add_small_and_bulk_same),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refuse_foreign_file, setup,
