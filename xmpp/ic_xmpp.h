@@ -66,7 +66,8 @@ struct ic_xml {
     char *text; /* text node: its content (NUL-terminated) */
     size_t text_len;
     unsigned inl; /* IC_XML_INLINE_*: which strings share the node's
-                     allocation (the parser's nodes); 0 for built ones */
+                     allocation (ic_xml_new and the parser make them so;
+                     change them through ic_xml_set_ns, ic_xml_add_text) */
     struct ic_xml_attr *attrs;
     struct ic_xml *parent;
     struct ic_xml *children; /* first child */
@@ -81,14 +82,14 @@ struct ic_xml {
 /* A new element; NS may be NULL. */
 struct ic_xml *ic_xml_new(const char *name, const char *ns);
 /* A new element named LOCAL in NS (NULL: none), name and namespace in the
- * node's own allocation (one allocation per element, for the parser). */
+ * node's own allocation (one allocation per element). */
 struct ic_xml *ic_xml_new_n(const char *local,
                             size_t local_len,
                             const char *ns,
                             size_t ns_len);
 /* A new text node holding LEN bytes of TEXT, in one allocation. */
 struct ic_xml *ic_xml_new_text(const char *text, size_t len);
-/* A new attribute, name and value in its own allocation (the parser's). */
+/* A new attribute, name and value in its own allocation. */
 struct ic_xml_attr *ic_xml_attr_new_n(const char *name,
                                       size_t name_len,
                                       const char *value,

@@ -52,12 +52,8 @@ static char *dup_or_null(const char *s)
 
 struct ic_xml *ic_xml_new(const char *name, const char *ns)
 {
-    struct ic_xml *x = ic_calloc(1, sizeof(*x));
-
     assert(name != NULL);
-    x->name = ic_strdup(name);
-    x->ns = dup_or_null(ns);
-    return x;
+    return ic_xml_new_n(name, strlen(name), ns, ns != NULL ? strlen(ns) : 0);
 }
 
 struct ic_xml *
@@ -217,10 +213,8 @@ void ic_xml_set_attr(struct ic_xml *x, const char *name, const char *value)
     if (a == NULL) {
         if (value == NULL)
             return;
-        a = ic_calloc(1, sizeof(*a));
-        a->name = ic_strdup(name);
-        a->value = ic_strdup(value);
-        *link = a; /* appended: attributes keep their order */
+        /* appended: attributes keep their order */
+        *link = ic_xml_attr_new_n(name, strlen(name), value, strlen(value));
         return;
     }
     if (value == NULL) {
