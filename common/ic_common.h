@@ -11,6 +11,8 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /* X-macro table: name, value, message. */
 #define IC_ERRORS(X)                                     \
@@ -95,5 +97,26 @@ void ic_log_write(enum ic_log_level level,
     } while (0)
 
 #define IC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The 8 bytes at P as a little-endian number and back, whatever the
+ * host's order (one load or store on a little-endian host). */
+static inline uint64_t ic_get_le64(const void *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline void ic_put_le64(void *p, uint64_t v)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(p, &v, sizeof v);
+}
 
 #endif /* IC_COMMON_H */

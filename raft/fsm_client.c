@@ -223,22 +223,6 @@ enum ic_raft__verdict ic_raft__window_check(const struct ic_raft__window *w,
     return IC_RAFT__DUPLICATE;
 }
 
-/* The 8 bytes at P as a little-endian number, and back. */
-static uint64_t get_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
 /* Moves the window's top up to SEQ (> high). */
 static void slide(struct ic_raft__window *w, uint64_t seq)
 {
@@ -254,12 +238,12 @@ static void slide(struct ic_raft__window *w, uint64_t seq)
         size_t q = (size_t)(d / 64);
         unsigned r = (unsigned)(d % 64);
         for (size_t k = 0; k < WORDS; k++)
-            in[k] = get_le64(w->bits + 8 * k);
+            in[k] = ic_get_le64(w->bits + 8 * k);
         for (size_t k = 0; k < WORDS; k++) {
             uint64_t v = k >= q ? in[k - q] << r : 0;
             if (r != 0 && k >= q + 1)
                 v |= in[k - q - 1] >> (64 - r);
-            put_le64(w->bits + 8 * k, v);
+            ic_put_le64(w->bits + 8 * k, v);
         }
     }
     w->high = seq;

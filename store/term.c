@@ -33,19 +33,6 @@ static inline uint64_t fmix64(uint64_t k)
     return k;
 }
 
-/* The 8 bytes at P as a little-endian number, whatever the host's order
- * (the compiler makes it one load on a little-endian host). */
-static inline uint64_t load_le64(const unsigned char *p)
-{
-    uint64_t k;
-
-    memcpy(&k, p, sizeof k);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    k = __builtin_bswap64(k);
-#endif
-    return k;
-}
-
 static inline uint64_t mix_block(uint64_t k)
 {
     k *= 0x87c37b91114253d5ULL;
@@ -61,13 +48,13 @@ uint64_t ic_store__hash(const void *data, size_t len)
     size_t i = 0;
 
     for (; i + 8 <= len; i += 8) {
-        h ^= mix_block(load_le64(p + i));
+        h ^= mix_block(ic_get_le64(p + i));
         h = rotl64(h, 27) * 5 + 0x52dce729;
     }
     if (i < len) {
         unsigned char tail[8] = {0};
         memcpy(tail, p + i, len - i);
-        h ^= mix_block(load_le64(tail));
+        h ^= mix_block(ic_get_le64(tail));
     }
     return fmix64(h);
 }

@@ -140,12 +140,8 @@ void ic_xml_add_text(struct ic_xml *parent, const char *text, size_t len)
         last->text[last->text_len] = '\0';
         return;
     }
-    t = ic_calloc(1, sizeof(*t));
-    /* Not ic_strndup: it would stop at a NUL inside TEXT. */
-    t->text = ic_malloc(len + 1);
-    memcpy(t->text, text, len);
-    t->text[len] = '\0';
-    t->text_len = len;
+    /* the length, not a NUL, says where TEXT ends */
+    t = ic_xml_new_text(text, len);
     ic_xml_append(parent, t);
 }
 
@@ -317,23 +313,17 @@ const char *ic_xml_text_ref(const struct ic_xml *x, char **owned)
 
 static struct ic_xml *copy_node(const struct ic_xml *x)
 {
-    struct ic_xml *c = ic_calloc(1, sizeof(*c));
-    struct ic_xml_attr **tail = &c->attrs;
+    struct ic_xml *c;
+    struct ic_xml_attr **tail;
 
-    c->name = dup_or_null(x->name);
-    c->ns = dup_or_null(x->ns);
-    if (x->text != NULL) {
-        c->text = ic_malloc(x->text_len + 1);
-        memcpy(c->text, x->text, x->text_len);
-        c->text[x->text_len] = '\0';
-        c->text_len = x->text_len;
-    }
+    if (x->name == NULL)
+        return ic_xml_new_text(x->text, x->text_len);
+    c = ic_xml_new(x->name, x->ns);
+    tail = &c->attrs;
     for (const struct ic_xml_attr *a = x->attrs; a != NULL; a = a->next) {
-        struct ic_xml_attr *ca = ic_calloc(1, sizeof(*ca));
-        ca->name = ic_strdup(a->name);
-        ca->value = ic_strdup(a->value);
-        *tail = ca;
-        tail = &ca->next;
+        *tail = ic_xml_attr_new_n(a->name, strlen(a->name), a->value,
+                                  strlen(a->value));
+        tail = &(*tail)->next;
     }
     return c;
 }
