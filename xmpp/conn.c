@@ -506,9 +506,9 @@ void ic_xmpp__conn_accept(struct ic_xmpp_server *srv,
         else
             uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof c->peer);
     }
+    /* parks between stanzas: a busy server's parsing runs in the thread's
+     * few spare parsers, warm in cache (stream.c) */
     c->stream = ic_xml_stream_new(&stream_cbs, c, &lim);
-    /* a busy stream keeps its parser; the server's sweep trims quiet ones */
-    ic_xml_stream_set_auto_trim(c->stream, false);
     c->last_activity = ic_xmpp__now_ms(srv);
     c->state = C2S_CONNECTED;
     if (direct_tls) {

@@ -48,8 +48,9 @@ static void on_flush(uv_check_t *h)
 
 #define SWEEP_MS 1000
 
-/* Once a second: a connection quiet for a second frees its parser (an idle
- * stream then holds a few hundred bytes of parser state, not ~11 KiB). */
+/* Once a second: a connection quiet for a second gives up its TLS and
+ * output buffers, and its parser if a stanza left it one (streams park
+ * between stanzas by themselves: stream.c). */
 static void on_sweep(uv_timer_t *t)
 {
     struct ic_xmpp_server *srv = t->data;

@@ -854,7 +854,7 @@ static void test_reset_midway(void **state)
     rec_done(&r);
 }
 
-/* Between stanzas a stream parks (its parser is freed) when a feed ends
+/* Between stanzas a stream parks (gives its parser up) when a feed ends
  * cleanly; byte by byte that is after nearly every byte. The rebuilt
  * parser must keep the header's prefixes (here "s" and "p", with a
  * namespace holding a newline), match its close tag, and report errors at
@@ -909,6 +909,43 @@ static void test_manual_trim(void **state)
     rec_done(&b);
 }
 
+/* A parked stream's parser is reset and kept for the next stream that
+ * needs one (the thread's spares). Interleaved streams therefore take
+ * turns with the same parser: each must see only its own header's
+ * prefixes, the prefixes its own stanzas declare must not outlive them,
+ * and positions stay each stream's own. */
+static void test_spare_parsers(void **state)
+{
+    struct rec a, b;
+
+    (void)state;
+    rec_init(&a, NULL);
+    rec_init(&b, NULL);
+    assert_int_equal(feed(&a, "<s:stream xmlns:s='http://etherx.jabber.org/"
+                              "streams' xmlns='jabber:server' "
+                              "xmlns:p='urn:p'>"),
+                     0);
+    assert_int_equal(feed(&b, HDR), 0);
+    assert_int_equal(feed(&a, "<p:x/>"), 0);
+    assert_int_equal(feed(&b, "<iq><q:y xmlns:q='urn:q'/></iq>"), 0);
+    assert_int_equal(feed(&a, "\n<iq/>"), 0);
+    assert_int_equal(feed(&a, "<q:y/>"), IC_ESYNTAX); /* b's, not a's */
+    assert_int_equal(feed(&b, "<p:x/>"), IC_ESYNTAX); /* a's, not b's */
+    assert_string_equal(a.log.data,
+                        "open <stream:stream xmlns:stream='http://etherx."
+                        "jabber.org/streams'/>\n"
+                        "stanza <x xmlns='urn:p'/>\n"
+                        "stanza <iq xmlns='jabber:server'/>\n"
+                        "error not-well-formed: unbound prefix at line 2, "
+                        "column 5\n");
+    assert_string_equal(b.log.data,
+                        HDR_OPEN "stanza <iq><y xmlns='urn:q'/></iq>\n"
+                                 "error not-well-formed: unbound prefix at "
+                                 "line 1, column 190\n");
+    rec_done(&a);
+    rec_done(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -935,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_reset_midway),
         cmocka_unit_test(test_park),
         cmocka_unit_test(test_manual_trim),
+        cmocka_unit_test(test_spare_parsers),
     };
 
     return cmocka_run_group_tests_name("xmpp_stream", tests, NULL, NULL);
