@@ -11,7 +11,7 @@ PKGS="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
  llvm libuv1-dev libssl-dev openssl libexpat1 libexpat1-dev liblmdb-dev libc-ares-dev
  lmdb-utils libserd-dev serdi libsord-dev libinih-dev libjansson-dev
  libcmocka-dev libidn-dev libjemalloc-dev libnghttp2-dev python3-slixmpp prosody lua-unbound util-linux
- iproute2
+ iproute2 systemd
  etcd-server etcd-client
  ansible-core"
 

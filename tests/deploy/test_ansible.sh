@@ -12,7 +12,10 @@
 # nothing on the first three nodes (beside cluster.json on the control
 # node), node 4 starts with join = true, `icrootctl member-add` makes it a
 # voter that serves the catalog, `member-remove` takes it out again; a
-# final --check run reports changed=0 on every host (idempotence).
+# final --check run reports changed=0 on every host (idempotence). The
+# systemd unit cannot run here (no systemd as PID 1): the role's unit tasks
+# render it per node and systemd-analyze verify must pass, and must refuse
+# a unit whose executable is missing.
 #
 # usage: test_ansible.sh ICROOT ICROOTCTL SOURCE_DIR
 # Exit 77 (skipped) when ansible-playbook is missing. Ports 27000-27039
@@ -216,6 +219,52 @@ for i in 1 2 3; do
         grep -q "TLS Web Server Authentication, TLS Web Client Authentication" ||
         fail "node $i: extendedKeyUsage"
 done
+
+# ---- the systemd unit ------------------------------------------------------
+# The run above had service_manager none; the role's unit tasks
+# (tasks/unit.yml: render, then systemd-analyze verify) run here alone,
+# into a directory per node, and must pass; then once more with a unit
+# whose ExecStart names no executable, which the check must refuse.
+step "systemd unit: rendered by the role, systemd-analyze verify"
+command -v systemd-analyze >/dev/null 2>&1 ||
+    fail "systemd-analyze missing (Debian: systemd; scripts/install-deps.sh)"
+cat >"$T/unit.yml" <<'YML'
+- name: The role's systemd unit alone
+  hosts: icroot
+  gather_facts: false
+  tasks:
+    - name: Unit tasks of the icroot role
+      ansible.builtin.include_role:
+        name: icroot
+        tasks_from: unit.yml
+      vars:
+        icroot_unit_dir: "{{ icroot_prefix }}/units"
+YML
+unit_play() {
+    ANSIBLE_ROLES_PATH="$SRC/deploy/roles" ansible-playbook \
+        -i "$T/inventory.ini" -e "@$T/vars.json" "$T/unit.yml" "$@"
+}
+mkdir -p "$T/n1/units" "$T/n2/units" "$T/n3/units"
+unit_play >"$T/unit.log" 2>&1 || {
+    cat "$T/unit.log"
+    fail "rendering and checking the unit"
+}
+for i in 1 2 3; do
+    u=$T/n$i/units/icroot.service
+    [ -f "$u" ] || fail "node $i: no unit"
+    grep -qx "ExecStart=$T/n$i/bin/icroot run --config $T/n$i/etc/icroot.conf" \
+        "$u" || fail "node $i: ExecStart: $(grep ExecStart "$u")"
+    grep -qx "ReadWritePaths=$T/n$i/data" "$u" || fail "node $i: ReadWritePaths"
+    out=$(systemd-analyze verify "$u" 2>&1) || fail "node $i: verify: $out"
+    [ -z "$out" ] || fail "node $i: systemd-analyze verify: $out"
+done
+if unit_play --limit n1 -e "icroot_bin_dir=$T/nowhere" >"$T/unit-bad.log" 2>&1; then
+    cat "$T/unit-bad.log"
+    fail "a unit without its executable passed the check"
+fi
+grep -q "icroot.service: Command $T/nowhere/icroot is not executable" \
+    "$T/unit-bad.log" ||
+    fail "the bad unit failed elsewhere: $(tail -n 20 "$T/unit-bad.log")"
 
 # ---- the nodes, started from the rendered configs ------------------------
 step "start 3 nodes"
