@@ -90,6 +90,7 @@ struct ic_node_cluster {
     void *close_data;
     unsigned char *seed; /* the seed command's bytes, while it runs */
     ic_node_router_fn router;
+    uint64_t incarnation; /* our presence lease's, for routed stanzas */
     void *router_data;
     uint64_t down_since[256]; /* ms; 0: the link is up */
 };
@@ -534,7 +535,8 @@ static void on_written_msg(struct ic_node_cluster *c, const struct ic_xml *m)
 }
 
 /* <route target='JID'><message xmlns='jabber:client' .../></route> */
-static void on_route_msg(struct ic_node_cluster *c, struct ic_xml *m)
+static void
+on_route_msg(struct ic_node_cluster *c, unsigned from, struct ic_xml *m)
 {
     struct ic_xml *st = ic_xml_child(m, NULL, NULL);
     char *target;
@@ -544,7 +546,7 @@ static void on_route_msg(struct ic_node_cluster *c, struct ic_xml *m)
     target =
         ic_xml_attr(m, "target") ? ic_strdup(ic_xml_attr(m, "target")) : NULL;
     ic_xml_detach(st);
-    c->router(c->router_data, st, target);
+    c->router(c->router_data, st, target, from, attr_u64(m, "inc"));
     ic_free(target);
 }
 
@@ -558,6 +560,11 @@ bool ic_node_cluster_route(struct ic_node_cluster *c,
 
     if (target != NULL)
         ic_xml_set_attr(m, "target", target);
+    if (c->incarnation != 0) {
+        char inc[24];
+        snprintf(inc, sizeof inc, "%llu", (unsigned long long)c->incarnation);
+        ic_xml_set_attr(m, "inc", inc);
+    }
     ic_xml_append(m, ic_xml_copy(st));
     rc = c->closing ? IC_EBUSY : ic_xmpp_links_send(c->links, node, m);
     ic_xml_free(m);
@@ -570,6 +577,12 @@ void ic_node_cluster_set_router(struct ic_node_cluster *c,
 {
     c->router = fn;
     c->router_data = data;
+}
+
+void ic_node_cluster_set_incarnation(struct ic_node_cluster *c,
+                                     uint64_t incarnation)
+{
+    c->incarnation = incarnation;
 }
 
 static void on_peer(void *data, unsigned id, bool up)
@@ -610,7 +623,7 @@ static void on_message(void *data, unsigned from, struct ic_xml *msg)
         else if (strcmp(msg->name, "written") == 0)
             on_written_msg(c, msg);
         else if (strcmp(msg->name, "route") == 0)
-            on_route_msg(c, msg);
+            on_route_msg(c, from, msg);
     }
     ic_xml_free(msg);
 }

@@ -51,13 +51,21 @@ bool ic_node_cluster_route(struct ic_node_cluster *c,
                            unsigned node,
                            const struct ic_xml *st,
                            const char *target);
-/* Where stanzas routed to this node go (ST taken). */
+/* Where stanzas routed to this node go (ST taken), from node FROM whose
+ * presence lease incarnation was INCARNATION when it sent them (0:
+ * unknown). */
 typedef void (*ic_node_router_fn)(void *data,
                                   struct ic_xml *st,
-                                  const char *target);
+                                  const char *target,
+                                  unsigned from,
+                                  uint64_t incarnation);
 void ic_node_cluster_set_router(struct ic_node_cluster *c,
                                 ic_node_router_fn fn,
                                 void *data);
+/* This node's presence lease incarnation (node/presence.c), sent with
+ * every stanza routed from now on. */
+void ic_node_cluster_set_incarnation(struct ic_node_cluster *c,
+                                     uint64_t incarnation);
 /* How long (ms) our link to node ID has been down; 0 while it is up. */
 uint64_t ic_node_cluster_unreachable_ms(struct ic_node_cluster *c, unsigned id);
 

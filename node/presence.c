@@ -103,6 +103,7 @@ static void start_lease(struct ic_node_presence *np)
         np->incarnation = l.incarnation + 1;
     if (np->incarnation == 0)
         np->incarnation = 1;
+    ic_node_cluster_set_incarnation(np->cluster, np->incarnation);
     np->lease_ok = false;
     np->lease_pending = true;
     json_object_foreach(np->current, k, v) json_object_set(np->pending, k, v);
@@ -285,8 +286,11 @@ void ic_node_presence_observe(void *data,
         const struct ic_raft_presence_change *c = &ev->changes[i];
         if (c->node == np->self)
             continue; /* our sessions deliver their own presence */
-        deliver(np, c->jid, c->node, c->available ? c->payload : NULL,
-                c->payload_len);
+        if (c->lease_end)
+            ic_xmpp_server_remote_node_gone(np->srv, c->node, c->incarnation);
+        else
+            deliver(np, c->jid, c->node, c->available ? c->payload : NULL,
+                    c->payload_len);
     }
 }
 

@@ -82,13 +82,17 @@ static void stop(struct node *n)
         on_presence_down(n);
 }
 
-/* A stanza another node routed to one of our sessions. */
-static void on_routed(void *data, struct ic_xml *st, const char *target)
+/* A stanza node FROM (lease INCARNATION) routed to one of our sessions. */
+static void on_routed(void *data,
+                      struct ic_xml *st,
+                      const char *target,
+                      unsigned from,
+                      uint64_t incarnation)
 {
     struct node *n = data;
 
     if (n->srv != NULL)
-        ic_xmpp_server_deliver_routed(n->srv, st, target);
+        ic_xmpp_server_deliver_routed(n->srv, st, target, from, incarnation);
     else
         ic_xml_free(st);
 }

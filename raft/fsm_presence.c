@@ -6,7 +6,8 @@
  * Happy path: a batch whose (node, incarnation) is the node's current,
  * unrevoked lease sets or removes each JID's entry in order; START records
  * a newer incarnation and drops the node's older entries; REVOKE drops the
- * current incarnation's entries and marks it revoked.
+ * current incarnation's entries and marks it revoked. Either, when it
+ * ends a live lease, lists a lease-end marker after the dropped entries.
  *
  * Failure modes: a batch of a stale incarnation, or a START of an older or
  * revoked one, is the business failure IC_ELEASE (the caller's nested
@@ -54,8 +55,17 @@ static void change_add(struct ic_raft__changes *c,
     ch->node = node;
     ch->incarnation = incarnation;
     ch->available = payload != NULL;
+    ch->lease_end = false;
     ch->payload = payload != NULL ? payload->data : NULL;
     ch->payload_len = payload != NULL ? payload->len : 0;
+}
+
+/* NODE's live lease INCARNATION ends: the marker change (ic_raft.h). */
+static void
+lease_end_add(struct ic_raft__changes *c, uint16_t node, uint64_t incarnation)
+{
+    change_add(c, "", 0, node, incarnation, NULL);
+    c->v[c->n - 1].lease_end = true;
 }
 
 /* ic_store_presence_drop's callback: the entry goes unavailable. */
@@ -154,6 +164,7 @@ static int lease_run(struct ic_txn *t,
                      char *msg)
 {
     struct ic_store_lease l;
+    uint64_t ended;
     bool known;
     int rc = lease_of(t, op->node, &l, &known);
 
@@ -165,12 +176,15 @@ static int lease_run(struct ic_txn *t,
             return stale(msg, op->node, op->incarnation, &l, known);
         if (op->incarnation == l.incarnation)
             return 0; /* started already */
+        ended = known && !l.revoked ? l.incarnation : 0;
         l.incarnation = op->incarnation;
         l.revoked = false;
         rc = ic_store_lease_put(t, op->node, &l);
         if (rc == 0)
             rc = ic_store_presence_drop(t, op->node, 0, op->incarnation - 1,
                                         on_dropped, ch, NULL);
+        if (rc == 0 && ended != 0)
+            lease_end_add(ch, op->node, ended);
         return rc;
     }
     if (!known || l.revoked || l.incarnation != op->incarnation)
@@ -180,6 +194,8 @@ static int lease_run(struct ic_txn *t,
     if (rc == 0)
         rc = ic_store_presence_drop(t, op->node, op->incarnation,
                                     op->incarnation, on_dropped, ch, NULL);
+    if (rc == 0)
+        lease_end_add(ch, op->node, op->incarnation);
     return rc;
 }
 

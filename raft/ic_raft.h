@@ -221,7 +221,8 @@ struct raft_fsm *ic_raft_fsm_get(struct ic_raft_fsm *fsm);
 void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r);
 
 /* Observing presence. After each applied entry that changed the presence
- * registry (a PRESENCE_BATCH, a NODE_LEASE dropping entries), once its
+ * registry (a PRESENCE_BATCH, a NODE_LEASE dropping entries or ending a
+ * live lease), once its
  * transaction committed, the observer gets the entry's changes in the
  * order they were made; a dropped entry is a change to unavailable. After
  * a snapshot was restored it gets an event with RESET set and no changes:
@@ -229,10 +230,17 @@ void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r);
  * skipped (replayed, duplicates) and failed batches call nothing. */
 
 struct ic_raft_presence_change {
-    const char *jid; /* full JID, NUL-terminated */
+    const char *jid; /* full JID, NUL-terminated ("" for a lease's end) */
     uint16_t node;
     uint64_t incarnation;
     bool available;
+    /* NODE's lease INCARNATION, live until this entry, ended here (revoked,
+     * or a newer incarnation started): every session it had is gone,
+     * including any the registry never held (presence a node shared
+     * directly but whose batch was never committed, directed presence).
+     * JID is "" and AVAILABLE false; it follows the registry entries the
+     * same operation dropped. */
+    bool lease_end;
     const void *payload; /* available only: the <presence/>; else NULL */
     size_t payload_len;
 };

@@ -472,13 +472,27 @@ void ic_xmpp_server_remote_presence(struct ic_xmpp_server *srv,
 /* Forgets every remote session (before the application re-reads the
  * cluster's presence registry); nothing is delivered. */
 void ic_xmpp_server_remote_reset(struct ic_xmpp_server *srv);
-/* A stanza another node routed here (ST taken): to local session TARGET
- * (a full JID), or, TARGET NULL, by the delivery rules for its 'to' among
- * this node's sessions. What cannot be delivered is bounced to its sender
- * (errors are never bounced). */
+/* A stanza node FROM routed here (ST taken), sent under FROM's presence
+ * lease INCARNATION (0: unknown): to local session TARGET (a full JID),
+ * or, TARGET NULL, by the delivery rules for its 'to' among this node's
+ * sessions. What cannot be delivered is bounced to its sender (errors are
+ * never bounced). Available presence from a full JID is remembered
+ * (sender, recipient, FROM, INCARNATION) until its unavailable comes, or
+ * until ic_xmpp_server_remote_node_gone withdraws it. */
 void ic_xmpp_server_deliver_routed(struct ic_xmpp_server *srv,
                                    struct ic_xml *st,
-                                   const char *target);
+                                   const char *target,
+                                   unsigned from,
+                                   uint64_t incarnation);
+/* NODE's lease INCARNATION ended (the registry's lease_end change): every
+ * session it had is gone. The local recipients of available presence that
+ * NODE routed here under that incarnation or an earlier one (directed
+ * presence, presence shared when a subscription was approved), which the
+ * registry may never have held, get unavailable presence from each
+ * sender. */
+void ic_xmpp_server_remote_node_gone(struct ic_xmpp_server *srv,
+                                     unsigned node,
+                                     uint64_t incarnation);
 
 /* Parses one XML element (TEXT, LEN bytes) in default namespace NS with
  * the stream parser's rules (no DTD, entities, comments or PIs); NULL when

@@ -243,7 +243,9 @@ static bool to_best_local(struct ic_xmpp_server *srv,
 
 void ic_xmpp_server_deliver_routed(struct ic_xmpp_server *srv,
                                    struct ic_xml *st,
-                                   const char *target)
+                                   const char *target,
+                                   unsigned from,
+                                   uint64_t incarnation)
 {
     const char *to = ic_xml_attr(st, "to");
     struct ic_xmpp__session *s;
@@ -270,11 +272,15 @@ void ic_xmpp_server_deliver_routed(struct ic_xmpp_server *srv,
     }
     if (target != NULL && (s = ic_map_get(&srv->sessions, target)) != NULL) {
         ic_xmpp__deliver(s, st);
+        if (strcmp(st->name, "presence") == 0)
+            ic_xmpp__heard_note(srv, st, target, from, incarnation);
         ok = true;
     } else if (to != NULL && ic_jid_parse(to, &j) == 0) {
         bare = ic_jid_bare(&j);
         if (strcmp(st->name, "presence") == 0) {
             ic_xmpp__presence_to_local(srv, bare, st);
+            if (ic_map_get(&srv->users, bare) != NULL)
+                ic_xmpp__heard_note(srv, st, bare, from, incarnation);
             ok = true;
         } else if (strcmp(st->name, "message") == 0) {
             ok = to_best_local(srv, bare, st);

@@ -242,6 +242,7 @@ void ic_xmpp_server_free(struct ic_xmpp_server *srv)
     ic_map_free(&srv->sessions);
     ic_map_free(&srv->users);
     ic_xmpp__remote_free_all(srv);
+    ic_xmpp__heard_free_all(srv);
     while (srv->components != NULL) {
         struct ic_xmpp__component *c = srv->components;
         srv->components = c->next;

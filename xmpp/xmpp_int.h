@@ -153,7 +153,8 @@ struct ic_xmpp_server {
     struct ic_map users;        /* bare JID -> first session of that user */
     struct ic_map remotes;      /* full JID -> struct ic_xmpp__remote */
     struct ic_map remote_users; /* bare JID -> first remote of that user */
-    struct ic_map throttle;     /* address -> struct ic_xmpp__throttle */
+    struct ic_map heard;    /* full JID -> presence routed from it (heard.c) */
+    struct ic_map throttle; /* address -> struct ic_xmpp__throttle */
     struct ic_xmpp__component *components;
     struct ic_xmpp__s2s *s2s; /* NULL: no federation (s2s.c) */
     unsigned char secret[32]; /* for fake SCRAM credentials, stream ids */
@@ -271,6 +272,17 @@ void ic_xmpp__route_to_user_nodes(struct ic_xmpp_server *srv,
                                   const char *bare,
                                   const struct ic_xml *st);
 void ic_xmpp__remote_free_all(struct ic_xmpp_server *srv);
+
+/* heard.c: available presence routed from other nodes' sessions. Notes
+ * presence stanza ST (from a full JID, available or unavailable) that
+ * node NODE (lease INCARNATION) routed to local recipient TO (a full JID,
+ * or a bare JID with sessions here). */
+void ic_xmpp__heard_note(struct ic_xmpp_server *srv,
+                         const struct ic_xml *st,
+                         const char *to,
+                         unsigned node,
+                         uint64_t incarnation);
+void ic_xmpp__heard_free_all(struct ic_xmpp_server *srv);
 /* Tells the application (ops->presence_changed) that session S's
  * broadcast presence is now PRESENCE (NULL: unavailable). */
 void ic_xmpp__presence_changed(struct ic_xmpp__session *s,

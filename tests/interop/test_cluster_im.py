@@ -143,9 +143,13 @@ class AcrossNodes(unittest.TestCase):
         run(H.disconnect(second))
 
     def test_6_a_dead_node_s_presence_is_revoked(self):
-        # cloud3 on node 3 and cloud1 subscribe to each other; node 3 is
-        # then killed (SIGKILL): the leader revokes node 3's lease after
-        # 5 s and every node tells its sessions cloud3 is unavailable.
+        # cloud3 on node 3 and cloud1 subscribe to each other; cloud3 also
+        # sends directed presence to cloud2 (node 2), which has no
+        # subscription: that presence is routed, never in the registry.
+        # Node 3 is then killed (SIGKILL): the leader revokes node 3's
+        # lease after 5 s and every node tells its sessions cloud3 is
+        # unavailable: cloud1 from the registry, cloud2 because node 2
+        # remembered the directed presence node 3 routed to it.
         c3 = run(H.connect(C, 'cloud3', resource='n3', node=2), 30)
         j3 = C.jid('cloud3')
         m1, m3 = self.c1.mark(), c3.mark()
@@ -155,15 +159,23 @@ class AcrossNodes(unittest.TestCase):
         expect(self.c1, lambda x: is_presence(x, '', c3.boundjid.full), m1,
                "cloud3's presence")
         full = c3.boundjid.full
+        c2 = run(H.connect(C, 'cloud2', resource='n2again', node=1), 30)
+        m2 = c2.mark()
+        c3.send_presence(pto=self.j2)  # to every node: no registry race
+        expect(c2, lambda x: is_presence(x, '', full), m2,
+               "cloud3's directed presence on node 2")
         # Let cloud3's presence batch commit first: a node killed (here
         # maybe the leader) before its batch is committed takes that
         # presence with it, and what was never in the registry cannot be
         # revoked (docs/cluster.md, known limits).
         time.sleep(1.0)
-        m1 = self.c1.mark()
+        m1, m2 = self.c1.mark(), c2.mark()
         os.kill(C.info['nodes'][2]['pid'], 9)
         p = expect(self.c1, lambda x: is_presence(x, 'unavailable', full), m1,
                    'unavailable once node 3 lease is revoked', timeout=20.0)
+        self.assertEqual(p.get('from'), full)
+        p = expect(c2, lambda x: is_presence(x, 'unavailable', full), m2,
+                   'directed presence withdrawn with the lease', timeout=10.0)
         self.assertEqual(p.get('from'), full)
 
 

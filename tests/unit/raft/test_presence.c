@@ -36,7 +36,12 @@ static void on_presence(void *data, const struct ic_raft_presence_event *ev)
     for (size_t i = 0; i < ev->n_changes; i++) {
         const struct ic_raft_presence_change *c = &ev->changes[i];
         at = strlen(s->log);
-        if (c->available)
+        if (c->lease_end) {
+            assert_string_equal(c->jid, "");
+            assert_false(c->available);
+            snprintf(s->log + at, sizeof s->log - at, "!n%u i%llu;",
+                     (unsigned)c->node, (unsigned long long)c->incarnation);
+        } else if (c->available)
             snprintf(s->log + at, sizeof s->log - at, "+%s n%u i%llu %.*s;",
                      c->jid, (unsigned)c->node,
                      (unsigned long long)c->incarnation, (int)c->payload_len,
@@ -339,7 +344,8 @@ static void test_start_drops_old(void **state)
     lease(x, 1, 1, IC_RAFT_LEASE_START, 0); /* again: nothing */
     assert_seen(x, "");
     lease(x, 1, 5, IC_RAFT_LEASE_START, 0);
-    assert_seen(x, "-a@x/1 n1 i1;-b@x/1 n1 i1;-c@x/1 n1 i1;");
+    /* the dropped entries, then the end of the lease they were under */
+    assert_seen(x, "-a@x/1 n1 i1;-b@x/1 n1 i1;-c@x/1 n1 i1;!n1 i1;");
     assert_list(x, NULL, 1, "");
     assert_list(x, NULL, 2, "d@x/2;");
     assert_lease(x, 1, 5, false);
@@ -371,7 +377,7 @@ static void test_revoke(void **state)
     assert_seen(x, "");
     assert_lease(x, 1, 3, false);
     lease(x, 1, 3, IC_RAFT_LEASE_REVOKE, 0);
-    assert_seen(x, "-a@x/1 n1 i3;-b@x/1 n1 i3;-c@x/9 n1 i3;");
+    assert_seen(x, "-a@x/1 n1 i3;-b@x/1 n1 i3;-c@x/9 n1 i3;!n1 i3;");
     assert_lease(x, 1, 3, true);
     assert_list(x, NULL, 1, "");
     assert_entry(x, "a@x/1", NULL);
@@ -386,6 +392,7 @@ static void test_revoke(void **state)
     digest(x->st[0], d2);
     assert_memory_not_equal(d1, d2, 32); /* the applied index moved */
     lease(x, 1, 4, IC_RAFT_LEASE_START, 0);
+    assert_seen(x, ""); /* the lease it follows had ended already */
     batch(x, 1, 4, 0, 1, b1);
     assert_entry(x, "a@x/1", "n1 i4 <a/>");
     assert_all_same(x);

@@ -5,7 +5,9 @@
  * both -PLUS channel bindings, PLAIN, EXTERNAL), direct TLS, iq round
  * trips, and the failures: a wrong password, an unknown CA, a certificate
  * for another name, a refused connection, a silent server, a server that
- * never offers STARTTLS.
+ * never offers STARTTLS. And one thing of the server seen through a
+ * client: presence other nodes routed here, withdrawn when their lease
+ * ends (xmpp/heard.c).
  */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
@@ -495,6 +497,106 @@ static void test_bad_options(void **state)
     assert_null(c);
 }
 
+/* ---- presence other nodes routed here (xmpp/heard.c) ------------------ */
+
+struct heard_run {
+    struct run r;
+    struct ic_buf log; /* "FROM TYPE;" per presence alice got */
+};
+
+static void heard_stanza(void *data, struct ic_xml *st)
+{
+    struct heard_run *h = data;
+    const char *type = ic_xml_attr(st, "type");
+
+    if (st->name != NULL && strcmp(st->name, "presence") == 0) {
+        ic_buf_puts(&h->log, ic_xml_attr(st, "from"));
+        ic_buf_puts(&h->log, " ");
+        ic_buf_puts(&h->log, type != NULL ? type : "available");
+        ic_buf_puts(&h->log, ";");
+    }
+    ic_xml_free(st);
+}
+
+/* Presence from FROM (TYPE NULL: available) that node NODE, under lease
+ * INCARNATION, routed to session TARGET. */
+static void routed(struct fx *fx,
+                   const char *from,
+                   const char *type,
+                   const char *target,
+                   unsigned node,
+                   uint64_t incarnation)
+{
+    struct ic_xml *p = ic_xml_new("presence", IC_NS_CLIENT);
+
+    ic_xml_set_attr(p, "from", from);
+    ic_xml_set_attr(p, "to", target);
+    if (type != NULL)
+        ic_xml_set_attr(p, "type", type);
+    ic_xmpp_server_deliver_routed(fx->srv, p, target, node, incarnation);
+}
+
+static void heard_ready(void *data, const char *jid)
+{
+    struct heard_run *h = data;
+    struct fx *fx = h->r.fx;
+    struct ic_xml *iq = ic_xml_new("iq", IC_NS_CLIENT);
+
+    h->r.ready = true;
+    routed(fx, "bob@" DOMAIN "/1", NULL, jid, 2, 5);
+    routed(fx, "carol@" DOMAIN "/1", NULL, jid, 2, 7); /* node 2's next run */
+    routed(fx, "dave@" DOMAIN "/1", NULL, jid, 2, 5);
+    routed(fx, "dave@" DOMAIN "/1", "unavailable", jid, 2, 5); /* forgotten */
+    routed(fx, "erin@" DOMAIN "/1", NULL, jid, 3, 5);
+    ic_xmpp_server_remote_node_gone(fx->srv, 4, 9);    /* none of node 4 */
+    ic_xmpp_server_remote_node_gone(fx->srv, 2, 5);    /* bob only */
+    routed(fx, "frank@" DOMAIN "/1", NULL, jid, 3, 1); /* in between */
+    ic_xmpp_server_remote_node_gone(fx->srv, 2, 7);    /* carol */
+    ic_xmpp_server_remote_node_gone(fx->srv, 2, 7);    /* nothing left */
+    /* the answer comes after every presence queued above */
+    ic_xml_set_attr(iq, "type", "get");
+    ic_xml_set_attr(iq, "to", DOMAIN);
+    ic_xml_add(iq, "ping", "urn:xmpp:ping");
+    assert_int_equal(ic_xmpp_client_iq(h->r.c, iq, on_reply, &h->r), 0);
+}
+
+/* Available presence routed from another node's session is withdrawn
+ * when that node's lease ends (its unavailable sent to the recipient),
+ * unless it was withdrawn already or was sent under a later lease of that
+ * node; other nodes' are left alone. */
+static void test_routed_presence_withdrawn(void **state)
+{
+    static const struct ic_xmpp_client_cbs cbs = {heard_ready, heard_stanza,
+                                                  on_closed};
+    struct fx *fx = *state;
+    struct ic_xmpp_client_opts o = {.host = "127.0.0.1",
+                                    .port = fx->port,
+                                    .domain = DOMAIN,
+                                    .ca = fx->ca,
+                                    .user = "alice",
+                                    .password = PASSWORD,
+                                    .timeout_ms = 5000};
+    struct heard_run h = {{.fx = fx}, {0}};
+
+    assert_int_equal(ic_xmpp_client_new(&fx->loop, &o, &cbs, &h, &h.r.c), 0);
+    while (!h.r.closed)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    for (int i = 0; i < 20; i++)
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_true(h.r.ready);
+    assert_true(h.r.answered);
+    assert_non_null(h.log.data);
+    assert_string_equal(h.log.data, "bob@" DOMAIN "/1 available;"
+                                    "carol@" DOMAIN "/1 available;"
+                                    "dave@" DOMAIN "/1 available;"
+                                    "dave@" DOMAIN "/1 unavailable;"
+                                    "erin@" DOMAIN "/1 available;"
+                                    "bob@" DOMAIN "/1 unavailable;"
+                                    "frank@" DOMAIN "/1 available;"
+                                    "carol@" DOMAIN "/1 unavailable;");
+    ic_buf_free(&h.log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_silent_server),
         cmocka_unit_test(test_no_starttls),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_routed_presence_withdrawn),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
