@@ -36,8 +36,10 @@ struct ic_xmpp__heard {
     char **to;
 };
 
-static void heard_free(struct ic_xmpp__heard *h)
+static void heard_free(void *value)
 {
+    struct ic_xmpp__heard *h = value;
+
     for (size_t i = 0; i < h->n; i++)
         ic_free(h->to[i]);
     ic_free(h->to);
@@ -147,11 +149,5 @@ void ic_xmpp_server_remote_node_gone(struct ic_xmpp_server *srv,
 
 void ic_xmpp__heard_free_all(struct ic_xmpp_server *srv)
 {
-    struct ic_map_entry *e;
-    size_t i = 0;
-
-    while ((e = ic_map_next(&srv->heard, &i)) != NULL)
-        heard_free(e->value);
-    ic_map_free(&srv->heard);
-    memset(&srv->heard, 0, sizeof srv->heard);
+    ic_map_free_values(&srv->heard, heard_free);
 }

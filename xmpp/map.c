@@ -121,3 +121,11 @@ void ic_map_free(struct ic_map *m)
     ic_free(m->slots);
     memset(m, 0, sizeof *m);
 }
+
+void ic_map_free_values(struct ic_map *m, void (*free_value)(void *value))
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key != NULL && m->slots[i].key != TOMB)
+            free_value(m->slots[i].value);
+    ic_map_free(m);
+}

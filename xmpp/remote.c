@@ -104,8 +104,10 @@ static void remote_unlink(struct ic_xmpp_server *srv, struct ic_xmpp__remote *r)
         }
 }
 
-static void remote_free(struct ic_xmpp__remote *r)
+static void remote_free(void *value)
 {
+    struct ic_xmpp__remote *r = value;
+
     ic_xml_free(r->presence);
     ic_free(r->full);
     ic_free(r->bare);
@@ -187,15 +189,8 @@ void ic_xmpp_server_remote_reset(struct ic_xmpp_server *srv)
 
 void ic_xmpp__remote_free_all(struct ic_xmpp_server *srv)
 {
-    struct ic_map_entry *e;
-    size_t i = 0;
-
-    while ((e = ic_map_next(&srv->remotes, &i)) != NULL)
-        remote_free(e->value);
-    ic_map_free(&srv->remotes);
+    ic_map_free_values(&srv->remotes, remote_free);
     ic_map_free(&srv->remote_users);
-    memset(&srv->remotes, 0, sizeof srv->remotes);
-    memset(&srv->remote_users, 0, sizeof srv->remote_users);
 }
 
 /* ---- stanzas routed here ----------------------------------------------- */

@@ -229,14 +229,9 @@ void ic_xmpp_server_shutdown(struct ic_xmpp_server *srv,
 
 void ic_xmpp_server_free(struct ic_xmpp_server *srv)
 {
-    size_t i = 0;
-    struct ic_map_entry *e;
-
     if (srv == NULL)
         return;
-    while ((e = ic_map_next(&srv->throttle, &i)) != NULL)
-        ic_free(e->value);
-    ic_map_free(&srv->throttle);
+    ic_map_free_values(&srv->throttle, ic_free);
     ic_map_free(&srv->iq_pending);
     ic_xmpp__s2s_free(srv);
     ic_map_free(&srv->sessions);

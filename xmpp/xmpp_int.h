@@ -120,6 +120,8 @@ void *ic_map_get(const struct ic_map *m, const char *key);
 void *ic_map_put(struct ic_map *m, const char *key, void *value);
 void *ic_map_del(struct ic_map *m, const char *key);
 void ic_map_free(struct ic_map *m);
+/* ic_map_free after FREE_VALUE on every value. */
+void ic_map_free_values(struct ic_map *m, void (*free_value)(void *value));
 /* Iteration: *I starts at 0; returns NULL at the end. */
 struct ic_map_entry *ic_map_next(const struct ic_map *m, size_t *i);
 
