@@ -282,15 +282,20 @@ void ic_node_presence_observe(void *data,
         load_registry(np);
         return;
     }
+    /* An ended lease first: its routed presence is withdrawn before the
+     * dropped registry entries go (which forget what was routed from
+     * them, as a session that ends on its own does). */
     for (size_t i = 0; i < ev->n_changes; i++) {
         const struct ic_raft_presence_change *c = &ev->changes[i];
-        if (c->node == np->self)
-            continue; /* our sessions deliver their own presence */
-        if (c->lease_end)
+        if (c->lease_end && c->node != np->self)
             ic_xmpp_server_remote_node_gone(np->srv, c->node, c->incarnation);
-        else
-            deliver(np, c->jid, c->node, c->available ? c->payload : NULL,
-                    c->payload_len);
+    }
+    for (size_t i = 0; i < ev->n_changes; i++) {
+        const struct ic_raft_presence_change *c = &ev->changes[i];
+        if (c->node == np->self || c->lease_end)
+            continue; /* our sessions deliver their own presence */
+        deliver(np, c->jid, c->node, c->available ? c->payload : NULL,
+                c->payload_len);
     }
 }
 

@@ -18,8 +18,11 @@
  *
  * A recipient is a local full JID (the stanza's routing target) or a bare
  * JID with sessions here. Unavailable presence from the sender to a
- * recipient forgets it. At most MAX_RECIPIENTS per sender are kept: the
- * oldest is forgotten first.
+ * recipient forgets it; the registry saying the sender's session ended
+ * forgets the sender (ic_xmpp__heard_forget: its node sends the directed
+ * unavailable itself), so what is kept lives no longer than the sessions.
+ * At most MAX_RECIPIENTS per sender are kept: the oldest is forgotten
+ * first.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -145,6 +148,14 @@ void ic_xmpp_server_remote_node_gone(struct ic_xmpp_server *srv,
         ic_free(gone[i]);
     }
     ic_free(gone);
+}
+
+void ic_xmpp__heard_forget(struct ic_xmpp_server *srv, const char *full_jid)
+{
+    struct ic_xmpp__heard *h = ic_map_del(&srv->heard, full_jid);
+
+    if (h != NULL)
+        heard_free(h);
 }
 
 void ic_xmpp__heard_free_all(struct ic_xmpp_server *srv)

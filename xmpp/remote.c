@@ -161,6 +161,8 @@ void ic_xmpp_server_remote_presence(struct ic_xmpp_server *srv,
     bare = ic_jid_bare(&j);
     IC_LOG(IC_LOG_DEBUG, "remote", "%s on node %u: %s", full_jid, node,
            presence ? "available" : "unavailable");
+    if (presence == NULL) /* its node tells whom it routed presence to */
+        ic_xmpp__heard_forget(srv, full_jid);
     if (presence == NULL && ic_xmpp__remote_find(srv, full_jid) == NULL) {
         ic_free(bare);
         ic_jid_free(&j);

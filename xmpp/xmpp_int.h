@@ -284,6 +284,9 @@ void ic_xmpp__heard_note(struct ic_xmpp_server *srv,
                          const char *to,
                          unsigned node,
                          uint64_t incarnation);
+/* Forgets what was routed from FULL_JID: its session ended (the registry
+ * says so), and its own node sends its directed unavailable. */
+void ic_xmpp__heard_forget(struct ic_xmpp_server *srv, const char *full_jid);
 void ic_xmpp__heard_free_all(struct ic_xmpp_server *srv);
 /* Tells the application (ops->presence_changed) that session S's
  * broadcast presence is now PRESENCE (NULL: unavailable). */

@@ -548,6 +548,10 @@ static void heard_ready(void *data, const char *jid)
     routed(fx, "dave@" DOMAIN "/1", NULL, jid, 2, 5);
     routed(fx, "dave@" DOMAIN "/1", "unavailable", jid, 2, 5); /* forgotten */
     routed(fx, "erin@" DOMAIN "/1", NULL, jid, 3, 5);
+    /* gina's session ended, the registry says: forgotten, and her node
+     * routes her directed unavailable itself */
+    routed(fx, "gina@" DOMAIN "/1", NULL, jid, 2, 5);
+    ic_xmpp_server_remote_presence(fx->srv, "gina@" DOMAIN "/1", 2, NULL);
     ic_xmpp_server_remote_node_gone(fx->srv, 4, 9);    /* none of node 4 */
     ic_xmpp_server_remote_node_gone(fx->srv, 2, 5);    /* bob only */
     routed(fx, "frank@" DOMAIN "/1", NULL, jid, 3, 1); /* in between */
@@ -591,6 +595,7 @@ static void test_routed_presence_withdrawn(void **state)
                                     "dave@" DOMAIN "/1 available;"
                                     "dave@" DOMAIN "/1 unavailable;"
                                     "erin@" DOMAIN "/1 available;"
+                                    "gina@" DOMAIN "/1 available;"
                                     "bob@" DOMAIN "/1 unavailable;"
                                     "frank@" DOMAIN "/1 available;"
                                     "carol@" DOMAIN "/1 unavailable;");
