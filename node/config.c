@@ -964,7 +964,7 @@ void ic_node_config_init(struct ic_node_config *c)
     c->cluster.link_port = 15226;
     c->cluster.election_timeout = 1000;
     c->cluster.heartbeat = 20;
-    c->cluster.snapshot_threshold = 4096;
+    c->cluster.snapshot_threshold = 65536;
     c->cluster.snapshot_trailing = 8192;
     c->cluster.log_memory = 96;
     c->catalog.load_sample = true;
