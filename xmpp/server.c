@@ -4,7 +4,6 @@
  * stream with </stream:stream> before closing.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,14 +48,12 @@ static void on_flush(uv_check_t *h)
 #define SWEEP_MS 1000
 
 /* Once a second: a connection quiet for a second gives up its TLS and
- * output buffers, and its parser if a stanza left it one (streams park
- * between stanzas by themselves: stream.c). */
+ * output buffers. (Its parser went back to the thread's spares when its
+ * last stanza ended: stream.c; one inside a stanza cannot go.) */
 static void on_sweep(uv_timer_t *t)
 {
     struct ic_xmpp_server *srv = t->data;
     uint64_t now = ic_xmpp__now_ms(srv);
-
-    size_t trimmed = 0;
 
     for (struct ic_xmpp__conn *c = srv->conns; c != NULL; c = c->next) {
         if (c->closing || now - c->last_activity < SWEEP_MS)
@@ -65,13 +62,7 @@ static void on_sweep(uv_timer_t *t)
             ic_buf_free(&c->out); /* kept while busy, not while quiet */
         if (c->tls != NULL)
             ic_tls_trim(c->tls);
-        if (ic_xml_stream_trim(c->stream))
-            trimmed++;
     }
-    /* many parsers freed at once (after a burst of logins): give the
-     * pages back to the system */
-    if (trimmed >= 256)
-        malloc_trim(0);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
