@@ -389,6 +389,7 @@ int ic_store_snapshot_restore(
      * (the ids of the snapshot's terms differ). */
     ic_store__tcache_free(&t->cache);
     ic_store__tcache_free(&t->st->terms);
+    ic_store__memo_clear(t->st);
     t->st->terms_epoch = mdb_txn_id(t->txn);
     t->amap_dirty = true; /* the attribute map may be another */
     t->label_dirty = true;

@@ -405,6 +405,7 @@ void ic_store_close(struct ic_store *st)
     ic_store__amap_free(st->amap);
     ic_store__pairs_free(st->pairs);
     ic_store__tcache_free(&st->terms);
+    ic_store__memos_free(st);
     mdb_env_close(st->env);
     ic_free(st);
 }
@@ -494,7 +495,10 @@ int ic_store_txn_commit(struct ic_txn *t)
         }
     }
     rc = ic_store__mdb_err(mdb_txn_commit(t->txn));
+    if (rc != 0 && t->memo_put) /* ids it created may be in a memo */
+        ic_store__memo_clear(t->st);
     if (rc == 0 && t->parent != NULL) {
+        t->parent->memo_put |= t->memo_put;
         t->parent->next_id = t->next_id;
         t->parent->dirty_counter |= t->dirty_counter;
         t->parent->quads_removed += t->quads_removed;
@@ -528,6 +532,8 @@ void ic_store_txn_abort(struct ic_txn *t)
 {
     if (t == NULL)
         return;
+    if (t->memo_put) /* ids it created may be in a memo */
+        ic_store__memo_clear(t->st);
     mdb_txn_abort(t->txn);
     ic_store__tcache_free(&t->cache);
     ic_free(t->scratch);

@@ -91,7 +91,8 @@ struct ic_store {
     struct ic_store__tcache terms;
     uint64_t terms_epoch;
     uint32_t absent; /* bit i: database i missing (older store, read-only) */
-    uint64_t quads_removed; /* by committed write transactions */
+    uint64_t quads_removed;        /* by committed write transactions */
+    struct ic_store__memos *memos; /* memo.c; loop thread only */
 };
 
 /* match.c */
@@ -102,6 +103,55 @@ void ic_store__amap_free(struct ic_store__amap *c);
  * or any quad while those are not all in the dictionary yet; and what
  * labels name changed when P is rdf:type or a label property. */
 void ic_store__amap_touch(struct ic_txn *t, uint64_t p);
+
+/* A terms document's table as decoded (terms.c): values (NUL-terminated)
+ * in one arena, by offset. */
+struct ic_store__tterm {
+    unsigned kind;
+    size_t off, len;
+    size_t xoff; /* a literal with a language tag: the tag */
+    uint32_t dt; /* a literal with a datatype: the datatype's index */
+    uint64_t id; /* 0 until looked up */
+};
+
+struct ic_store__table {
+    struct ic_store__tterm *t;
+    uint32_t n;
+    char *arena;
+    size_t alen, acap, amax;
+};
+
+/* memo.c: per graph, the table its last replace (ic_store_terms_replace)
+ * wrote, the ids its terms had then and the graph's own id. A cloud
+ * republishes its description with most values unchanged: the next
+ * replace of the graph takes those terms' ids from here instead of
+ * looking each up. Dictionary ids stay what they name until a term is
+ * removed (the sweep), a snapshot is restored, or a write transaction
+ * that created them is aborted: each of these forgets every memo. */
+struct ic_store__memo {
+    char *graph; /* NULL: a free slot */
+    size_t graph_len;
+    uint64_t hash;
+    uint64_t gid;
+    struct ic_store__table tb;
+};
+struct ic_store__memos;
+/* The memo of graph GRAPH (LEN bytes, hash H), or NULL. */
+const struct ic_store__memo *ic_store__memo_find(struct ic_store *st,
+                                                 const char *graph,
+                                                 size_t len,
+                                                 uint64_t h);
+/* Keeps TB (its arrays taken: TB is emptied) as GRAPH's memo, written by
+ * write transaction T. */
+void ic_store__memo_put(struct ic_txn *t,
+                        const char *graph,
+                        size_t len,
+                        uint64_t h,
+                        uint64_t gid,
+                        struct ic_store__table *tb);
+/* Forgets every memo. */
+void ic_store__memo_clear(struct ic_store *st);
+void ic_store__memos_free(struct ic_store *st);
 
 /* pairs.c: the statements of one ic_store_attr_statements call, as they
  * are made; OFF once one cannot be kept (an object neither a literal nor
@@ -150,6 +200,7 @@ struct ic_txn {
     uint64_t label_gen;     /* ic_store.label_gen at begin */
     uint64_t next_id;       /* next dictionary counter value */
     uint64_t quads_removed; /* by this transaction (and its children) */
+    bool memo_put;          /* it (or a child) kept a memo (memo.c) */
     struct ic_store__tcache cache;
     char *scratch; /* term encodings are built here */
     size_t scratch_cap;

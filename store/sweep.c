@@ -53,6 +53,7 @@ remove_term(struct ic_txn *t, MDB_cursor *cur, MDB_val *k, MDB_val *v)
     MDB_val hk = {8, hb}, hv = {8, k->mv_data};
     int rc;
 
+    ic_store__memo_clear(t->st); /* the id may be given again */
     ic_store__tcache_remove(&t->st->terms, h, v->mv_data, v->mv_size);
     for (struct ic_txn *a = t; a != NULL; a = a->parent)
         ic_store__tcache_remove(&a->cache, h, v->mv_data, v->mv_size);

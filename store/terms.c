@@ -383,22 +383,8 @@ static int get_bytes(struct rd *r, size_t n, const unsigned char **p)
     return 0;
 }
 
-/* A decoded table: values (NUL-terminated) in one arena, by offset. */
-struct table {
-    struct rt {
-        unsigned kind;
-        size_t off, len;
-        size_t xoff; /* K_LANG: the tag */
-        uint32_t dt;
-        uint64_t id; /* 0 until looked up */
-    } * t;
-    uint32_t n;
-    char *arena;
-    size_t alen, acap, amax;
-};
-
 /* Room for NEED more bytes in the arena (IC_ESYNTAX past its bound). */
-static int table_room(struct table *tb, size_t need)
+static int table_room(struct ic_store__table *tb, size_t need)
 {
     if (tb->alen + need > tb->amax)
         return IC_ESYNTAX; /* expands beyond reason */
@@ -413,7 +399,7 @@ static int table_room(struct table *tb, size_t need)
 
 /* Appends the first A bytes at offset AOFF of the arena (or nothing), then
  * B bytes of S, then a NUL; *OFF where it starts. */
-static int table_put(struct table *tb,
+static int table_put(struct ic_store__table *tb,
                      size_t aoff,
                      size_t a,
                      const unsigned char *s,
@@ -434,10 +420,10 @@ static int table_put(struct table *tb,
     return 0;
 }
 
-static int read_term(struct rd *r, struct table *tb, uint32_t i)
+static int read_term(struct rd *r, struct ic_store__table *tb, uint32_t i)
 {
-    struct rt *x = &tb->t[i];
-    const struct rt *prev = i > 0 ? &tb->t[i - 1] : NULL;
+    struct ic_store__tterm *x = &tb->t[i];
+    const struct ic_store__tterm *prev = i > 0 ? &tb->t[i - 1] : NULL;
     const unsigned char *suffix, *tag;
     uint32_t shared = 0, n = 0, m = 0;
     int rc;
@@ -474,7 +460,7 @@ static int read_term(struct rd *r, struct table *tb, uint32_t i)
     return rc;
 }
 
-static int read_table(struct rd *r, size_t doc_len, struct table *tb)
+static int read_table(struct rd *r, size_t doc_len, struct ic_store__table *tb)
 {
     uint32_t n;
     int rc;
@@ -503,12 +489,12 @@ static int read_table(struct rd *r, size_t doc_len, struct table *tb)
 /* The dictionary id of table term I, a blank node's label prefixed with
  * PREFIX. */
 static int table_id(struct ic_txn *txn,
-                    struct table *tb,
+                    struct ic_store__table *tb,
                     uint32_t i,
                     const char *prefix,
                     uint64_t *id)
 {
-    struct rt *x = &tb->t[i];
+    struct ic_store__tterm *x = &tb->t[i];
     struct ic_term t = {0};
     char *label = NULL;
     int rc;
@@ -541,6 +527,65 @@ static int table_id(struct ic_txn *txn,
     return rc;
 }
 
+/* Orders table terms as ic_store_terms_end sorts them (value bytes, then
+ * length, then kind). */
+static int key_cmp(const struct ic_store__table *a,
+                   uint32_t i,
+                   const struct ic_store__table *b,
+                   uint32_t j)
+{
+    const struct ic_store__tterm *x = &a->t[i], *y = &b->t[j];
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n > 0 ? memcmp(a->arena + x->off, b->arena + y->off, n) : 0;
+
+    if (c != 0)
+        return c;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->kind < y->kind ? -1 : x->kind > y->kind;
+}
+
+/* Whether term J of B, with the same value and kind, is term I of A: the
+ * same datatype or language tag. */
+static bool same_rest(const struct ic_store__table *a,
+                      uint32_t i,
+                      const struct ic_store__table *b,
+                      uint32_t j)
+{
+    const struct ic_store__tterm *x = &a->t[i], *y = &b->t[j];
+
+    if (x->kind == K_TYPED)
+        return strcmp(a->arena + a->t[x->dt].off, b->arena + b->t[y->dt].off) ==
+               0;
+    if (x->kind == K_LANG)
+        return strcmp(a->arena + x->xoff, b->arena + y->xoff) == 0;
+    return true;
+}
+
+/* The ids of TB's terms that the graph's last table M had, walking both
+ * in their sorted order (an unsorted table only finds fewer): a term
+ * found is the same term, compared in full. Blank nodes are never taken
+ * (their labels are scoped to one replace). */
+static void memo_ids(struct ic_store__table *tb,
+                     const struct ic_store__table *m)
+{
+    uint32_t j = 0;
+
+    for (uint32_t i = 0; i < tb->n && j < m->n; i++) {
+        if (tb->t[i].kind == K_BLANK)
+            continue;
+        while (j < m->n && key_cmp(m, j, tb, i) < 0)
+            j++;
+        for (uint32_t k = j; k < m->n && key_cmp(m, k, tb, i) == 0; k++) {
+            if (m->t[k].id != 0 && m->t[k].kind != K_BLANK &&
+                same_rest(tb, i, m, k)) {
+                tb->t[i].id = m->t[k].id;
+                break;
+            }
+        }
+    }
+}
+
 int ic_store_terms_replace(struct ic_txn *txn,
                            const char *graph_iri,
                            const void *doc,
@@ -549,20 +594,28 @@ int ic_store_terms_replace(struct ic_txn *txn,
 {
     struct rd r = {doc, len};
     struct ic_term g = ic_term_iri(graph_iri);
-    struct table tb = {0};
-    uint64_t(*q)[4] = NULL, gid;
+    struct ic_store__table tb = {0};
+    const struct ic_store__memo *memo;
+    uint64_t(*q)[4] = NULL, gid = 0, gh;
     uint32_t ntr = 0;
     size_t add = 0;
     char prefix[40];
-    int rc;
+    int rc = 0;
 
     memset(res, 0, sizeof *res);
     if (!txn->write)
         return IC_EREADONLY;
     snprintf(prefix, sizeof prefix, "l%llux", (unsigned long long)txn->next_id);
-    rc = ic_store_term_id(txn, &g, true, &gid);
+    gh = ic_store__hash(graph_iri, g.len);
+    memo = ic_store__memo_find(txn->st, graph_iri, g.len, gh);
+    if (memo != NULL)
+        gid = memo->gid;
+    else
+        rc = ic_store_term_id(txn, &g, true, &gid);
     if (rc == 0 && len > 0) {
         rc = read_table(&r, len, &tb);
+        if (rc == 0 && memo != NULL)
+            memo_ids(&tb, &memo->tb);
         if (rc == 0)
             rc = get_v(&r, &ntr);
         if (rc == 0 && (ntr == 0 || ntr > r.left / 3))
@@ -595,6 +648,8 @@ int ic_store_terms_replace(struct ic_txn *txn,
         rc = ic_store__graph_replace_id(txn, gid, q, ntr, &add);
     if (rc == 0 && ntr > 0)
         rc = ic_store__quads_add_bulk(txn, q, add);
+    if (rc == 0 && ntr > 0) /* the graph's terms for its next replace */
+        ic_store__memo_put(txn, graph_iri, g.len, gh, gid, &tb);
     if (rc == 0) {
         res->quads = ntr;
         res->graphs = ntr > 0;
