@@ -162,6 +162,42 @@ void tu_assert_stats_equal(const struct ic_store_stats *a,
     assert_int_equal(a->applied_index, b->applied_index);
 }
 
+struct snap_buf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+void tu_append(
+    unsigned char **p, size_t *len, size_t *cap, const void *data, size_t n)
+{
+    if (*len + n > *cap) {
+        *cap = (*len + n) * 2;
+        *p = ic_realloc(*p, *cap);
+    }
+    memcpy(*p + *len, data, n);
+    *len += n;
+}
+
+static int snap_write(void *data, const void *p, size_t len)
+{
+    struct snap_buf *b = data;
+
+    tu_append(&b->p, &b->len, &b->cap, p, len);
+    return 0;
+}
+
+unsigned char *tu_snapshot(struct ic_store *st, size_t *len)
+{
+    struct snap_buf b = {0};
+    struct ic_txn *t;
+
+    assert_int_equal(ic_store_txn_begin(st, false, &t), 0);
+    assert_int_equal(ic_store_snapshot_write(t, snap_write, &b), 0);
+    ic_store_txn_abort(t);
+    *len = b.len;
+    return b.p;
+}
+
 char *tu_dump(struct ic_store *st, const char *graph, enum ic_rdf_syntax syn)
 {
     struct ic_txn *txn;

@@ -74,6 +74,13 @@ void tu_assert_stats_equal(const struct ic_store_stats *a,
                            const struct ic_store_stats *b);
 /* The store (or one graph) dumped in SYNTAX. */
 char *tu_dump(struct ic_store *st, const char *graph, enum ic_rdf_syntax syn);
+/* Appends N bytes of DATA to *P (*LEN bytes used of *CAP), grown as
+ * needed. */
+void tu_append(
+    unsigned char **p, size_t *len, size_t *cap, const void *data, size_t n);
+/* The store's snapshot (ic_store_snapshot_write in a read transaction),
+ * *LEN bytes; free with ic_free. */
+unsigned char *tu_snapshot(struct ic_store *st, size_t *len);
 /* The lines of TEXT sorted, joined again with '\n'. */
 char *tu_sorted_lines(const char *text);
 

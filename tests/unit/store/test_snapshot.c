@@ -66,12 +66,7 @@ static int to_buf(void *data, const void *p, size_t len)
         return IC_EIO;
     if (b->fail_after > 0)
         b->fail_after--;
-    if (b->len + len > b->cap) {
-        b->cap = (b->len + len) * 2;
-        b->p = ic_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, p, len);
-    b->len += len;
+    tu_append(&b->p, &b->len, &b->cap, p, len);
     return 0;
 }
 
