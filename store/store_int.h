@@ -107,17 +107,17 @@ void ic_store__amap_touch(struct ic_txn *t, uint64_t p);
 /* A terms document's table as decoded (terms.c): values (NUL-terminated)
  * in one arena, by offset. */
 struct ic_store__tterm {
-    unsigned kind;
-    size_t off, len;
-    size_t xoff; /* a literal with a language tag: the tag */
-    uint32_t dt; /* a literal with a datatype: the datatype's index */
     uint64_t id; /* 0 until looked up */
+    uint32_t off, len;
+    uint32_t xoff; /* a literal with a language tag: the tag */
+    uint32_t dt;   /* a literal with a datatype: the datatype's index */
+    uint8_t kind;
 };
 
 struct ic_store__table {
     struct ic_store__tterm *t;
     uint32_t n;
-    char *arena;
+    char *arena; /* below 4 GiB (read_table) */
     size_t alen, acap, amax;
 };
 

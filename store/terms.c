@@ -404,13 +404,13 @@ static int table_put(struct ic_store__table *tb,
                      size_t a,
                      const unsigned char *s,
                      size_t b,
-                     size_t *off)
+                     uint32_t *off)
 {
     int rc = table_room(tb, a + b + 1);
 
     if (rc != 0)
         return rc;
-    *off = tb->alen;
+    *off = (uint32_t)tb->alen; /* below amax, below 2^32 */
     if (a > 0)
         memmove(tb->arena + tb->alen, tb->arena + aoff, a);
     if (b > 0)
@@ -445,7 +445,7 @@ static int read_term(struct rd *r, struct ic_store__table *tb, uint32_t i)
         rc = IC_ESYNTAX;
     if (rc == 0)
         rc = table_put(tb, prev ? prev->off : 0, shared, suffix, n, &x->off);
-    x->len = (size_t)shared + n;
+    x->len = shared + n; /* below the arena's bound, so below 2^32 */
     if (rc == 0 && x->kind == K_TYPED)
         rc = get_v(r, &x->dt);
     if (rc == 0 && x->kind == K_LANG) {
@@ -477,6 +477,8 @@ static int read_table(struct rd *r, size_t doc_len, struct ic_store__table *tb)
     tb->t = ic_calloc(n ? n : 1, sizeof *tb->t);
     tb->n = n;
     tb->amax = EXPANSION_MAX * doc_len + 4096;
+    if (tb->amax > UINT32_MAX) /* offsets are 32-bit */
+        tb->amax = UINT32_MAX;
     for (uint32_t i = 0; i < n && rc == 0; i++)
         rc = read_term(r, tb, i);
     for (uint32_t i = 0; i < n && rc == 0; i++)
@@ -572,11 +574,15 @@ static void memo_ids(struct ic_store__table *tb,
     uint32_t j = 0;
 
     for (uint32_t i = 0; i < tb->n && j < m->n; i++) {
+        int c = -1;
         if (tb->t[i].kind == K_BLANK)
             continue;
-        while (j < m->n && key_cmp(m, j, tb, i) < 0)
+        while (j < m->n && (c = key_cmp(m, j, tb, i)) < 0)
             j++;
-        for (uint32_t k = j; k < m->n && key_cmp(m, k, tb, i) == 0; k++) {
+        /* one comparison per term while both tables go in step */
+        for (uint32_t k = j; c == 0 && k < m->n; k++) {
+            if (k > j && key_cmp(m, k, tb, i) != 0)
+                break;
             if (m->t[k].id != 0 && m->t[k].kind != K_BLANK &&
                 same_rest(tb, i, m, k)) {
                 tb->t[i].id = m->t[k].id;
