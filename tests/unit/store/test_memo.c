@@ -292,6 +292,29 @@ static void test_forgotten_when_a_snapshot_is_restored(void **state)
     assert_has(f->st, G, "<urn:s> <urn:p> \"x-value\" .");
 }
 
+/* More graphs than the memos hold: they start again empty, and what a
+ * graph then holds is still right. */
+static void test_bounded(void **state)
+{
+    struct tu_fx *f = *state;
+    struct ic_txn *t;
+    char g[32];
+
+    assert_int_equal(ic_store_txn_begin(f->st, true, &t), 0);
+    for (int i = 0; i < 4100; i++) {
+        const struct lit l = {"urn:s", "urn:p", "v", NULL};
+        snprintf(g, sizeof g, "urn:g:%d", i);
+        put(t, g, &l, 1);
+    }
+    assert_int_equal(ic_store_txn_commit(t), 0);
+    assert_null(memo_of(f->st, "urn:g:0")); /* before the start again */
+    assert_non_null(memo_of(f->st, "urn:g:4099"));
+    const struct lit w = {"urn:s", "urn:p", "w", NULL};
+    publish(f->st, "urn:g:0", &w, 1);
+    assert_has(f->st, "urn:g:0", "<urn:s> <urn:p> \"w\" .");
+    assert_has(f->st, "urn:g:4099", "<urn:s> <urn:p> \"v\" .");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +331,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_forgotten_when_a_snapshot_is_restored, tu_fx_setup,
             tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded, tu_fx_setup,
+                                        tu_fx_teardown),
     };
     return tu_main(argc, argv, "memo", tests, IC_ARRAY_LEN(tests));
 }
