@@ -556,9 +556,14 @@ static bool same_rest(const struct ic_store__table *a,
 {
     const struct ic_store__tterm *x = &a->t[i], *y = &b->t[j];
 
-    if (x->kind == K_TYPED)
-        return strcmp(a->arena + a->t[x->dt].off, b->arena + b->t[y->dt].off) ==
-               0;
+    if (x->kind == K_TYPED) { /* datatypes differ at their ends */
+        const struct ic_store__tterm *dx = &a->t[x->dt], *dy = &b->t[y->dt];
+        const char *u = a->arena + dx->off, *v = b->arena + dy->off;
+        for (uint32_t k = dx->len; dx->len == dy->len && k > 0; k--)
+            if (u[k - 1] != v[k - 1])
+                return false;
+        return dx->len == dy->len;
+    }
     if (x->kind == K_LANG)
         return strcmp(a->arena + x->xoff, b->arena + y->xoff) == 0;
     return true;

@@ -155,8 +155,9 @@ static void test_same_as_without_memos(void **state)
                        pb = ic_term_iri("urn:p:node"),
                        px = ic_term_iri("urn:p:extra"),
                        region = ic_term_literal("eu-central", NULL),
-                       name = {IC_TERM_LITERAL, "Wolke", 5, NULL, "de"}, priced,
-                       ext;
+                       name = {IC_TERM_LITERAL, "Wolke", 5, NULL,
+                               tu_rand(&seed) % 2 ? "de" : "fr"},
+                       priced, ext;
 
         snprintf(graph, sizeof graph, "urn:g:%u", g);
         snprintf(price, sizeof price, "%u.%u", (unsigned)(tu_rand(&seed) % 20),
@@ -171,6 +172,12 @@ static void test_same_as_without_memos(void **state)
         assert_int_equal(ic_store_terms_put(&w, &b, &pp, &priced), 0);
         if (tu_rand(&seed) % 3 != 0)
             assert_int_equal(ic_store_terms_put(&w, &s, &px, &ext), 0);
+        /* the same lexical form under one datatype or another */
+        struct ic_term pc = ic_term_iri("urn:p:count"),
+                       count = ic_term_literal("7", tu_rand(&seed) % 2
+                                                        ? IC_XSD "integer"
+                                                        : IC_XSD "decimal");
+        assert_int_equal(ic_store_terms_put(&w, &s, &pc, &count), 0);
         assert_int_equal(ic_store_terms_end(&w), 0);
         for (int k = 0; k < 2; k++) {
             struct ic_store *st = k == 0 ? f->st : cold;
