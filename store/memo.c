@@ -49,6 +49,11 @@ void ic_store__memo_clear(struct ic_store *st)
     ms->bytes = 0;
 }
 
+size_t ic_store__memo_bytes(const struct ic_store *st)
+{
+    return st->memos != NULL ? st->memos->bytes : 0;
+}
+
 void ic_store__memos_free(struct ic_store *st)
 {
     if (st->memos == NULL)
@@ -119,7 +124,9 @@ void ic_store__memo_put(struct ic_txn *t,
     t->memo_put = true;
     if (ms->n > 0) {
         m = slot_of(ms, graph, len, h);
-        if (m->graph != NULL) { /* the graph's own: replaced in place */
+        /* the graph's own, replaced in place while the bound holds */
+        if (m->graph != NULL &&
+            ms->bytes - table_bytes(&m->tb) + bytes <= MEMO_BYTES) {
             ms->bytes -= table_bytes(&m->tb);
             ic_free(m->tb.t);
             ic_free(m->tb.arena);
@@ -127,7 +134,7 @@ void ic_store__memo_put(struct ic_txn *t,
         }
     }
     if (ms->n + 1 > MEMO_GRAPHS || ms->bytes + bytes > MEMO_BYTES)
-        ic_store__memo_clear(st);
+        ic_store__memo_clear(st); /* the graph's own too, if it had one */
     if ((ms->n + 1) * 4 > ms->cap * 3)
         grow(ms);
     m = slot_of(ms, graph, len, h);

@@ -151,6 +151,8 @@ void ic_store__memo_put(struct ic_txn *t,
                         struct ic_store__table *tb);
 /* Forgets every memo. */
 void ic_store__memo_clear(struct ic_store *st);
+/* Bytes of the tables the memos hold (at most 16 MiB). */
+size_t ic_store__memo_bytes(const struct ic_store *st);
 void ic_store__memos_free(struct ic_store *st);
 
 /* pairs.c: the statements of one ic_store_attr_statements call, as they

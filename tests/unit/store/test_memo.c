@@ -322,6 +322,45 @@ static void test_bounded(void **state)
     assert_has(f->st, "urn:g:4099", "<urn:s> <urn:p> \"v\" .");
 }
 
+/* 600 graphs republished with larger tables (~33 KB each): the memos'
+ * bytes stay within their bound (16 MiB) as they are replaced in place. */
+static void test_bounded_bytes(void **state)
+{
+    struct tu_fx *f = *state;
+    static char big[1024];
+    struct ic_txn *t;
+    char g[32];
+
+    memset(big, 'x', sizeof big - 1);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(ic_store_txn_begin(f->st, true, &t), 0);
+        for (int i = 0; i < 600; i++) {
+            struct ic_store_terms w = {0};
+            struct ic_load_result res;
+            struct ic_term s = ic_term_iri("urn:s");
+            snprintf(g, sizeof g, "urn:g:%d", i);
+            for (int k = 0; k < (round == 0 ? 1 : 30); k++) {
+                char p[32];
+                snprintf(p, sizeof p, "urn:p:%d", k);
+                snprintf(big, 8, "%07d", k); /* 1 KiB values, distinct */
+                big[7] = 'x';
+                struct ic_term pt = ic_term_iri(p),
+                               o = ic_term_literal(big, NULL);
+                assert_int_equal(ic_store_terms_put(&w, &s, &pt, &o), 0);
+            }
+            assert_int_equal(ic_store_terms_end(&w), 0);
+            assert_int_equal(ic_store_terms_replace(t, g, w.buf, w.len, &res),
+                             0);
+            ic_store_terms_free(&w);
+            assert_true(ic_store__memo_bytes(f->st) <= ((size_t)16 << 20));
+        }
+        assert_int_equal(ic_store_txn_commit(t), 0);
+    }
+    assert_true(ic_store__memo_bytes(f->st) > 0);
+    assert_null(memo_of(f->st, "urn:g:0")); /* started again since */
+    assert_has(f->st, "urn:g:7", "<urn:s> <urn:p:29> \"0000029x");
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +378,8 @@ int main(int argc, char **argv)
             test_forgotten_when_a_snapshot_is_restored, tu_fx_setup,
             tu_fx_teardown),
         cmocka_unit_test_setup_teardown(test_bounded, tu_fx_setup,
+                                        tu_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_bytes, tu_fx_setup,
                                         tu_fx_teardown),
     };
     return tu_main(argc, argv, "memo", tests, IC_ARRAY_LEN(tests));
