@@ -267,18 +267,32 @@ struct skey {
     uint32_t ix;
 };
 
-static int cmp_terms(const void *a, const void *b)
+/* The table's order: value bytes, then length, then kind (the memo walk,
+ * key_cmp below, relies on it too). */
+static int order_cmp(const char *u,
+                     size_t ulen,
+                     unsigned ukind,
+                     const char *v,
+                     size_t vlen,
+                     unsigned vkind)
 {
-    const struct skey *x = a, *y = b;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = n > 0 ? memcmp(x->v, y->v, n) : 0;
+    size_t n = ulen < vlen ? ulen : vlen;
+    int c = n > 0 ? memcmp(u, v, n) : 0;
 
     if (c != 0)
         return c;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    if (x->kind != y->kind)
-        return x->kind < y->kind ? -1 : 1;
+    if (ulen != vlen)
+        return ulen < vlen ? -1 : 1;
+    return ukind < vkind ? -1 : ukind > vkind;
+}
+
+static int cmp_terms(const void *a, const void *b)
+{
+    const struct skey *x = a, *y = b;
+    int c = order_cmp(x->v, x->len, x->kind, y->v, y->len, y->kind);
+
+    if (c != 0)
+        return c;
     return x->ix < y->ix ? -1 : x->ix > y->ix;
 }
 
@@ -529,22 +543,16 @@ static int table_id(struct ic_txn *txn,
     return rc;
 }
 
-/* Orders table terms as ic_store_terms_end sorts them (value bytes, then
- * length, then kind). */
+/* Term I of A against term J of B in the table's order. */
 static int key_cmp(const struct ic_store__table *a,
                    uint32_t i,
                    const struct ic_store__table *b,
                    uint32_t j)
 {
     const struct ic_store__tterm *x = &a->t[i], *y = &b->t[j];
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = n > 0 ? memcmp(a->arena + x->off, b->arena + y->off, n) : 0;
 
-    if (c != 0)
-        return c;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return x->kind < y->kind ? -1 : x->kind > y->kind;
+    return order_cmp(a->arena + x->off, x->len, x->kind, b->arena + y->off,
+                     y->len, y->kind);
 }
 
 /* Whether term J of B, with the same value and kind, is term I of A: the
@@ -588,8 +596,7 @@ static void memo_ids(struct ic_store__table *tb,
         for (uint32_t k = j; c == 0 && k < m->n; k++) {
             if (k > j && key_cmp(m, k, tb, i) != 0)
                 break;
-            if (m->t[k].id != 0 && m->t[k].kind != K_BLANK &&
-                same_rest(tb, i, m, k)) {
+            if (m->t[k].id != 0 && same_rest(tb, i, m, k)) {
                 tb->t[i].id = m->t[k].id;
                 break;
             }
