@@ -5,10 +5,14 @@
  * A write's life (struct req), each step one attempt:
  *   submit here -> applied (we lead): done
  *               -> not the leader, leader N known: forward to N over the
- *                  link as <write id= attempt=>base64</write>; N submits
- *                  it and answers <written .../> on its own link to us;
- *                  on success we wait until our store has applied the
- *                  leader's index, then done
+ *                  link as <write id= attempt= quiet='1'>base64</write>;
+ *                  N submits it; done when our own store applies the
+ *                  command (raft's await: its result is the leader's, and
+ *                  the write is here for a read that follows). N answers
+ *                  <written .../> on its own link to us only when the
+ *                  submission failed (not leader, outcome unknown); a
+ *                  leader of an earlier version answers every write, and
+ *                  we then wait until our store has applied its index
  *               -> no leader known, "outcome unknown", no answer within
  *                  FORWARD_MS, the link's queue full: try again after a
  *                  short pause, until the deadline (IC_ETIMEDOUT)
@@ -56,7 +60,8 @@ struct req {
     bool timer_open;
     uint64_t wait_index;
     struct ic_raft_result res;
-    struct req *next, *prev; /* oldest first */
+    struct ic_raft_await *await; /* our store's apply, once forwarded */
+    struct req *next, *prev;     /* oldest first */
 };
 
 /* One local submission of a request. */
@@ -70,6 +75,7 @@ struct fwd {
     struct ic_node_cluster *c;
     unsigned from;
     char id[32], attempt[16];
+    bool quiet; /* no <written/> when the submission succeeds */
     unsigned char *buf;
 };
 
@@ -175,6 +181,10 @@ static void finish(struct req *r, int rc, const struct ic_raft_result *res)
         r->c->applying--;
     r->state = RQ_DONE;
     unlink_req(r);
+    if (r->await != NULL) {
+        ic_raft_node_await_cancel(r->c->raft, r->await);
+        r->await = NULL;
+    }
     uv_timer_stop(&r->timer);
     uv_close((uv_handle_t *)&r->timer, on_req_timer_closed);
     if (r->cb != NULL)
@@ -206,6 +216,23 @@ static void on_forward_timeout(uv_timer_t *t)
     retry_later(t->data, "no answer from the leader");
 }
 
+/* Our store applied the forwarded command (or found it a duplicate),
+ * whichever attempt got it in: done with its result. */
+static void on_awaited(void *data,
+                       int rc,
+                       const struct ic_raft_result *res,
+                       uint64_t leader_id,
+                       const char *leader_address)
+{
+    struct req *r = data;
+
+    (void)leader_id;
+    (void)leader_address;
+    r->await = NULL;
+    if (rc == 0)
+        finish(r, 0, res);
+}
+
 static void forward(struct req *r, uint64_t leader)
 {
     struct ic_xml *m = ic_xml_new("write", IC_NS_CLUSTER);
@@ -217,6 +244,12 @@ static void forward(struct req *r, uint64_t leader)
     snprintf(at, sizeof at, "%u", r->attempt);
     ic_xml_set_attr(m, "id", id);
     ic_xml_set_attr(m, "attempt", at);
+    /* one await for every attempt: they all carry (client, seq) */
+    if (r->await == NULL)
+        ic_raft_node_await(r->c->raft, r->cmd->client, r->cmd->seq, on_awaited,
+                           r, &r->await);
+    if (r->await != NULL)
+        ic_xml_set_attr(m, "quiet", "1");
     ic_xml_add_text(m, b64, strlen(b64));
     ic_free(b64);
     rc = ic_xmpp_links_send(r->c->links, (unsigned)leader, m);
@@ -458,7 +491,8 @@ static void on_forwarded_done(void *data,
     struct ic_node_cluster *c = f->c;
 
     (void)leader_address;
-    answer(f->c, f->from, f->id, f->attempt, rc, res, leader_id);
+    if (rc != 0 || !f->quiet)
+        answer(f->c, f->from, f->id, f->attempt, rc, res, leader_id);
     if (rc == 0)
         push_commit(c);
     f->c->fwd_inflight--;
@@ -482,6 +516,8 @@ on_write_msg(struct ic_node_cluster *c, unsigned from, const struct ic_xml *m)
     f->from = from;
     snprintf(f->id, sizeof f->id, "%s", id);
     snprintf(f->attempt, sizeof f->attempt, "%s", at);
+    f->quiet = ic_xml_attr(m, "quiet") != NULL &&
+               strcmp(ic_xml_attr(m, "quiet"), "1") == 0;
     f->buf = b64_decode(ic_xml_text_ref(m, &own), &len);
     ic_free(own);
     if (f->buf == NULL || ic_raft_cmd_decode(f->buf, len, &cmd) != 0 ||

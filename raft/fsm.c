@@ -197,6 +197,8 @@ static void notify(struct ic_raft_fsm *fsm,
         if (w->client == cmd->client && w->seq == cmd->seq && !w->done) {
             w->res = *res;
             w->done = true;
+            if (w->fired != NULL)
+                w->fired(w);
         }
     }
 }

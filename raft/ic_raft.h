@@ -373,6 +373,26 @@ int ic_raft_node_submit(struct ic_raft_node *node,
                         ic_raft_submit_cb cb,
                         void *data);
 
+/* Waiting for another node's submission of command (CLIENT, SEQ): a write
+ * this node forwarded to the leader. CB runs (as a submission's, with
+ * LEADER_ID 0) once this node's store has applied the command, or found it
+ * a duplicate and taken its recorded result: RC 0 and RES, the same result
+ * the leader's submitter gets, and the command is in the store for a read
+ * that follows. It runs once, for the first entry that carries the command,
+ * whichever attempt submitted it; never when the command reached this store
+ * inside a snapshot (the caller's own timeout covers that). RC IC_EBUSY
+ * when the node closes first. *OUT is the handle to cancel it with (the
+ * callback then never runs); the handle is gone once the callback ran. */
+struct ic_raft_await;
+int ic_raft_node_await(struct ic_raft_node *node,
+                       uint64_t client,
+                       uint64_t seq,
+                       ic_raft_submit_cb cb,
+                       void *data,
+                       struct ic_raft_await **out);
+void ic_raft_node_await_cancel(struct ic_raft_node *node,
+                               struct ic_raft_await *a);
+
 /* Completion of a barrier or a membership change: RC 0, IC_ENOTLEADER
  * (with the leader when known), IC_EINDOUBT, or another IC_E* code. */
 typedef void (*ic_raft_done_cb)(void *data,

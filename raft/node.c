@@ -20,6 +20,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@
  * 32). */
 #define INFLIGHT_MAX 32
 
-enum op_kind { OP_SUBMIT, OP_BARRIER, OP_CHANGE, OP_TRANSFER };
+enum op_kind { OP_SUBMIT, OP_AWAIT, OP_BARRIER, OP_CHANGE, OP_TRANSFER };
 
 /* One request to raft and its completion. */
 struct op {
@@ -54,9 +55,10 @@ struct op {
         struct raft_change change;
         struct raft_transfer transfer;
     } req;
-    struct ic_raft__wait w; /* OP_SUBMIT */
-    struct raft_buffer buf; /* OP_SUBMIT, while queued */
-    uint64_t target;        /* OP_TRANSFER */
+    struct ic_raft__wait w;       /* OP_SUBMIT, OP_AWAIT */
+    struct op *aw_next, *aw_prev; /* OP_AWAIT, until it fired */
+    struct raft_buffer buf;       /* OP_SUBMIT, while queued */
+    uint64_t target;              /* OP_TRANSFER */
     ic_raft_submit_cb submit_cb;
     ic_raft_done_cb done_cb;
     void *data;
@@ -90,6 +92,7 @@ struct ic_raft_node {
     unsigned max_th, max_tr; /* the configured snapshot counts */
     unsigned cur_th, cur_tr; /* raft's now */
     struct op *done, **done_tail;
+    struct op *awaits; /* OP_AWAIT not fired yet */
     uint64_t client;
     uint64_t seq;
     bool closing;
@@ -113,7 +116,7 @@ static void call(struct op *op)
 {
     const char *addr = op->leader_id ? op->leader_address : NULL;
 
-    if (op->kind == OP_SUBMIT) {
+    if (op->kind == OP_SUBMIT || op->kind == OP_AWAIT) {
         /* applied by raft, but the store has not (it is full: the entry is
          * held): no result to give */
         if (op->rc == 0 && !op->w.done)
@@ -447,6 +450,69 @@ int ic_raft_node_submit(struct ic_raft_node *n,
     return 0;
 }
 
+/* Awaits (another node submits the command) */
+
+static void await_unlist(struct op *op)
+{
+    struct ic_raft_node *n = op->node;
+
+    if (op->aw_prev != NULL)
+        op->aw_prev->aw_next = op->aw_next;
+    else
+        n->awaits = op->aw_next;
+    if (op->aw_next != NULL)
+        op->aw_next->aw_prev = op->aw_prev;
+    op->aw_next = op->aw_prev = NULL;
+}
+
+/* From the state machine's notify (maybe inside raft's apply): queue. */
+static void await_fired(struct ic_raft__wait *w)
+{
+    struct op *op = (struct op *)((char *)w - offsetof(struct op, w));
+
+    await_unlist(op);
+    complete(op, 0);
+}
+
+int ic_raft_node_await(struct ic_raft_node *n,
+                       uint64_t client,
+                       uint64_t seq,
+                       ic_raft_submit_cb cb,
+                       void *data,
+                       struct ic_raft_await **out)
+{
+    struct op *op;
+
+    if (n->closing || n->fsm == NULL)
+        return IC_EBUSY;
+    op = op_new(n, OP_AWAIT);
+    op->submit_cb = cb;
+    op->data = data;
+    op->w.client = client;
+    op->w.seq = seq;
+    op->w.fired = await_fired;
+    ic_raft__fsm_wait_add(n->fsm, &op->w);
+    op->aw_next = n->awaits;
+    if (n->awaits != NULL)
+        n->awaits->aw_prev = op;
+    n->awaits = op;
+    *out = (struct ic_raft_await *)op;
+    return 0;
+}
+
+void ic_raft_node_await_cancel(struct ic_raft_node *n, struct ic_raft_await *a)
+{
+    struct op *op = (struct op *)a;
+
+    if (op->w.done || n->raft_closed) {
+        op->submit_cb = NULL; /* queued: call() only drops it */
+        return;
+    }
+    await_unlist(op);
+    ic_raft__fsm_wait_del(n->fsm, &op->w);
+    op_free(op);
+}
+
 static void on_barrier(struct raft_barrier *req, int status)
 {
     complete(req->data, ic_raft__err(status));
@@ -768,6 +834,12 @@ static void on_raft_closed(struct raft *r)
     n->raft_closed = true;
     raft_uv_close(&n->io);
     raft_uv_tcp_close(&n->transport.t);
+    while (n->awaits != NULL) {
+        struct op *op = n->awaits;
+        await_unlist(op);
+        ic_raft__fsm_wait_del(n->fsm, &op->w);
+        complete(op, IC_EBUSY);
+    }
     ic_raft_fsm_free(n->fsm);
     n->fsm = NULL;
     drain(n); /* what raft failed while closing */

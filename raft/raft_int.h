@@ -8,13 +8,16 @@
 
 /* A submitter waiting for the result of command (CLIENT, SEQ): the state
  * machine fills RES and sets DONE when it applies the command, or finds it
- * a duplicate, after the apply's transaction committed. The waiter owns the
+ * a duplicate, after the apply's transaction committed, then calls FIRED
+ * when set (it may run inside raft's apply: it must only queue work, and
+ * must not remove W from the state machine's lists). The waiter owns the
  * struct and removes it before freeing it. */
 struct ic_raft__wait {
     uint64_t client;
     uint64_t seq;
     bool done;
     struct ic_raft_result res;
+    void (*fired)(struct ic_raft__wait *w);
     struct ic_raft__wait *next, *prev;
 };
 

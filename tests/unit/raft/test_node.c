@@ -497,11 +497,156 @@ static void test_membership(void **state)
     }
 }
 
+/* A follower's await (a write it forwarded, submitted by the leader). */
+struct awaited {
+    struct done d;
+    struct ic_store *st;
+    const char *key;
+    bool key_there; /* in the store when the callback ran */
+};
+
+static void on_awaited(void *data,
+                       int rc,
+                       const struct ic_raft_result *res,
+                       uint64_t leader_id,
+                       const char *leader_address)
+{
+    struct awaited *a = data;
+    struct ic_txn *x;
+    struct ic_kv k = {a->key, strlen(a->key)}, v;
+
+    on_submitted(&a->d, rc, res, leader_id, leader_address);
+    if (ic_store_txn_begin(a->st, false, &x) == 0) {
+        a->key_there = ic_store_kv_get(x, IC_KV_CLUSTER, k, &v) == 0;
+        ic_store_txn_abort(x);
+    }
+}
+
+/* A put of KEY (or, with BAD, a graph replace of broken Turtle) as
+ * (CLIENT, SEQ), submitted on node I; waits for its result. */
+static void submit_on(struct tn *t,
+                      int i,
+                      uint64_t client,
+                      uint64_t seq,
+                      const char *key,
+                      bool bad,
+                      struct done *d)
+{
+    struct ic_raft_op op;
+    struct ic_raft_cmd cmd = {client, seq, false, 1, &op};
+    struct count c = {d, d->n + 1};
+
+    memset(&op, 0, sizeof op);
+    if (bad) {
+        op.type = IC_RAFT_OP_GRAPH_REPLACE;
+        op.rdf.syntax = IC_RDF_TURTLE;
+        op.rdf.graph = "xmpp:bad@example.org";
+        op.rdf.text = "<a> <b> .";
+        op.rdf.text_len = strlen(op.rdf.text);
+    } else {
+        op.type = IC_RAFT_OP_KV_PUT;
+        op.kv.db = IC_KV_CLUSTER;
+        op.kv.key.data = key;
+        op.kv.key.len = strlen(key);
+        op.kv.val = op.kv.key;
+    }
+    assert_int_equal(ic_raft_node_submit(t->node[i], &cmd, on_submitted, d), 0);
+    assert_true(run_until(t, counted, &c, 5000));
+}
+
+static bool await_counted(struct tn *t, void *arg)
+{
+    (void)t;
+    return ((struct awaited *)arg)->d.n > 0;
+}
+
+static void test_await(void **state)
+{
+    struct tn *t = *state;
+    struct ic_raft_await *h;
+    struct done d = {0};
+    int l, f;
+    uint64_t client, seq;
+
+    assert_true(run_until(t, has_leader, NULL, 5000));
+    l = leader(t);
+    f = (l + 1) % N_INIT;
+    client = ic_raft_node_client(t->node[f]);
+
+    /* the follower hears its command's result once its store has it */
+    {
+        struct awaited a = {{0}, t->st[f], "aw1", false};
+        seq = ic_raft_node_next_seq(t->node[f]);
+        assert_int_equal(
+            ic_raft_node_await(t->node[f], client, seq, on_awaited, &a, &h), 0);
+        submit_on(t, l, client, seq, "aw1", false, &d);
+        assert_int_equal(d.rc, 0);
+        assert_true(run_until(t, await_counted, &a, 5000));
+        assert_int_equal(a.d.n, 1);
+        assert_int_equal(a.d.rc, 0);
+        assert_int_equal(a.d.code, 0);
+        assert_true(a.key_there);
+
+        /* a second attempt of the same command: a duplicate, whose
+         * recorded result the await gets */
+        memset(&a.d, 0, sizeof a.d);
+        a.key_there = false;
+        assert_int_equal(
+            ic_raft_node_await(t->node[f], client, seq, on_awaited, &a, &h), 0);
+        submit_on(t, l, client, seq, "aw1", false, &d);
+        assert_true(run_until(t, await_counted, &a, 5000));
+        assert_int_equal(a.d.rc, 0);
+        assert_true(a.key_there);
+    }
+
+    /* a business failure is the await's result too */
+    {
+        struct awaited a = {{0}, t->st[f], "aw1", false};
+        seq = ic_raft_node_next_seq(t->node[f]);
+        assert_int_equal(
+            ic_raft_node_await(t->node[f], client, seq, on_awaited, &a, &h), 0);
+        submit_on(t, l, client, seq, NULL, true, &d);
+        assert_int_not_equal(d.code, 0);
+        assert_true(run_until(t, await_counted, &a, 5000));
+        assert_int_equal(a.d.rc, 0);
+        assert_int_equal(a.d.code, d.code);
+    }
+
+    /* one cancelled is never called; one for another command waits */
+    {
+        struct awaited a = {{0}, t->st[f], "aw3", false};
+        struct awaited other = {{0}, t->st[f], "aw3", false};
+        uint64_t s3 = ic_raft_node_next_seq(t->node[f]);
+        assert_int_equal(
+            ic_raft_node_await(t->node[f], client, s3, on_awaited, &a, &h), 0);
+        ic_raft_node_await_cancel(t->node[f], h);
+        assert_int_equal(ic_raft_node_await(t->node[f], client, s3 + 1000,
+                                            on_awaited, &other, &h),
+                         0);
+        memset(&d, 0, sizeof d);
+        submit_on(t, l, client, s3, "aw3", false, &d);
+        assert_true(run_until(t, caught_up, &l, 5000));
+        put_many(t, l, "after", 3); /* a few more turns of the loop */
+        assert_true(run_until(t, caught_up, &l, 5000));
+        assert_int_equal(a.d.n, 0);
+        assert_int_equal(other.d.n, 0);
+
+        /* the node closes: the waiting one ends with IC_EBUSY */
+        ic_raft_node_close(t->node[f], on_closed, &t->closed[f]);
+        assert_true(run_until(t, flag_set, &t->closed[f], 3000));
+        t->node[f] = NULL;
+        t->closed[f] = 0;
+        assert_int_equal(other.d.n, 1);
+        assert_int_equal(other.d.rc, IC_EBUSY);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
         cmocka_unit_test_setup_teardown(test_membership, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_await, setup, teardown),
     };
     return tu_main(argc, argv, "raft_node", tests, IC_ARRAY_LEN(tests));
 }
