@@ -91,7 +91,6 @@ struct ic_node_cluster {
     uint64_t next_id;
     int fwd_inflight;
     bool closing, raft_closed, links_closed;
-    bool barrier_pending; /* a barrier pushing the commit index out */
     void (*close_cb)(void *data);
     void *close_data;
     unsigned char *seed; /* the seed command's bytes, while it runs */
@@ -104,7 +103,6 @@ struct ic_node_cluster {
 static void attempt_start(struct req *r);
 static void maybe_free_req(struct req *r);
 static void on_sync(uv_timer_t *t);
-static void push_commit(struct ic_node_cluster *c);
 
 /* ---- base64 for the link messages -------------------------------------- */
 
@@ -329,7 +327,6 @@ static void on_local(void *data,
         return;
     }
     if (rc == 0) {
-        push_commit(r->c);
         finish(r, 0, res);
     } else if (rc == IC_ENOTLEADER && leader_id != 0 &&
                leader_id != r->c->cfg->node.id)
@@ -456,31 +453,8 @@ static void answer(struct ic_node_cluster *c,
     ic_xml_free(m);
 }
 
-static void on_barrier_done(void *data,
-                            int rc,
-                            uint64_t leader_id,
-                            const char *leader_address)
-{
-    struct ic_node_cluster *c = data;
-
-    (void)rc;
-    (void)leader_id;
-    (void)leader_address;
-    c->barrier_pending = false;
-}
-
-/* Followers apply a committed entry when the leader next tells them the
- * commit index, with its next append or heartbeat. After a write commits,
- * a barrier appends at once, so the followers (and a follower waiting to
- * answer a forwarded write) apply it within a round trip instead of up to
- * a heartbeat later (one barrier at a time). */
-static void push_commit(struct ic_node_cluster *c)
-{
-    if (!c->closing && !c->barrier_pending &&
-        ic_raft_node_barrier(c->raft, on_barrier_done, c) == 0)
-        c->barrier_pending = true;
-}
-
+/* (The followers learn that the write committed from the barrier the
+ * leader's raft node appends once its store applied it: raft/node.c.) */
 static void on_forwarded_done(void *data,
                               int rc,
                               const struct ic_raft_result *res,
@@ -488,13 +462,9 @@ static void on_forwarded_done(void *data,
                               const char *leader_address)
 {
     struct fwd *f = data;
-    struct ic_node_cluster *c = f->c;
-
     (void)leader_address;
     if (rc != 0 || !f->quiet)
         answer(f->c, f->from, f->id, f->attempt, rc, res, leader_id);
-    if (rc == 0)
-        push_commit(c);
     f->c->fwd_inflight--;
     ic_free(f->buf);
     ic_free(f);

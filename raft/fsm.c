@@ -106,6 +106,7 @@ struct ic_raft_fsm {
     struct ic_raft__wait *waits[WAIT_BUCKETS]; /* by (client, seq) */
     ic_raft_observer_fn observer;
     void *observer_data;
+    uint64_t delivered; /* entries applied and committed, ever */
     uint64_t entry_avg; /* bytes per entry raft applied, a moving average */
 };
 
@@ -528,6 +529,7 @@ static void notify_one(struct ic_raft_fsm *fsm, const struct outcome *o)
  * results, then its presence changes. */
 static void deliver(struct ic_raft_fsm *fsm, struct held *h)
 {
+    fsm->delivered++;
     notify_one(fsm, &h->one);
     for (size_t i = 0; i < h->n_group; i++)
         notify_one(fsm, &h->group[i]);
@@ -1028,6 +1030,11 @@ void ic_raft_fsm_bind(struct ic_raft_fsm *fsm, struct raft *r)
 uint64_t ic_raft__fsm_entry_avg(const struct ic_raft_fsm *fsm)
 {
     return fsm->entry_avg;
+}
+
+uint64_t ic_raft__fsm_delivered(const struct ic_raft_fsm *fsm)
+{
+    return fsm->delivered;
 }
 
 void ic_raft_fsm_set_observer(struct ic_raft_fsm *fsm,

@@ -92,7 +92,9 @@ struct ic_raft_node {
     unsigned max_th, max_tr; /* the configured snapshot counts */
     unsigned cur_th, cur_tr; /* raft's now */
     struct op *done, **done_tail;
-    struct op *awaits; /* OP_AWAIT not fired yet */
+    struct op *awaits;  /* OP_AWAIT not fired yet */
+    uint64_t delivered; /* the state machine's count at the last flush */
+    bool pushing;       /* a barrier pushing the commit index out */
     uint64_t client;
     uint64_t seq;
     bool closing;
@@ -131,6 +133,33 @@ static void call(struct op *op)
     }
 }
 
+static bool leading(struct ic_raft_node *n);
+
+static void on_pushed(void *data, int rc, uint64_t lid, const char *laddr)
+{
+    struct ic_raft_node *n = data;
+
+    (void)rc;
+    (void)lid;
+    (void)laddr;
+    n->pushing = false;
+}
+
+/* Followers apply a committed entry when the leader next tells them the
+ * commit index, with its next append or heartbeat. Once a leader's store
+ * applied entries (they committed), a barrier appends at once, so the
+ * followers (and a follower waiting for a write it forwarded) apply them
+ * within a round trip instead of up to a heartbeat later; one barrier at a
+ * time (entries appended meanwhile carry the commit index too). Called at
+ * the end of the turn that applied them, not a turn later from the
+ * submitters' completions. */
+static void push_commit(struct ic_raft_node *n)
+{
+    if (!n->closing && !n->pushing && leading(n) &&
+        ic_raft_node_barrier(n, on_pushed, n) == 0)
+        n->pushing = true;
+}
+
 static uint64_t store_applied(struct ic_raft_node *n)
 {
     uint64_t held = n->fsm != NULL ? ic_raft__fsm_held_first(n->fsm) : 0;
@@ -147,6 +176,10 @@ static void flush(struct ic_raft_node *n)
     if (n->fsm == NULL)
         return;
     ic_raft__fsm_flush(n->fsm);
+    if (ic_raft__fsm_delivered(n->fsm) != n->delivered) {
+        n->delivered = ic_raft__fsm_delivered(n->fsm);
+        push_commit(n);
+    }
     applied = store_applied(n);
     if (applied > n->announced) {
         n->announced = applied;

@@ -22,6 +22,9 @@ struct ic_raft__wait {
 };
 
 void ic_raft__fsm_wait_add(struct ic_raft_fsm *fsm, struct ic_raft__wait *w);
+/* How many entries FSM has applied in committed transactions, ever (a
+ * count that moves when the store took an entry). */
+uint64_t ic_raft__fsm_delivered(const struct ic_raft_fsm *fsm);
 /* Removes W if it is listed (no-op otherwise). */
 void ic_raft__fsm_wait_del(struct ic_raft_fsm *fsm, struct ic_raft__wait *w);
 
