@@ -95,6 +95,7 @@ struct ic_raft_node {
     struct op *awaits;  /* OP_AWAIT not fired yet */
     uint64_t delivered; /* the state machine's count at the last flush */
     bool pushing;       /* a barrier pushing the commit index out */
+    bool push_again;    /* entries applied since it went out */
     uint64_t client;
     uint64_t seq;
     bool closing;
@@ -135,6 +136,8 @@ static void call(struct op *op)
 
 static bool leading(struct ic_raft_node *n);
 
+static void push_commit(struct ic_raft_node *n);
+
 static void on_pushed(void *data, int rc, uint64_t lid, const char *laddr)
 {
     struct ic_raft_node *n = data;
@@ -143,20 +146,35 @@ static void on_pushed(void *data, int rc, uint64_t lid, const char *laddr)
     (void)lid;
     (void)laddr;
     n->pushing = false;
+    if (n->push_again) {
+        n->push_again = false;
+        push_commit(n);
+    }
 }
 
 /* Followers apply a committed entry when the leader next tells them the
- * commit index, with its next append or heartbeat. Once a leader's store
- * applied entries (they committed), a barrier appends at once, so the
- * followers (and a follower waiting for a write it forwarded) apply them
- * within a round trip instead of up to a heartbeat later; one barrier at a
- * time (entries appended meanwhile carry the commit index too). Called at
- * the end of the turn that applied them, not a turn later from the
- * submitters' completions. */
+ * commit index: with its next append or heartbeat. Once a leader's store
+ * has applied entries (they committed), the commit index goes out at
+ * once, so the followers (and a follower waiting for a write it forwarded)
+ * apply them within a round trip instead of up to a heartbeat later:
+ *   - submissions queued for this turn carry it (their appends go out at
+ *     the end of the turn);
+ *   - else a barrier appends, one at a time: when one is in flight already
+ *     (sent before these entries committed, so not carrying their commit),
+ *     another follows as soon as it completes.
+ * Without the second barrier a follower's forwarded write (a node's
+ * presence batch, one in flight at a time) waited for the heartbeat: a
+ * presence p99 of 50 ms instead of 8 whenever the publishers' node was a
+ * follower. Called at the end of the turn that applied them. */
 static void push_commit(struct ic_raft_node *n)
 {
-    if (!n->closing && !n->pushing && leading(n) &&
-        ic_raft_node_barrier(n, on_pushed, n) == 0)
+    if (n->closing || !leading(n) || n->queue != NULL)
+        return;
+    if (n->pushing) {
+        n->push_again = true;
+        return;
+    }
+    if (ic_raft_node_barrier(n, on_pushed, n) == 0)
         n->pushing = true;
 }
 
@@ -791,6 +809,11 @@ static enum ic_raft_state state_of(unsigned s)
     default:
         return IC_RAFT_UNAVAILABLE;
     }
+}
+
+struct raft *ic_raft__node_raft(struct ic_raft_node *n)
+{
+    return &n->raft;
 }
 
 void ic_raft_node_status(struct ic_raft_node *n, struct ic_raft_status *out)

@@ -188,6 +188,9 @@ void ic_raft__log_bounds(uint64_t budget,
                          unsigned *th,
                          unsigned *tr);
 
+/* The raft instance of node N (for tests that tune its timers). */
+struct raft *ic_raft__node_raft(struct ic_raft_node *n);
+
 /* The IC_E* code of a raft library error. */
 int ic_raft__err(int raft_rc);
 
