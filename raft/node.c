@@ -20,7 +20,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
-#include <stddef.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -519,7 +518,7 @@ static void await_unlist(struct op *op)
 /* From the state machine's notify (maybe inside raft's apply): queue. */
 static void await_fired(struct ic_raft__wait *w)
 {
-    struct op *op = (struct op *)((char *)w - offsetof(struct op, w));
+    struct op *op = w->owner;
 
     await_unlist(op);
     complete(op, 0);
@@ -542,6 +541,7 @@ int ic_raft_node_await(struct ic_raft_node *n,
     op->w.client = client;
     op->w.seq = seq;
     op->w.fired = await_fired;
+    op->w.owner = op;
     ic_raft__fsm_wait_add(n->fsm, &op->w);
     op->aw_next = n->awaits;
     if (n->awaits != NULL)

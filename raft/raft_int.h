@@ -18,6 +18,7 @@ struct ic_raft__wait {
     bool done;
     struct ic_raft_result res;
     void (*fired)(struct ic_raft__wait *w);
+    void *owner; /* for FIRED */
     struct ic_raft__wait *next, *prev;
 };
 

@@ -468,8 +468,7 @@ static int solo_apply(struct solo *s,
                       const struct ic_raft_cmd *c,
                       struct ic_raft_result *res)
 {
-    struct ic_raft__wait w = {c->client, c->seq, false, {0, ""},
-                              NULL,      NULL,   NULL};
+    struct ic_raft__wait w = {.client = c->client, .seq = c->seq};
     unsigned char *buf;
     size_t len;
     int rc;
@@ -610,8 +609,7 @@ static int held_apply(struct solo *s,
     assert_int_equal(ic_raft_cmd_size(c, &len), 0);
     buf = ic_malloc(len);
     assert_int_equal(ic_raft_cmd_encode(c, buf, len), 0);
-    *w = (struct ic_raft__wait){c->client, c->seq, false, {0, ""},
-                                NULL,      NULL,   NULL};
+    *w = (struct ic_raft__wait){.client = c->client, .seq = c->seq};
     ic_raft__fsm_wait_add(s->fsm, w);
     rc = ic_raft__fsm_apply(s->fsm, index, buf, len);
     ic_free(buf);
@@ -691,8 +689,7 @@ static void deferred(struct solo *s,
     assert_int_equal(ic_raft_cmd_size(c, &len), 0);
     buf = ic_malloc(len);
     assert_int_equal(ic_raft_cmd_encode(c, buf, len), 0);
-    *w = (struct ic_raft__wait){c->client, c->seq, false, {0, ""},
-                                NULL,      NULL,   NULL};
+    *w = (struct ic_raft__wait){.client = c->client, .seq = c->seq};
     ic_raft__fsm_wait_add(s->fsm, w);
     assert_int_equal(ic_raft__fsm_defer(s->fsm, index, buf, len), 0);
     ic_free(buf); /* the fsm keeps its own copy */
@@ -868,8 +865,7 @@ static void test_group(void **state)
     solo_open(&s);
     for (int i = 0; i < 4; i++) {
         b[i] = encoded(&c[i]);
-        w[i] = (struct ic_raft__wait){c[i].client, c[i].seq, false, {0, ""},
-                                      NULL,        NULL,     NULL};
+        w[i] = (struct ic_raft__wait){.client = c[i].client, .seq = c[i].seq};
     }
     len = ic_raft__group_size(b, 3);
     g = ic_malloc(len);
@@ -937,8 +933,8 @@ static void test_group(void **state)
         pl = ic_raft__group_size(pb, 2);
         pg = ic_malloc(pl);
         ic_raft__group_encode(pb, 2, pg);
-        pw = (struct ic_raft__wait){9, 1, false, {0, ""}, NULL, NULL, NULL};
-        kw = (struct ic_raft__wait){7, 3, false, {0, ""}, NULL, NULL, NULL};
+        pw = (struct ic_raft__wait){.client = 9, .seq = 1};
+        kw = (struct ic_raft__wait){.client = 7, .seq = 3};
         ic_raft__fsm_wait_add(s.fsm, &pw);
         ic_raft__fsm_wait_add(s.fsm, &kw);
         assert_int_equal(ic_raft__fsm_apply_at(s.fsm, 4, pg, pl), 0);
