@@ -249,13 +249,21 @@ static void tune_log(struct ic_raft_node *n)
     }
 }
 
+static void drain(struct ic_raft_node *n);
+
 static void on_flush(uv_check_t *h)
 {
     struct ic_raft_node *n = h->data;
 
     uv_check_stop(h);
     n->in_check = true;
-    flush(n);
+    /* the turn's entries into the store and the completions waiting
+     * (submissions raft applied, awaits that fired: their callbacks run
+     * here, not a turn later from the zero timer, so an answer they write
+     * goes out with the XMPP server's end-of-turn flush, which runs after
+     * this handle); then the submissions of the turn, those the
+     * completions made included */
+    drain(n);
     submit_queue(n);
     tune_log(n);
     n->in_check = false;
