@@ -405,8 +405,12 @@ static void submit_ops(struct ic_raft_node *n, struct op **ops, unsigned cnt)
     for (unsigned i = 0; i < cnt; i++)
         ops[i]->buf.base = NULL;
     if (rc != 0) {
-        /* raft 0.22 frees the buffer itself on some of these paths: leave
-         * it (a rare leak is better than a double free) */
+        /* raft 0.22 refuses a leader that is handing leadership over
+         * (RAFT_NOTLEADER) before it takes the buffer: ours to free. On
+         * its later failure paths it frees the buffer itself: leave it
+         * then (a rare leak is better than a double free). */
+        if (rc == RAFT_NOTLEADER)
+            raft_free(buf.base);
         IC_LOG(IC_LOG_WARN, MOD, "submit: %s", raft_errmsg(&n->raft));
         for (unsigned i = 0; i < cnt; i++)
             complete(ops[i], ic_raft__err(rc));
