@@ -183,9 +183,17 @@ icroot_settle() {
     done
     echo "accounts: nodes in step after $((($(date +%s%N) - t0) / 1000000)) ms (applied index $(echo "$idx" | tr '\n' ' '))" >>"$checks"
 }
-icroot_keep_logs() { # CASE
-    mkdir -p "$work/logs/$1"
-    cp "$idir"/node*.log "$work/logs/$1/" 2>/dev/null || true
+icroot_keep_logs() { # CASE: the nodes' logs, one directory per repeat
+    mkdir -p "$work/logs/$1.r$r"
+    cp "$idir"/node*.log "$work/logs/$1.r$r/" 2>/dev/null || true
+}
+# The machine's pressure stall totals (us; /proc/pressure, when the kernel
+# has it): cpu some, io some, io full.
+psi_totals() {
+    for f in cpu:some io:some io:full; do
+        awk -v k="${f#*:}" '$1 == k {sub("total=", "", $5); print $5}' \
+            "/proc/pressure/${f%%:*}" 2>/dev/null || echo 0
+    done | tr '\n' ' '
 }
 icroot_check() { # CASE: the nodes agree (applied index, digest)
     for cn in 1 2 3; do
@@ -359,11 +367,15 @@ while [ $r -le "$repeat" ]; do
         [ -n "$watch" ] || { pub=1 watch=2; }
         for rate in $presence_rates; do
             say "presence: 100 pairs x $rate changes/s (node $pub -> node $watch, followers) ..."
+            p0=$(psi_totals)
             timeout "$limit" "$pbench" --cluster "$idir/cluster.json" \
                 --password "$password" --pairs 100 --rate "$rate" \
                 --pub-node "$pub" --watch-node "$watch" --duration "$dur" \
                 --warmup "$warm" >>"$presence" ||
                 say "presence-$rate: failed"
+            # shellcheck disable=SC2086,SC2046 # word lists
+            echo $p0 $(psi_totals) | awk -v c="presence-$rate (repeat $r, node $pub -> node $watch)" \
+                '{printf "%s: the machine stalled (/proc/pressure) cpu some %.0f ms, io some %.0f ms, io full %.0f ms\n", c, ($4-$1)/1000, ($5-$2)/1000, ($6-$3)/1000}' >>"$checks"
         done
         icroot_keep_logs presence
         icroot_stop
