@@ -258,6 +258,17 @@ static bool counted(struct tn *t, void *arg)
     return c->d->n >= c->want;
 }
 
+/* OP becomes a put of KEY (the value is the key) in the cluster db. */
+static void put_op(struct ic_raft_op *op, const char *key)
+{
+    memset(op, 0, sizeof *op);
+    op->type = IC_RAFT_OP_KV_PUT;
+    op->kv.db = IC_KV_CLUSTER;
+    op->kv.key.data = key;
+    op->kv.key.len = strlen(key);
+    op->kv.val = op->kv.key;
+}
+
 /* Submits COUNT puts "PREFIXi" on node I and waits for them all. */
 static void put_many(struct tn *t, int i, const char *prefix, int count)
 {
@@ -268,13 +279,8 @@ static void put_many(struct tn *t, int i, const char *prefix, int count)
     for (int k = 0; k < count; k++) {
         struct ic_raft_op op;
         struct ic_raft_cmd cmd = {0};
-        memset(&op, 0, sizeof op);
         snprintf(key, sizeof key, "%s%d", prefix, k);
-        op.type = IC_RAFT_OP_KV_PUT;
-        op.kv.db = IC_KV_CLUSTER;
-        op.kv.key.data = key;
-        op.kv.key.len = strlen(key);
-        op.kv.val = op.kv.key;
+        put_op(&op, key);
         cmd.client = ic_raft_node_client(t->node[i]);
         cmd.seq = ic_raft_node_next_seq(t->node[i]);
         cmd.n_ops = 1;
@@ -545,11 +551,7 @@ static void submit_on(struct tn *t,
         op.rdf.text = "<a> <b> .";
         op.rdf.text_len = strlen(op.rdf.text);
     } else {
-        op.type = IC_RAFT_OP_KV_PUT;
-        op.kv.db = IC_KV_CLUSTER;
-        op.kv.key.data = key;
-        op.kv.key.len = strlen(key);
-        op.kv.val = op.kv.key;
+        put_op(&op, key);
     }
     assert_int_equal(ic_raft_node_submit(t->node[i], &cmd, on_submitted, d), 0);
     assert_true(run_until(t, counted, &c, 5000));
@@ -681,12 +683,7 @@ static void chain_next(struct chain *c)
 
     cmd.seq = ic_raft_node_next_seq(c->t->node[c->f]);
     snprintf(key, sizeof key, "chain%p-%d", (void *)c, c->done);
-    memset(&op, 0, sizeof op);
-    op.type = IC_RAFT_OP_KV_PUT;
-    op.kv.db = IC_KV_CLUSTER;
-    op.kv.key.data = key;
-    op.kv.key.len = strlen(key);
-    op.kv.val = op.kv.key;
+    put_op(&op, key);
     if (ic_raft_node_await(c->t->node[c->f], c->client, cmd.seq, on_chain, c,
                            &h) != 0 ||
         ic_raft_node_submit(c->t->node[c->l], &cmd, on_submitted, &c->sub) != 0)
@@ -754,12 +751,7 @@ static void test_submit_during_transfer(void **state)
 
     assert_true(run_until(t, has_leader, NULL, 5000));
     l = leader(t);
-    memset(&op, 0, sizeof op);
-    op.type = IC_RAFT_OP_KV_PUT;
-    op.kv.db = IC_KV_CLUSTER;
-    op.kv.key.data = "during-transfer";
-    op.kv.key.len = strlen(op.kv.key.data);
-    op.kv.val = op.kv.key;
+    put_op(&op, "during-transfer");
     cmd.client = ic_raft_node_client(t->node[l]);
     cmd.seq = ic_raft_node_next_seq(t->node[l]);
     cmd.n_ops = 1;
