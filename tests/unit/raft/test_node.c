@@ -70,16 +70,22 @@ static bool port_free(int port)
     return rc == 0;
 }
 
-/* N free ports in [20000, 32000), from a base that differs per run. */
+/* N distinct free ports in [20000, 32000), from a base that differs per
+ * run (a port drawn twice would give two servers one address: raft's
+ * bootstrap refuses that). */
 static void pick_ports(struct tn *t)
 {
     uint64_t seed = (uint64_t)getpid() * 2654435761u + 1;
-    int found = 0;
+    int found = 0, ports[N];
 
     for (int tries = 0; found < N && tries < 2000; tries++) {
         int port = 20000 + (int)(tu_rand(&seed) % 12000);
-        if (!port_free(port))
+        bool taken = false;
+        for (int k = 0; k < found; k++)
+            taken = taken || ports[k] == port;
+        if (taken || !port_free(port))
             continue;
+        ports[found] = port;
         snprintf(t->addr[found], sizeof t->addr[found], "127.0.0.1:%d", port);
         found++;
     }
