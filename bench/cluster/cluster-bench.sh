@@ -205,23 +205,36 @@ icroot_check() { # CASE: the nodes agree (applied index, digest)
 # ---- etcd: a fresh 3-member cluster ----
 edir="$work/etcd"
 eps="127.0.0.1:$((base + 100)),127.0.0.1:$((base + 102)),127.0.0.1:$((base + 104))"
-scheme=http etls='' ebench_ca=''
-if [ "$etcd_tls" = 1 ]; then
-    [ "$etcd_proto" = grpc ] || { say "BENCH_ETCD_TLS=1 wants BENCH_ETCD_PROTO=grpc"; exit 2; }
-    t="$work/etcd-tls"
-    mkdir -p "$t"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/ca.key" -out "$t/ca.crt" \
+case $etcd_tls in
+0) etcd_modes=clear ;;
+1) etcd_modes=tls ;;
+both) etcd_modes="clear tls" ;;
+*) say "BENCH_ETCD_TLS: 0, 1 or both"; exit 2 ;;
+esac
+tdir="$work/etcd-tls"
+if [ "$etcd_tls" != 0 ]; then
+    [ "$etcd_proto" = grpc ] || { say "BENCH_ETCD_TLS=$etcd_tls wants BENCH_ETCD_PROTO=grpc"; exit 2; }
+    mkdir -p "$tdir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tdir/ca.key" -out "$tdir/ca.crt" \
         -days 2 -subj "/CN=icroot bench etcd CA" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -keyout "$t/etcd.key" -out "$t/etcd.csr" \
+    openssl req -newkey rsa:2048 -nodes -keyout "$tdir/etcd.key" -out "$tdir/etcd.csr" \
         -subj "/CN=etcd" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$t/ext.cnf"
-    openssl x509 -req -in "$t/etcd.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" \
-        -CAcreateserial -out "$t/etcd.crt" -days 2 -extfile "$t/ext.cnf" 2>/dev/null
-    scheme=https
-    etls="--cert-file $t/etcd.crt --key-file $t/etcd.key --peer-cert-file $t/etcd.crt --peer-key-file $t/etcd.key --peer-trusted-ca-file $t/ca.crt --peer-client-cert-auth"
-    ebench_ca="$t/ca.crt"
-    export ETCDCTL_CACERT="$t/ca.crt"
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tdir/ext.cnf"
+    openssl x509 -req -in "$tdir/etcd.csr" -CA "$tdir/ca.crt" -CAkey "$tdir/ca.key" \
+        -CAcreateserial -out "$tdir/etcd.crt" -days 2 -extfile "$tdir/ext.cnf" 2>/dev/null
 fi
+# etcd_mode clear|tls: how the next etcd_start runs etcd and how etcdctl
+# and etcd-bench reach it; etcd-bench names the server in its output
+# (etcd, etcd-tls) and the report pairs both with icroot's case
+etcd_mode() {
+    scheme=http etls='' ebench_ca='' elabel=etcd
+    unset ETCDCTL_CACERT
+    [ "$1" = tls ] || return 0
+    scheme=https
+    etls="--cert-file $tdir/etcd.crt --key-file $tdir/etcd.key --peer-cert-file $tdir/etcd.crt --peer-key-file $tdir/etcd.key --peer-trusted-ca-file $tdir/ca.crt --peer-client-cert-auth"
+    ebench_ca="$tdir/ca.crt" elabel=etcd-tls
+    export ETCDCTL_CACERT="$tdir/ca.crt"
+}
 etcd_start() {
     rm -rf "$edir"
     mkdir -p "$edir"
@@ -247,7 +260,7 @@ etcd_start() {
     done
 }
 etcd_check() { # CASE: keys written, revision per member
-    printf '%s etcd: %s keys under %s; %s\n' "$1" \
+    printf '%s %s: %s keys under %s; %s\n' "$1" "$elabel" \
         "$(ETCDCTL_API=3 etcdctl --endpoints "$eps" get --prefix "$kprefix" --keys-only --limit 1 -w fields 2>/dev/null |
             awk '/"Count"/ {print $3}')" "$kprefix" \
         "$(ETCDCTL_API=3 etcdctl --endpoints "$eps" endpoint status -w fields 2>/dev/null |
@@ -283,11 +296,11 @@ icroot_publish() { # N CASE [NODE]
 etcd_put() { # N CASE ENDPOINTS
     # shellcheck disable=SC2086 # $etcd_pids: several words
     pids=$(echo $etcd_pids | tr ' ' ',')
-    say "$2 on etcd ..."
+    say "$2 on $elabel ..."
     timeout "$limit" "$ebench" --endpoints "$3" --value-file "$work/payload.xml" \
         --clients "$1" --duration "$dur" --warmup "$warm" --case "$2" \
-        --proto "$etcd_proto" ${ebench_ca:+--tls-ca "$ebench_ca"} \
-        --key-prefix "$kprefix" --pids "$pids" >>"$results" || say "$2 on etcd: failed"
+        --proto "$etcd_proto" ${ebench_ca:+--tls-ca "$ebench_ca"} --label "$elabel" \
+        --key-prefix "$kprefix" --pids "$pids" >>"$results" || say "$2 on $elabel: failed"
     tail -1 "$results" | cut -c1-400 >&2
 }
 publish_icroot() { # N CASE
@@ -304,12 +317,13 @@ publish_icroot() { # N CASE
     icroot_keep_logs "$2"
     icroot_stop
 }
-publish_etcd() { # N CASE
+publish_etcd() { # N CASE MODE
+    etcd_mode "$3"
     etcd_start
     etcd_put "$1" "$2" "$eps"
     if [ "$1" = 1 ] && [ "$with_roles" = 1 ]; then
         roles=$(etcd_roles)
-        echo "$2 etcd roles: $roles" | tr '\n' ' ' >>"$checks"
+        echo "$2 $elabel roles: $roles" | tr '\n' ' ' >>"$checks"
         echo >>"$checks"
         etcd_put 1 "$2-leader" "$(echo "$roles" | awk '$1 == "L" {print $2; exit}')"
         etcd_put 1 "$2-follower" "$(echo "$roles" | awk '$1 == "F" {print $2; exit}')"
@@ -321,13 +335,14 @@ publish_etcd() { # N CASE
 r=1
 while [ $r -le "$repeat" ]; do
     for n in $levels; do
-        if [ $((r % 2)) = 1 ]; then
-            publish_icroot "$n" "publish-$n"
-            [ "$with_etcd" = 0 ] || publish_etcd "$n" "publish-$n"
-        else
-            [ "$with_etcd" = 0 ] || publish_etcd "$n" "publish-$n"
-            publish_icroot "$n" "publish-$n"
+        # odd repeats: icroot, then etcd's modes; even ones the reverse
+        modes=$etcd_modes
+        [ $((r % 2)) = 1 ] || modes=$(echo "$etcd_modes" | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}')
+        [ $((r % 2)) = 0 ] || publish_icroot "$n" "publish-$n"
+        if [ "$with_etcd" = 1 ]; then
+            for m in $modes; do publish_etcd "$n" "publish-$n" "$m"; done
         fi
+        [ $((r % 2)) = 1 ] || publish_icroot "$n" "publish-$n"
     done
     if [ "$with_query" = 1 ]; then
         icroot_start "$qclients"
@@ -386,7 +401,7 @@ done
 {
     echo
     echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r); $dur s measured per case after $warm s of warm-up; $repeat run(s) per case (medians shown); fresh clusters per level"
-    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, $(if [ "$etcd_proto" = grpc ]; then if [ "$etcd_tls" = 1 ]; then echo "gRPC over HTTP/2 over TLS (RSA-2048; members over mutual TLS), one connection per client,"; else echo "gRPC over HTTP/2 (h2c), one connection per client,"; fi; else echo "HTTP/1.1 JSON gateway,"; fi) $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
+    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, $(if [ "$etcd_proto" = grpc ]; then case $etcd_tls in 1) echo "gRPC over HTTP/2 over TLS (RSA-2048; members over mutual TLS), one connection per client," ;; both) echo "gRPC over HTTP/2 (h2c) and, in the rows 'etcd with TLS', over TLS (RSA-2048; members over mutual TLS), one connection per client," ;; *) echo "gRPC over HTTP/2 (h2c), one connection per client," ;; esac; else echo "HTTP/1.1 JSON gateway,"; fi) $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
     echo
     "$gen" --compare "$results"
     echo

@@ -2,11 +2,14 @@
  * report.c - `icroot-cluster-bench --compare results.jsonl`: the markdown
  * tables of docs/benchmarks-cluster.md from the JSON lines of both
  * generators. Cases are paired by name ("publish-64": server icroot and
- * server etcd; "query-leader" and "query-follower"); when a case ran
+ * server etcd, and server etcd-tls when the bench also ran etcd over TLS:
+ * a row of its own, against the same icroot runs; "query-leader" and
+ * "query-follower"); when a case ran
  * several times the run with the median rate stands for it and every rate
  * is listed.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,7 @@ struct runs {
 
 struct kase {
     char name[64];
-    struct runs icroot, peer;
+    struct runs icroot, peer, peer_tls;
 };
 
 static double num(const json_t *o, const char *k)
@@ -131,9 +134,11 @@ static void fmt_mem(char *b, size_t n, const json_t *o)
                  num(o, "server_hwm_mib_max"));
 }
 
-static void publish_row(struct kase *k)
+/* One row: icroot's runs of case K against PEER's (etcd, or etcd over TLS
+ * when TLS is set). */
+static void publish_row(struct kase *k, struct runs *peer, bool tls)
 {
-    const json_t *a = median(&k->icroot), *b = median(&k->peer);
+    const json_t *a = median(&k->icroot), *b = median(peer);
     char ra[32], rb[32], ratio[32], la[64], lb[64], ea[96], eb[96];
     char ca[48], cb[48], sa[48], sb[48], xa[128], xb[128], ma[48], mb[48];
     double n = num(a ? a : b, "clients");
@@ -156,14 +161,15 @@ static void publish_row(struct kase *k)
     fmt_mem(ma, sizeof ma, a);
     fmt_mem(mb, sizeof mb, b);
     fmt_all(xa, sizeof xa, &k->icroot);
-    fmt_all(xb, sizeof xb, &k->peer);
-    printf("| %.0f%s%s | %s | %s | %s | %s%s | %s | %s | %s / %s | %s / %s | "
+    fmt_all(xb, sizeof xb, peer);
+    printf("| %.0f%s%s%s | %s | %s | %s | %s%s | %s | %s | %s / %s | %s / %s | "
            "%s / %s | %s / %s | %s / %s |\n",
-           n, where ? ", all on the " : "", where ? where + 1 : "", ra, rb,
-           ratio, where ? "" : ">= ",
-           where    ? "-"
-           : n <= 1 ? "1x"
-                    : "2x",
+           n, where ? ", all on the " : "", where ? where + 1 : "",
+           tls ? ", etcd with TLS" : "", ra, rb, ratio,
+           where || tls ? "" : ">= ",
+           where || tls ? "-"
+           : n <= 1     ? "1x"
+                        : "2x",
            la, lb, ea, eb, ca, cb, sa, sb, ma, mb, xa, xb);
 }
 
@@ -230,9 +236,10 @@ static int load(const char *file, struct kase *cases, size_t *n)
         if (o == NULL)
             continue;
         k = find_case(cases, n, str(o, "case"));
-        r = k == NULL                                 ? NULL
-            : strcmp(str(o, "server"), "icroot") == 0 ? &k->icroot
-                                                      : &k->peer;
+        r = k == NULL                                   ? NULL
+            : strcmp(str(o, "server"), "icroot") == 0   ? &k->icroot
+            : strcmp(str(o, "server"), "etcd-tls") == 0 ? &k->peer_tls
+                                                        : &k->peer;
         if (r == NULL || r->n == MAX_RUNS) {
             json_decref(o);
             continue;
@@ -261,7 +268,10 @@ int cb_compare(const char *file)
     for (size_t i = 0; i < n; i++) {
         if (strncmp(cases[i].name, "publish-", 8) != 0)
             continue;
-        publish_row(&cases[i]);
+        if (cases[i].peer.n > 0 || cases[i].peer_tls.n == 0)
+            publish_row(&cases[i], &cases[i].peer, false);
+        if (cases[i].peer_tls.n > 0)
+            publish_row(&cases[i], &cases[i].peer_tls, true);
         if (any == NULL)
             any = median(&cases[i].icroot);
     }
@@ -276,6 +286,8 @@ int cb_compare(const char *file)
             json_decref(cases[i].icroot.r[j]);
         for (size_t j = 0; j < cases[i].peer.n; j++)
             json_decref(cases[i].peer.r[j]);
+        for (size_t j = 0; j < cases[i].peer_tls.n; j++)
+            json_decref(cases[i].peer_tls.r[j]);
     }
     return 0;
 }
