@@ -398,10 +398,20 @@ while [ $r -le "$repeat" ]; do
     r=$((r + 1))
 done
 
+# How etcd-bench reached etcd, for the report's header.
+etcd_transport() {
+    tls="over TLS (RSA-2048; members over mutual TLS)"
+    case $etcd_proto/$etcd_tls in
+    grpc/1) echo "gRPC over HTTP/2 $tls, one connection per client," ;;
+    grpc/both) echo "gRPC over HTTP/2 (h2c) and, in the rows 'etcd with TLS', $tls, one connection per client," ;;
+    grpc/*) echo "gRPC over HTTP/2 (h2c), one connection per client," ;;
+    *) echo "HTTP/1.1 JSON gateway," ;;
+    esac
+}
 {
     echo
     echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), $(uname -r); $dur s measured per case after $warm s of warm-up; $repeat run(s) per case (medians shown); fresh clusters per level"
-    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, $(if [ "$etcd_proto" = grpc ]; then case $etcd_tls in 1) echo "gRPC over HTTP/2 over TLS (RSA-2048; members over mutual TLS), one connection per client," ;; both) echo "gRPC over HTTP/2 (h2c) and, in the rows 'etcd with TLS', over TLS (RSA-2048; members over mutual TLS), one connection per client," ;; *) echo "gRPC over HTTP/2 (h2c), one connection per client," ;; esac; else echo "HTTP/1.1 JSON gateway,"; fi) $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
+    echo "icroot: 3 nodes (icroot dev), STARTTLS + SCRAM per client, publish_resources window 1; etcd $(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p'): 3 members, $(etcd_transport) $(sed -n 's/.*"path":"\([^"]*\)".*/\1/p' "$results" | head -1), window 1; data in $work ($(df -PT "$work" | awk 'NR == 2 {print $2}')); nothing pinned"
     echo
     "$gen" --compare "$results"
     echo
