@@ -707,7 +707,8 @@ class Faults(unittest.TestCase):
         for t in threads:
             t.join(90)
         print('long run: %d events, %d writes acknowledged, %d refused, '
-              '%d register writes (%d acknowledged), %d reads (%d of 0)'
+              '%d register writes (%d acknowledged), %d reads (%d of them '
+              'the initial 0)'
               % (len(events), len(h.acked), len(h.refused),
                  len(h.reg_writes), sum(1 for w in h.reg_writes if w[3]),
                  len(h.reg_reads), sum(1 for r in h.reg_reads if r[0] == 0)),
