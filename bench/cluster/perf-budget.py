@@ -49,8 +49,8 @@ DISK_CALLS = ('io_submit', 'pwrite64', '__libc_pwrite', 'fdatasync',
               'mdb_txn_commit')
 
 
-def part(frames):
-    sym, dso = owner(frames)
+def part(frames, sym, dso):
+    """The part of the budget of a sample whose owner is SYM in DSO."""
     if 'kallsyms' in dso:
         if any(s in DISK_CALLS for s, _ in frames):
             return 'kernel: disk (raft log, LMDB pages)'
@@ -77,10 +77,11 @@ def main():
     total = 0
     for frames in samples(src):
         total += 1
-        p = part(frames)
+        sym, dso = owner(frames)
+        p = part(frames, sym, dso)
         parts[p] += 1
         if p == "icroot's own code":
-            own[owner(frames)[0]] += 1
+            own[sym] += 1
     if total == 0:
         sys.exit("perf-budget: no samples with call graphs in the input")
     print(f"{total} samples\n\n| who runs it | share |\n| --- | --- |")
